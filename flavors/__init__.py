@@ -1,0 +1,1 @@
+"""Built-in flavors. Each module integrates one library and imports it lazily."""

@@ -1,0 +1,1 @@
+"""Serving targets: REST, Spark and container images, all over the generic ``Model``."""

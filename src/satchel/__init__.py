@@ -1,0 +1,72 @@
+"""satchel: package a trained model into MLflow's model directory format and serve it.
+
+The public API is re-exported here and imported on first use, so ``import satchel``
+costs milliseconds and never imports numpy, pandas or any ML library by itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from satchel._version import __version__
+
+if TYPE_CHECKING:
+    from satchel.convert import convert
+    from satchel.errors import (
+        FlavorNotFoundError,
+        IntegrityError,
+        ModelFormatError,
+        PredictionError,
+        SatchelError,
+        SignatureError,
+    )
+    from satchel.model import Model, Prediction, load_model
+    from satchel.pyfunc import PythonModel, PythonModelContext
+    from satchel.save import save_model
+    from satchel.schema import (
+        Array,
+        ColSpec,
+        DataType,
+        Map,
+        Object,
+        ParamSchema,
+        ParamSpec,
+        Property,
+        Schema,
+        Signature,
+        TensorSpec,
+    )
+    from satchel.signature import infer_signature
+
+_EXPORTS = {
+    "save_model": "satchel.save",
+    "load_model": "satchel.model",
+    "Model": "satchel.model",
+    "Prediction": "satchel.model",
+    "PythonModel": "satchel.pyfunc",
+    "PythonModelContext": "satchel.pyfunc",
+    "infer_signature": "satchel.signature",
+    "convert": "satchel.convert",
+    **{name: "satchel.schema" for name in (
+        "Signature", "Schema", "ColSpec", "TensorSpec", "ParamSchema", "ParamSpec",
+        "DataType", "Array", "Object", "Property", "Map")},
+    **{name: "satchel.errors" for name in (
+        "SatchelError", "SignatureError", "ModelFormatError", "IntegrityError",
+        "FlavorNotFoundError", "PredictionError")},
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'satchel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

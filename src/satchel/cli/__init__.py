@@ -1,0 +1,59 @@
+"""The ``satchel`` command: the composition root.
+
+Each subcommand lives in its own module with ``add_parser(subparsers)`` and a ``run(args)``
+it sets as the parser default; a module imports what it needs (serving, pandas, ...)
+inside ``run`` so ``satchel --help`` and ``satchel info`` stay fast.
+
+Exit codes: 0 success, 1 a model or data error (one line on stderr; ``--debug`` adds
+the traceback), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from collections.abc import Sequence
+
+from satchel._version import __version__
+
+COMMANDS = ("info", "predict", "validate", "serve", "batch", "convert",
+            "generate_dockerfile", "build_docker")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(prog="satchel", description="Package, inspect and serve "
+                                     "models in MLflow's model directory format.")
+    parser.add_argument("--version", action="version", version=f"satchel {__version__}")
+    parser.add_argument("--debug", action="store_true", help="print tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"satchel.cli.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from satchel.errors import SatchelError
+
+    try:
+        code = args.func(args)
+        return int(code or 0)
+    except (SatchelError, OSError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"satchel: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("satchel: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""``satchel info MODEL``: flavors, signature, requirements, size, digest status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from satchel.schema import ColSpec, ParamSchema, Schema, TensorSpec
+
+
+def add_parser(sub: Any) -> None:
+    """Register the subcommand."""
+    p = sub.add_parser("info", help="describe a model directory")
+    p.add_argument("model", help="model directory")
+    p.add_argument("--json", action="store_true", help="print the description as JSON")
+    p.set_defaults(func=run)
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """What ``satchel info`` reports, as a dict (also used by tests and --json)."""
+    from satchel import registry
+    from satchel._fs import verify_digests
+    from satchel.env import read_requirements
+    from satchel.errors import IntegrityError, SatchelError
+    from satchel.flavor import LoadConfig
+    from satchel.manifest import Manifest
+
+    manifest = Manifest.read(path)
+    if manifest.artifact_digests is None:
+        digests = "none recorded (saved without satchel)"
+    else:
+        try:
+            verify_digests(path, manifest.artifact_digests)
+            digests = f"ok ({len(manifest.artifact_digests)} files)"
+        except IntegrityError as exc:
+            digests = f"FAILED: {exc}"
+    pyfunc = manifest.pyfunc or {}
+    loader = "unavailable"
+    unsafe = None
+    try:
+        flavor = registry.for_manifest(manifest)
+        loader = flavor.name
+        check = getattr(flavor, "unsafe_format", None)
+        if check is not None:
+            unsafe = check(LoadConfig(section=dict(manifest.flavors.get(flavor.name) or {}),
+                                      pyfunc=dict(pyfunc)))
+    except SatchelError as exc:
+        loader = f"unavailable: {exc}"
+    sig = manifest.signature
+    return {
+        "path": str(path),
+        "flavors": sorted(manifest.flavors),
+        "loaded_by": loader,
+        "loader_module": pyfunc.get("loader_module"),
+        "runs_code_on_load": unsafe,
+        "python_version": manifest.python_version,
+        "model_uuid": manifest.model_uuid,
+        "created": manifest.utc_time_created,
+        "size_bytes": manifest.model_size_bytes,
+        "satchel_version": manifest.satchel_version,
+        "digests": digests,
+        "inputs": _rows(sig.inputs) if sig and sig.inputs else None,
+        "outputs": _rows(sig.outputs) if sig and sig.outputs else None,
+        "params": _param_rows(sig.params) if sig and sig.params else None,
+        "requirements": read_requirements(path),
+        "input_example": bool(manifest.saved_input_example_info),
+        "metadata": manifest.metadata,
+    }
+
+
+def _rows(schema: Schema) -> list[list[str]]:
+    rows = []
+    for name, spec in zip(schema.names(), schema.inputs):
+        if isinstance(spec, TensorSpec):
+            rows.append([name, f"tensor {spec.dtype}", str(list(spec.shape))])
+        elif isinstance(spec, ColSpec):
+            rows.append([name, spec.type_name, "required" if spec.required else "optional"])
+    return rows
+
+
+def _param_rows(params: ParamSchema) -> list[list[str]]:
+    return [[p.name, p.type_name, f"default {json.dumps(p.default, default=str)}"] for p in params]
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("    " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+                     for r in rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the description."""
+    info = describe(Path(args.model).resolve())
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    size = info["size_bytes"]
+    lines = [
+        f"model      {info['path']}",
+        f"flavors    {', '.join(info['flavors'])} (loaded by: {info['loaded_by']})",
+        f"format     {'runs code on load: ' + info['runs_code_on_load'] if info['runs_code_on_load'] else 'no code runs on load'}",
+        f"python     {info['python_version'] or 'unknown'}",
+        f"uuid       {info['model_uuid'] or '-'}   created {info['created'] or '-'}",
+        f"size       {size if size is not None else '?'} bytes",
+        f"digests    {info['digests']}",
+    ]
+    for key in ("inputs", "outputs", "params"):
+        rows = info[key]
+        lines.append(f"{key}:" if rows else f"{key:<10} none")
+        if rows:
+            lines.append(_table(rows))
+    reqs = info["requirements"]
+    lines.append("requirements:" if reqs else "requirements none")
+    lines.extend(f"    {r}" for r in reqs)
+    lines.append(f"example    {'yes' if info['input_example'] else 'no'}")
+    print("\n".join(lines))
+    return 0

@@ -1,0 +1,129 @@
+"""Error and warning classes for the whole package.
+
+Every error satchel raises on purpose derives from :class:`SatchelError`. Messages are
+one line, name the problem (file, column, type, limit) and never echo the payload.
+Transport layers map these classes to their own status codes; core knows no HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class SatchelError(Exception):
+    """Base class of every error satchel raises on purpose."""
+
+
+class ModelFormatError(SatchelError):
+    """A model directory, its MLmodel manifest or one of its files is unusable."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class IntegrityError(ModelFormatError):
+    """A file in a model directory does not match the digest recorded at save time."""
+
+    def __init__(self, message: str, *, file: str, path: str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.file = file
+
+
+class FlavorNotFoundError(SatchelError, LookupError):
+    """No installed plugin provides the flavor (or loader module) a model needs."""
+
+    def __init__(self, message: str, *, flavor: str | None = None) -> None:
+        super().__init__(message)
+        self.flavor = flavor
+
+
+class FlavorLoadError(SatchelError):
+    """A flavor plugin was found but could not be imported or does not fit the protocol."""
+
+    def __init__(self, message: str, *, flavor: str) -> None:
+        super().__init__(message)
+        self.flavor = flavor
+
+
+class UnsupportedModelError(SatchelError, TypeError):
+    """``save_model`` was given an object that no installed flavor can save."""
+
+
+class PickleNotAllowedError(SatchelError):
+    """Loading would unpickle data, and the caller passed ``allow_pickle=False``."""
+
+
+class UntrustedTypeError(SatchelError):
+    """A skops file holds a type the caller has not declared as trusted."""
+
+    def __init__(self, message: str, *, types: Sequence[str]) -> None:
+        super().__init__(message)
+        self.types = list(types)
+
+
+class SignatureError(SatchelError, ValueError):
+    """Input data or params do not fit the model's signature.
+
+    Attributes name what went wrong so transports can build structured replies.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        column: str | None = None,
+        expected: str | None = None,
+        given: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.column = column
+        self.expected = expected
+        self.given = given
+
+
+class InputFormatError(SatchelError, ValueError):
+    """Input data could not be parsed (malformed JSON, CSV, Parquet, unknown format keys)."""
+
+
+class UnsupportedMediaTypeError(InputFormatError):
+    """The content type or charset of an input is not one satchel reads."""
+
+
+class ExampleError(SatchelError, ValueError):
+    """An input example cannot be serialised, or a saved one cannot be read back."""
+
+
+class PredictionError(SatchelError):
+    """The model itself raised while predicting on input that passed the signature.
+
+    ``error_class`` is the model's exception class name; the message is the model's own.
+    """
+
+    def __init__(self, message: str, *, error_class: str) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+
+
+class ConversionError(SatchelError):
+    """A model could not be converted, or the converted model disagrees with the original."""
+
+
+class SatchelWarning(UserWarning):
+    """Base class of satchel's warnings."""
+
+
+class ExtraColumnsWarning(SatchelWarning):
+    """Input had columns the signature does not name; they were dropped."""
+
+
+class UnknownParamsWarning(SatchelWarning):
+    """Params were given that the param schema does not declare; they were ignored."""
+
+
+class PythonVersionWarning(SatchelWarning):
+    """The model was saved under a different Python minor version than the running one."""
+
+
+class DestinationExistsError(SatchelError, FileExistsError):
+    """A save would replace an existing, non-empty directory and ``overwrite`` was not set."""

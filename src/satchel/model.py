@@ -1,0 +1,190 @@
+"""The generic model: load any model directory and predict through its signature."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from satchel import _normalize, registry
+from satchel._fs import verify_digests
+from satchel.coercion import enforce_input, enforce_params
+from satchel.env import python_version
+from satchel.errors import (
+    ExtraColumnsWarning,
+    PickleNotAllowedError,
+    PredictionError,
+    PythonVersionWarning,
+    SatchelError,
+    UnknownParamsWarning,
+)
+from satchel.example import Example
+from satchel.example import load as load_example
+from satchel.flavor import Flavor, LoadConfig, Predictor
+from satchel.manifest import Manifest
+from satchel.paths import inside
+from satchel.schema import Signature
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A prediction with what the policy did on the way.
+
+    Attributes:
+        output: DataFrame, Series, ndarray or dict of ndarrays.
+        dropped_columns: input columns the signature does not name (ignored).
+        unknown_params: params the param schema does not declare (ignored).
+        rows: rows in the input.
+    """
+
+    output: Any
+    dropped_columns: tuple[str, ...] = ()
+    unknown_params: tuple[str, ...] = ()
+    rows: int = 0
+
+
+class Model:
+    """A loaded model directory behind one ``predict`` interface."""
+
+    def __init__(self, path: Path, manifest: Manifest, flavor: Flavor, config: LoadConfig,
+                 predictor: Predictor) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.flavor = flavor
+        self._config = config
+        self._predictor = predictor
+        self._native: Any = None
+        sig = manifest.signature
+        self._inputs = sig.inputs if sig is not None else None
+        self._params = sig.params if sig is not None else None
+        self._has_signature = sig is not None
+
+    @property
+    def signature(self) -> Signature | None:
+        """The model's signature, or None when it was saved without one."""
+        return self.manifest.signature
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The free-form ``metadata`` dict saved with the model."""
+        return dict(self.manifest.metadata or {})
+
+    @property
+    def flavor_name(self) -> str:
+        return self.flavor.name
+
+    @property
+    def row_independent(self) -> bool:
+        """True when each row's prediction depends only on that row (so batching is safe)."""
+        own = getattr(self._predictor, "row_independent", None)
+        if own is not None:
+            return bool(own)
+        return bool(getattr(self.flavor, "row_independent", True))
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        """Predict on ``data`` after fitting it to the signature (docs/coercion.md).
+
+        Args:
+            data: DataFrame, Series, ndarray, dict of arrays or list of records.
+            params: inference params; checked against the param schema, defaults filled.
+
+        Returns:
+            DataFrame, Series, ndarray or dict of ndarrays.
+
+        Raises:
+            SignatureError: the input or params do not fit the signature.
+            PredictionError: the model itself raised.
+        """
+        result = self.predict_detailed(data, params)
+        if result.dropped_columns:
+            warnings.warn(ExtraColumnsWarning(
+                f"ignored input columns not in the signature: {list(result.dropped_columns)}"),
+                stacklevel=2)
+        if result.unknown_params:
+            warnings.warn(UnknownParamsWarning(
+                f"ignored params not in the param schema: {list(result.unknown_params)}"),
+                stacklevel=2)
+        return result.output
+
+    def predict_detailed(self, data: Any, params: dict[str, Any] | None = None) -> Prediction:
+        """Like :meth:`predict`, but report dropped columns and unknown params instead of warning."""
+        enforced = enforce_input(data, self._inputs)
+        if self._has_signature:
+            checked, unknown = enforce_params(params, self._params)
+        else:
+            checked, unknown = (params or None), []
+        try:
+            out = self._predictor.predict(enforced.data, checked)
+        except (SatchelError, MemoryError, RecursionError):
+            raise
+        except Exception as exc:
+            raise PredictionError(f"the model raised {type(exc).__name__}: {exc}",
+                                  error_class=type(exc).__name__) from exc
+        return Prediction(_normalize.output(out), enforced.dropped, tuple(unknown),
+                          _normalize.num_rows(enforced.data))
+
+    def unwrap(self) -> Any:
+        """The native object (the estimator, ONNX model or PythonModel)."""
+        if self._native is None:
+            self._native = self.flavor.load(self.path, self._config)
+        return self._native
+
+    def input_example(self) -> Example | None:
+        """The saved input example (data and params), or None."""
+        return load_example(self.path, self.manifest.saved_input_example_info)
+
+    def __repr__(self) -> str:
+        return f"<satchel.Model flavor={self.flavor.name!r} path={str(self.path)!r}>"
+
+
+def load_model(path: str | os.PathLike[str], *, allow_pickle: bool = True,
+               verify: bool = True, **options: Any) -> Model:
+    """Load a model directory (saved by satchel or by MLflow).
+
+    Args:
+        path: the model directory.
+        allow_pickle: False refuses formats that run code when loaded (pickle, cloudpickle).
+        verify: check ``artifact_digests`` when the manifest has them.
+        **options: flavor-specific load options (e.g. ``trusted_types`` for skops).
+
+    Raises:
+        ModelFormatError: no or unreadable MLmodel, a missing data file.
+        IntegrityError: a file changed, went missing or was added after saving.
+        FlavorNotFoundError: no installed plugin loads this model.
+        PickleNotAllowedError: ``allow_pickle=False`` and the format unpickles.
+    """
+    root = Path(path).expanduser().resolve()
+    manifest = Manifest.read(root)
+    if verify and manifest.artifact_digests:
+        verify_digests(root, manifest.artifact_digests)
+    flavor = registry.for_manifest(manifest, source=str(root / "MLmodel"))
+    pyfunc = manifest.pyfunc or {}
+    config = LoadConfig(section=dict(manifest.flavors.get(flavor.name) or {}),
+                        pyfunc=dict(pyfunc), options={"allow_pickle": allow_pickle, **options})
+    _warn_python_version(manifest)
+    unsafe = getattr(flavor, "unsafe_format", None)
+    fmt = unsafe(config) if unsafe is not None else None
+    if fmt and not allow_pickle:
+        raise PickleNotAllowedError(
+            f"{root.name} is stored as {fmt}, which runs code when loaded; it was refused "
+            "because allow_pickle=False")
+    code = pyfunc.get("code")
+    if code:
+        code_dir = str(inside(root, str(code), what="code directory"))
+        if code_dir not in sys.path:
+            sys.path.insert(0, code_dir)
+    predictor = flavor.load_predictor(root, config)
+    return Model(root, manifest, flavor, config, predictor)
+
+
+def _warn_python_version(manifest: Manifest) -> None:
+    saved = manifest.python_version
+    if not saved:
+        return
+    running = python_version()
+    if saved.split(".")[:2] != running.split(".")[:2]:
+        warnings.warn(PythonVersionWarning(
+            f"model was saved with Python {saved}; running Python {running}"), stacklevel=3)

@@ -1,0 +1,143 @@
+"""Save any supported object as a model directory, atomically."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from satchel import _normalize, registry
+from satchel import example as _example
+from satchel._fs import atomic_directory, compute_digests, directory_size
+from satchel._version import __version__
+from satchel.coercion import enforce_input
+from satchel.env import CONDA_ENV, PYTHON_ENV, build_requirements, python_version, write_environment
+from satchel.errors import ExampleError, SatchelError
+from satchel.flavor import Flavor, FlavorConfig, LoadConfig
+from satchel.manifest import PYFUNC, Manifest
+from satchel.schema import Signature
+from satchel.signature import infer_signature
+
+CODE_DIR = "code"
+
+
+def save_model(
+    obj: Any,
+    path: str | os.PathLike[str],
+    *,
+    flavor: str | None = None,
+    signature: Signature | None = None,
+    input_example: Any = None,
+    pip_requirements: Sequence[str] | None = None,
+    extra_pip_requirements: Sequence[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    code_paths: Sequence[str | os.PathLike[str]] | None = None,
+    overwrite: bool = False,
+    **flavor_options: Any,
+) -> Manifest:
+    """Save ``obj`` as a model directory at ``path``.
+
+    The flavor is the one whose ``can_save`` accepts ``obj`` unless ``flavor`` names one.
+    The directory is written beside ``path`` and renamed into place, so a failed save
+    leaves nothing behind.
+
+    Args:
+        obj: the model (an estimator, an ONNX model, a PythonModel or a callable ...).
+        path: destination directory; must not exist or be empty unless ``overwrite``.
+        flavor: a flavor name, to skip detection.
+        signature: inputs/outputs/params; inferred from ``input_example`` when omitted.
+        input_example: data, or ``(data, params)``, saved beside the model.
+        pip_requirements: replaces the inferred requirements.
+        extra_pip_requirements: added to the requirements.
+        metadata: free-form dict stored in MLmodel.
+        code_paths: files or directories copied under ``code/`` and importable at load.
+        overwrite: replace an existing non-empty directory.
+        **flavor_options: passed to the flavor's ``save`` (e.g. ``serialization_format``).
+
+    Returns:
+        The manifest that was written.
+    """
+    chosen = registry.get(flavor) if flavor else registry.for_object(obj)
+    example = _example.split(input_example) if input_example is not None else None
+    with atomic_directory(path, overwrite=overwrite) as tmp:
+        config = chosen.save(obj, tmp, **flavor_options)
+        pyfunc = _pyfunc_section(chosen, config)
+        if code_paths:
+            _copy_code(tmp, code_paths)
+            pyfunc["code"] = CODE_DIR
+        sig = signature if signature is not None else config.signature
+        info = None
+        if example is not None:
+            info = _example.save(tmp, example)
+            sig = _check_or_infer(chosen, tmp, config, pyfunc, example, sig)
+        requirements = build_requirements(
+            [*chosen.default_requirements(), *config.requirements],
+            pip_requirements, extra_pip_requirements)
+        write_environment(tmp, requirements)
+        manifest = Manifest(
+            flavors={PYFUNC: pyfunc, chosen.name: config.section},
+            model_uuid=uuid.uuid4().hex,
+            utc_time_created=str(_dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)),
+            signature=sig,
+            saved_input_example_info=info,
+            metadata=dict(metadata) if metadata else None,
+            satchel_version=__version__,
+        )
+        manifest.artifact_digests = compute_digests(tmp)
+        manifest.model_size_bytes = directory_size(tmp)
+        manifest.write(tmp)
+    return manifest
+
+
+def _pyfunc_section(flavor: Flavor, config: FlavorConfig) -> dict[str, Any]:
+    return {
+        "loader_module": registry.loader_module(flavor),
+        "python_version": python_version(),
+        "env": {"conda": CONDA_ENV, "virtualenv": PYTHON_ENV},
+        "satchel_flavor": flavor.name,
+        **config.pyfunc,
+    }
+
+
+def _copy_code(root: Path, code_paths: Sequence[str | os.PathLike[str]]) -> None:
+    dest = root / CODE_DIR
+    dest.mkdir()
+    for p in map(Path, code_paths):
+        if not p.exists():
+            raise FileNotFoundError(f"code path {p} does not exist")
+        target = dest / p.name
+        if p.is_dir():
+            shutil.copytree(p, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(p, target)
+
+
+def _check_or_infer(flavor: Flavor, root: Path, config: FlavorConfig, pyfunc: dict[str, Any],
+                    example: _example.Example, sig: Signature | None) -> Signature:
+    """Infer a signature from the example, or check the example against the given one.
+
+    The example goes through the predictor loaded back from the directory being written,
+    which also proves the saved files load.
+    """
+    data = example.data
+    if sig is not None and sig.inputs is not None:
+        try:
+            data = enforce_input(data, sig.inputs).data
+        except SatchelError as exc:
+            raise ExampleError(f"the input example does not fit the signature: {exc}") from None
+        if sig.outputs is not None:
+            return sig
+    predictor = flavor.load_predictor(root, LoadConfig(section=config.section, pyfunc=pyfunc))
+    try:
+        output = _normalize.output(predictor.predict(data, example.params))
+    except Exception as exc:
+        raise ExampleError(f"the model failed on its input example: {type(exc).__name__}: "
+                           f"{exc}") from None
+    inferred = infer_signature(data, output, example.params)
+    if sig is None:
+        return inferred
+    return Signature(sig.inputs, inferred.outputs, sig.params or inferred.params)
