@@ -127,3 +127,16 @@ class PythonVersionWarning(SatchelWarning):
 
 class DestinationExistsError(SatchelError, FileExistsError):
     """A save would replace an existing, non-empty directory and ``overwrite`` was not set."""
+
+
+class ModelNotFoundError(SatchelError, LookupError):
+    """A request named a model, or a model version, that is not being served."""
+
+    def __init__(self, message: str, *, name: str, version: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.version = version
+
+
+class ModelNotReadyError(SatchelError):
+    """A request reached a model that is still loading, or failed to load."""

@@ -24,11 +24,12 @@ class PythonModel:
 
     Override :meth:`predict`; override :meth:`load_context` to open artifacts once,
     when the model is loaded. Set ``row_independent = False`` on the class when a row's
-    prediction depends on other rows of the same call, so servers never batch requests
-    together.
+    prediction depends on other rows of the same call. Unless a subclass sets
+    ``row_independent = True``, servers never merge its requests into one batch: custom
+    code may look across rows, and only its author knows.
     """
 
-    row_independent: bool = True
+    row_independent: bool | None = None
 
     def load_context(self, context: PythonModelContext) -> None:
         """Called once after loading, before the first ``predict``."""

@@ -1,0 +1,5 @@
+"""``python -m satchel.cli``."""
+
+from satchel.cli import entry
+
+entry()

@@ -1,0 +1,51 @@
+"""Shared fixtures: tiny models trained on datasets that ship with scikit-learn."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def iris() -> tuple[Any, Any]:
+    """Iris features (DataFrame, float64 columns) and labels (Series)."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    X.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    return X, y
+
+
+@pytest.fixture(scope="session")
+def iris_logreg(iris: tuple[Any, Any]) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = iris
+    return LogisticRegression(max_iter=1000).fit(X, y)
+
+
+@pytest.fixture(scope="session")
+def iris_model_dir(tmp_path_factory: pytest.TempPathFactory, iris: tuple[Any, Any],
+                   iris_logreg: Any) -> Path:
+    """A saved LogisticRegression with a signature and input example (read-only: copy to change)."""
+    import satchel
+
+    path = tmp_path_factory.mktemp("models") / "iris"
+    satchel.save_model(iris_logreg, path, input_example=iris[0].head(5))
+    return path
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def port() -> Iterator[int]:
+    yield free_port()

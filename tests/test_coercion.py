@@ -1,0 +1,186 @@
+"""The one coercion policy (docs/coercion.md), rule by rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from satchel.coercion import enforce_input, enforce_params
+from satchel.errors import SignatureError
+from satchel.schema import (
+    Array,
+    ColSpec,
+    DataType,
+    Map,
+    Object,
+    ParamSchema,
+    ParamSpec,
+    Property,
+    Schema,
+    TensorSpec,
+)
+
+
+def one(t: DataType | Array | Object | Map, required: bool = True) -> Schema:
+    return Schema([ColSpec(t, "c", required)])
+
+
+@pytest.mark.parametrize("values, t, want_dtype", [
+    (np.array([1, 2], dtype=np.int32), DataType.long, "int64"),
+    (np.array([1, 2], dtype=np.int64), DataType.integer, "int32"),   # fits: lossless
+    (np.array([1.5, 2.0], dtype=np.float32), DataType.double, "float64"),
+    (np.array([1, 2], dtype=np.int64), DataType.double, "float64"),
+    (np.array([3.0, 4.0]), DataType.long, "int64"),                  # integral floats
+    (np.array([0.1, 2.5]), DataType.float, "float32"),               # documented rounding
+    (np.array(["1.5", "2"], dtype=object), DataType.double, "float64"),
+    (np.array(["7", "-3"], dtype=object), DataType.long, "int64"),
+    (np.array([True, False]), DataType.boolean, "bool"),
+    (np.array(["a", "b"], dtype=object), DataType.string, "object"),
+    (np.array([b"a", b"b"], dtype=object), DataType.binary, "object"),
+    (np.array(["2024-01-02", "2024-01-03T04:05:06"], dtype=object), DataType.datetime,
+     "datetime64[ns]"),
+    (np.array(["2024-01-02"], dtype="datetime64[s]"), DataType.datetime, "datetime64[ns]"),
+    (np.array([1, 2], dtype=np.uint16), DataType.integer, "int32"),
+])
+def test_lossless_conversions_allowed(values: np.ndarray, t: DataType, want_dtype: str) -> None:
+    out = enforce_input(pd.DataFrame({"c": values}), one(t)).data
+    assert str(out["c"].dtype) == want_dtype
+    if t in (DataType.long, DataType.integer, DataType.double) and values.dtype != object:
+        assert (out["c"].to_numpy() == values).all()
+
+
+@pytest.mark.parametrize("values, t, fragment", [
+    (np.array([1.5]), DataType.long, "fractional part"),
+    (np.array([2**40]), DataType.integer, "outside"),
+    (np.array([2**53 + 1]), DataType.double, "not exactly representable"),
+    (np.array([2**25 + 1]), DataType.float, "not exactly representable"),
+    (np.array([1e300]), DataType.float, "overflow"),
+    (np.array([True]), DataType.long, "booleans and numbers"),
+    (np.array([1]), DataType.boolean, "booleans and numbers"),
+    (np.array(["abc"], dtype=object), DataType.double, "not numbers"),
+    (np.array(["1.5"], dtype=object), DataType.long, "not numbers"),
+    (np.array([1, 2]), DataType.string, "expected string, given int64"),
+    (np.array(["x"], dtype=object), DataType.binary, "expected binary"),
+    (np.array(["not a date"], dtype=object), DataType.datetime, "ISO 8601"),
+    (np.array([np.uint64(2**63 + 5)], dtype=np.uint64), DataType.long, "outside"),
+])
+def test_lossy_conversions_refused(values: np.ndarray, t: DataType, fragment: str) -> None:
+    with pytest.raises(SignatureError) as info:
+        enforce_input(pd.DataFrame({"c": values}), one(t))
+    err = info.value
+    assert fragment in str(err)
+    assert err.column == "c" and err.expected == t.value
+    assert "column 'c'" in str(err)
+
+
+def test_error_never_echoes_the_payload() -> None:
+    secret = "s3cr3t-value-" * 20
+    with pytest.raises(SignatureError) as info:
+        enforce_input(pd.DataFrame({"c": [secret]}), one(DataType.double))
+    assert secret not in str(info.value) and "s3cr3t" not in str(info.value)
+
+
+def test_missing_required_column_names_it() -> None:
+    s = Schema([ColSpec(DataType.double, "a"), ColSpec(DataType.double, "b")])
+    with pytest.raises(SignatureError, match=r"missing required column \['b'\]") as info:
+        enforce_input(pd.DataFrame({"a": [1.0]}), s)
+    assert info.value.column == "b"
+
+
+def test_optional_column_may_be_absent_or_null() -> None:
+    s = Schema([ColSpec(DataType.double, "a"), ColSpec(DataType.long, "b", required=False)])
+    assert list(enforce_input(pd.DataFrame({"a": [1.0]}), s).data.columns) == ["a"]
+    out = enforce_input(pd.DataFrame({"a": [1.0, 2.0], "b": [None, 3]}), s).data
+    assert str(out["b"].dtype) == "Int64" and out["b"].isna().tolist() == [True, False]
+    assert out["b"][1] == 3
+
+
+def test_null_in_required_column_names_column_and_count() -> None:
+    with pytest.raises(SignatureError, match=r"column 'c' is required but has 2 null values"):
+        enforce_input(pd.DataFrame({"c": [1.0, np.nan, None]}), one(DataType.double))
+
+
+def test_extra_columns_dropped_and_reported_in_schema_order() -> None:
+    s = Schema([ColSpec(DataType.double, "a"), ColSpec(DataType.double, "b")])
+    r = enforce_input(pd.DataFrame({"z": [0], "b": [2.0], "a": [1.0]}), s)
+    assert list(r.data.columns) == ["a", "b"] and r.dropped == ("z",)
+
+
+def test_fast_path_returns_the_same_frame() -> None:
+    s = Schema([ColSpec(DataType.double, "a"), ColSpec(DataType.long, "b")])
+    df = pd.DataFrame({"a": [1.0], "b": [2]})
+    assert enforce_input(df, s).data is df
+
+
+@pytest.mark.parametrize("data", [
+    [{"a": 1.0, "b": 2.0}],
+    {"a": [1.0], "b": [2.0]},
+    {"a": 1.0, "b": 2.0},
+    np.array([[1.0, 2.0]]),
+    pd.Series({"a": 1.0, "b": 2.0}),
+])
+def test_every_input_shape_becomes_the_same_frame(data: object) -> None:
+    s = Schema([ColSpec(DataType.double, "a"), ColSpec(DataType.double, "b")])
+    out = enforce_input(data, s).data
+    assert out.to_dict("list") == {"a": [1.0], "b": [2.0]}
+
+
+def test_nested_types_checked() -> None:
+    s = Schema([ColSpec(Array(DataType.long), "ids"),
+                ColSpec(Object((Property("k", DataType.string),)), "o"),
+                ColSpec(Map(DataType.double), "m")])
+    good = pd.DataFrame({"ids": [[1, 2]], "o": [{"k": "v"}], "m": [{"x": 1.5}]})
+    assert enforce_input(good, s).data.shape == (1, 3)
+    for col, bad, frag in [("ids", ["x"], "ids' row 0[0]: expected long"),
+                           ("o", {"k": "v", "extra": 1}, "unknown properties"),
+                           ("o", {}, "missing required property 'k'"),
+                           ("m", {1: 1.0}, "map keys must be strings")]:
+        df = good.copy()
+        df[col] = [bad]
+        with pytest.raises(SignatureError, match=frag.replace("[", r"\[").replace("]", r"\]")):
+            enforce_input(df, s)
+
+
+def test_tensor_dtype_widening_and_shape_checks() -> None:
+    s = Schema([TensorSpec("float64", (-1, 2))])
+    out = enforce_input(np.ones((3, 2), dtype=np.float32), s).data
+    assert out.dtype == np.float64
+    with pytest.raises(SignatureError, match=r"expected shape \[-1, 2\], given shape \[3, 3\]"):
+        enforce_input(np.ones((3, 3)), s)
+    with pytest.raises(SignatureError, match="rank 2 vs 1"):
+        enforce_input(np.ones(3), s)
+
+
+def test_named_tensors_from_dict_and_missing_input() -> None:
+    s = Schema([TensorSpec("int64", (-1,), "a"), TensorSpec("float32", (-1, 2), "b")])
+    out = enforce_input({"a": [1, 2], "b": np.zeros((2, 2)), "zz": [0]}, s)
+    assert out.data["a"].dtype == np.int64 and out.data["b"].dtype == np.float32
+    assert out.dropped == ("zz",)
+    with pytest.raises(SignatureError, match=r"missing required input \['b'\]"):
+        enforce_input({"a": [1]}, s)
+
+
+def test_params_defaults_unknown_and_types() -> None:
+    ps = ParamSchema([ParamSpec("k", DataType.long, 1), ParamSpec("t", DataType.double, 0.5),
+                      ParamSpec("w", DataType.string, ["a"], (-1,)),
+                      ParamSpec("d", DataType.datetime, "2024-01-01T00:00:00")])
+    out, unknown = enforce_params({"t": 2, "zz": 1, "w": ["x", "y"], "d": "2024-05-06"}, ps)
+    assert out == {"k": 1, "t": 2.0, "w": ["x", "y"], "d": np.datetime64("2024-05-06")}
+    assert unknown == ["zz"]
+    with pytest.raises(SignatureError, match="param 'k': expected long"):
+        enforce_params({"k": 1.5}, ps)
+    with pytest.raises(SignatureError, match="param 'w': expected a list"):
+        enforce_params({"w": "x"}, ps)
+
+
+def test_no_param_schema_reports_all_params_unknown() -> None:
+    assert enforce_params({"a": 1}, None) == (None, ["a"])
+
+
+def test_datetime_objects_and_timezones() -> None:
+    out = enforce_input(pd.DataFrame({"c": [dt.datetime(2024, 1, 1), dt.date(2024, 1, 2)]}),
+                        one(DataType.datetime)).data
+    assert str(out["c"].dtype) == "datetime64[ns]"

@@ -1,0 +1,110 @@
+"""The import rules of DESIGN.md, checked from the AST of every module."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = sorted((ROOT / "src" / "satchel").rglob("*.py"))
+FLAVORS = sorted((ROOT / "flavors").glob("*.py"))
+SERVING = sorted((ROOT / "serving").glob("*.py"))
+HEAVY = ("sklearn", "onnx", "onnxruntime", "skl2onnx", "skops", "starlette", "uvicorn",
+         "pyspark", "pyarrow", "docker", "mlflow")
+
+
+def imports(path: Path) -> list[tuple[str, bool]]:
+    """(module, at_top_level) for every import in a file; top level = not inside a function."""
+    tree = ast.parse(path.read_text(), str(path))
+    out: list[tuple[str, bool]] = []
+
+    def visit(node: ast.AST, top: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = top and not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+            if isinstance(child, ast.Import):
+                out.extend((a.name, top) for a in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
+                out.extend([(child.module, top)] + [(f"{child.module}.{a.name}", top)
+                                                    for a in child.names])
+            elif isinstance(child, ast.If) and _is_type_checking(child):
+                continue  # imports for type checkers only never run
+            visit(child, inner)
+
+    visit(tree, True)
+    return out
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+
+
+def _rel(p: Path) -> str:
+    return str(p.relative_to(ROOT))
+
+
+def test_the_three_trees_exist() -> None:
+    assert CORE and FLAVORS and SERVING
+
+
+@pytest.mark.parametrize("path", CORE + FLAVORS + SERVING, ids=_rel)
+def test_no_bare_top_level_package_imports(path: Path) -> None:
+    bad = [m for m, _ in imports(path) if m.split(".")[0] in ("flavors", "serving", "src")]
+    assert not bad, f"{_rel(path)} imports {bad}; write satchel.flavors / satchel.serving"
+
+
+@pytest.mark.parametrize("path", CORE, ids=_rel)
+def test_core_never_imports_flavors_or_serving_except_cli_lazily(path: Path) -> None:
+    is_cli = "cli" in path.parts
+    for mod, top in imports(path):
+        if mod.startswith(("satchel.flavors", "satchel.serving")):
+            assert is_cli and not top, f"{_rel(path)} imports {mod}" + (
+                " at module level (the CLI imports serving lazily)" if is_cli else "")
+
+
+@pytest.mark.parametrize("path", CORE + FLAVORS, ids=_rel)
+def test_heavy_libraries_only_imported_inside_functions(path: Path) -> None:
+    bad = [m for m, top in imports(path) if top and m.split(".")[0] in HEAVY]
+    assert not bad, f"{_rel(path)} imports {bad} at module level"
+
+
+@pytest.mark.parametrize("path", FLAVORS, ids=_rel)
+def test_flavors_import_core_only(path: Path) -> None:
+    for mod, _ in imports(path):
+        assert not mod.startswith("satchel.serving"), f"{_rel(path)} imports {mod}"
+        if mod.startswith("satchel.flavors"):
+            assert mod == "satchel.flavors", f"{_rel(path)} imports another flavor: {mod}"
+
+
+@pytest.mark.parametrize("path", SERVING, ids=_rel)
+def test_serving_never_imports_a_flavor(path: Path) -> None:
+    for mod, top in imports(path):
+        assert not mod.startswith("satchel.flavors"), f"{_rel(path)} imports {mod}"
+        root = mod.split(".")[0]
+        if root in ("starlette", "uvicorn"):
+            assert path.name.startswith(("rest", "server", "app", "middleware", "batching",
+                                         "workers", "metrics", "openapi", "limits")), (
+                f"{_rel(path)} imports {root}: only the REST server may")
+        if root == "pyspark":
+            assert path.name == "spark.py" and not top, f"{_rel(path)} imports pyspark"
+        if root == "docker":
+            assert path.name == "docker.py" and not top, f"{_rel(path)} imports docker"
+
+
+def test_import_satchel_is_light() -> None:
+    code = ("import sys, satchel; heavy = %r; "
+            "print(','.join(m for m in heavy if m in sys.modules))") % (
+                HEAVY + ("numpy", "pandas", "yaml", "cloudpickle"),)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"import satchel loaded {out.stdout.strip()}"
+
+
+def test_load_model_does_not_import_serving_libraries(iris_model_dir: Path) -> None:
+    code = (f"import sys, satchel; m = satchel.load_model({str(iris_model_dir)!r}); "
+            "print(','.join(x for x in ('starlette', 'uvicorn', 'pyspark', 'onnxruntime', "
+            "'satchel.serving') if x in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -1,0 +1,118 @@
+"""Flavor discovery through entry points: lazy, by name, with errors naming the plugin."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import satchel
+from satchel import registry
+from satchel.errors import FlavorLoadError, FlavorNotFoundError
+from satchel.flavor import FlavorConfig, LoadConfig
+
+
+class TinyFlavor:
+    """A third-party-style flavor for objects of type Tiny."""
+
+    name = "tiny"
+
+    def can_save(self, obj: Any) -> bool:
+        return isinstance(obj, Tiny)
+
+    def save(self, obj: Any, path: Path, **options: Any) -> FlavorConfig:
+        (path / "k.txt").write_text(str(obj.k))
+        return FlavorConfig(section={"data": "k.txt"})
+
+    def load(self, path: Path, config: LoadConfig) -> Any:
+        return Tiny(int((path / config.section["data"]).read_text()))
+
+    def load_predictor(self, path: Path, config: LoadConfig) -> Any:
+        return self.load(path, config)
+
+    def default_requirements(self) -> list[str]:
+        return []
+
+
+class Tiny:
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def predict(self, data: Any, params: Any = None) -> Any:
+        return data * self.k
+
+
+class Incomplete:
+    name = "incomplete"
+
+
+@pytest.fixture
+def fake_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Add entry points the way an installed third-party distribution would."""
+    real = metadata.entry_points
+    extra = [
+        metadata.EntryPoint("tiny", f"{__name__}:TinyFlavor", registry.GROUP),
+        metadata.EntryPoint("incomplete", f"{__name__}:Incomplete", registry.GROUP),
+        metadata.EntryPoint("ghost", "satchel_ghost_plugin_xyz:Flavor", registry.GROUP),
+    ]
+
+    def fake(**kwargs: Any) -> metadata.EntryPoints:
+        eps = list(real(**kwargs))
+        if kwargs.get("group") == registry.GROUP:
+            eps += extra
+        return metadata.EntryPoints(eps)
+
+    monkeypatch.setattr(metadata, "entry_points", fake)
+    yield
+    for name in ("tiny", "incomplete", "ghost"):
+        registry.unregister(name)
+
+
+def test_available_lists_builtins_without_importing_them() -> None:
+    code = ("import sys, satchel.registry as r; names = r.available(); "
+            "print(','.join(names)); print('satchel.flavors.sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    names, imported = out.stdout.split()
+    assert {"sklearn", "python", "onnx"} <= set(names.split(","))
+    assert imported == "False"
+
+
+def test_third_party_flavor_round_trip(tmp_path: Path, fake_entry_points: None) -> None:
+    satchel.save_model(Tiny(3), tmp_path / "m")
+    model = satchel.load_model(tmp_path / "m")
+    assert model.manifest.pyfunc["loader_module"] == "satchel.flavors.tiny"  # type: ignore[index]
+    assert model.predict([1, 2]).tolist() == [3, 6]
+
+
+def test_incomplete_plugin_named_with_missing_members(fake_entry_points: None) -> None:
+    with pytest.raises(FlavorLoadError, match=r"'incomplete' \(Incomplete\) lacks can_save, save"):
+        registry.get("incomplete")
+
+
+def test_unimportable_plugin_named(fake_entry_points: None) -> None:
+    with pytest.raises(FlavorLoadError, match="flavor 'ghost'.*satchel_ghost_plugin_xyz"):
+        registry.get("ghost")
+
+
+def test_broken_plugin_does_not_stop_saving_with_others(tmp_path: Path, iris_logreg: Any,
+                                                         fake_entry_points: None) -> None:
+    satchel.save_model(iris_logreg, tmp_path / "m")
+    assert satchel.load_model(tmp_path / "m").flavor.name == "sklearn"
+
+
+def test_unknown_flavor_lists_installed() -> None:
+    with pytest.raises(FlavorNotFoundError, match="installed flavors: .*python.*sklearn"):
+        registry.get("nope")
+
+
+def test_explicit_registration_for_notebooks(tmp_path: Path) -> None:
+    registry.register("tiny", TinyFlavor())
+    try:
+        satchel.save_model(Tiny(2), tmp_path / "m", flavor="tiny")
+        assert satchel.load_model(tmp_path / "m").predict([5]).tolist() == [10]
+    finally:
+        registry.unregister("tiny")
