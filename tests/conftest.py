@@ -49,3 +49,23 @@ def free_port() -> int:
 @pytest.fixture
 def port() -> Iterator[int]:
     yield free_port()
+
+
+_MUST_RUN = ("spark", "docker", "interop")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A Spark, Docker or interop test that skips is a failure, not a pass.
+
+    These tests need real tools; when one is missing the run must say so loudly.
+    Deselect them explicitly (``-m "not docker"``) to run without the tool.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    marks = [m for m in _MUST_RUN if item.get_closest_marker(m)]
+    if report.skipped and marks and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (f"{marks[0]} test skipped ({reason}); it must run — deselect it "
+                           f"with -m 'not {marks[0]}' if the tool is unavailable")

@@ -121,11 +121,14 @@ def _fast_ok(df: Any, plan: _ColumnPlan) -> bool:
             need_check.append(name)
     if not need_check:
         return True
+    if not len(df):
+        return True
+    # min() propagates NaN and allocates nothing: the cheapest "any NaN?" numpy has.
     if len(need_check) == len(dtypes) and all(dt.kind == "f" for dt in dtypes):
-        return not bool(np.isnan(df.to_numpy()).any())
+        return not bool(np.isnan(df.to_numpy().min()))
     for name in need_check:
         v = df[name].to_numpy()
-        if (np.isnan(v) if v.dtype.kind == "f" else np.isnat(v)).any():
+        if np.isnan(v.min()) if v.dtype.kind == "f" else np.isnat(v).any():
             return False
     return True
 
@@ -307,13 +310,20 @@ def _enforce_tensors(data: Any, schema: Schema) -> Enforced:
     specs = [s for s in schema.inputs if isinstance(s, TensorSpec)]
     if len(specs) == 1 and specs[0].name is None:
         return Enforced(coerce_tensor(_normalize.to_array(data, specs[0]), specs[0], "input"))
+    if len(specs) == 1 and _normalize._is_frame(data) and specs[0].name not in data.columns:
+        # One named tensor and a table without that column: the table's values are the
+        # tensor (as for an unnamed one), e.g. an ONNX graph with a single [-1, n] input.
+        spec = specs[0]
+        arr = coerce_tensor(_normalize.to_array(data, spec), spec, f"input '{spec.name}'")
+        return Enforced({str(spec.name): arr})
     feeds = _normalize.to_tensor_dict(data, specs)
     wanted = {s.name for s in specs}
     missing = [s.name for s in specs if s.name not in feeds]
     if missing:
+        given = [str(k) for k in feeds][:20]
         raise SignatureError(f"missing required input{'s' if len(missing) > 1 else ''} "
-                             f"{missing}; the model expects {[s.name for s in specs]}",
-                             column=missing[0])
+                             f"{missing}; the model expects {[s.name for s in specs]}, "
+                             f"given {given}", column=missing[0])
     dropped = tuple(k for k in feeds if k not in wanted)
     out = {s.name: coerce_tensor(np.asarray(feeds[s.name]), s, f"input '{s.name}'")
            for s in specs if s.name is not None}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Run satchel's whole test suite on a fresh Debian machine. It installs what it needs:
+#   - Debian packages: docker.io + debootstrap (via .ci/docker-up.sh), a JRE for Spark;
+#   - a virtualenv (.venv-test) with satchel installed from a freshly built wheel plus
+#     its [test] extra, so the suite tests what users install, not the source tree;
+#   - a private Docker engine (safe flags, no host networking changes), stopped at exit.
+# Then it runs pytest on every test, Spark, Docker and MLflow-interop ones included.
+# Exit status: pytest's; "no tests ran" (pytest exit 5) is a failure too.
+#
+# Usage: scripts/test.sh [extra pytest args]
+# Env:   SATCHEL_TEST_VENV (default .venv-test), PYTHON (default python3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=${SATCHEL_TEST_VENV:-$ROOT/.venv-test}
+PY=${PYTHON:-python3}
+log() { echo "test.sh: $*" >&2; }
+
+# --- system packages ----------------------------------------------------------------
+if ! command -v java >/dev/null 2>&1; then
+    log "installing a Java runtime for Spark"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        default-jre-headless >&2
+fi
+
+# --- python environment --------------------------------------------------------------
+if [[ ! -x $VENV/bin/python ]]; then
+    log "creating $VENV"
+    "$PY" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel build
+rm -rf "$ROOT/dist"
+log "building the wheel"
+"$VENV/bin/python" -m build --wheel --outdir "$ROOT/dist" "$ROOT" >/dev/null
+WHEEL=$(ls "$ROOT"/dist/satchel-*.whl)
+log "installing $(basename "$WHEEL")[test]"
+"$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "$WHEEL"
+"$VENV/bin/python" -m pip install -q "${WHEEL}[test]"
+
+# --- private docker engine -----------------------------------------------------------
+cleanup() { "$ROOT/.ci/docker-down.sh" || true; }
+trap cleanup EXIT
+eval "$("$ROOT/.ci/docker-up.sh")"
+export DOCKER_HOST SATCHEL_TEST_BASE_IMAGE
+
+# --- the suite -----------------------------------------------------------------------
+export PATH="$VENV/bin:$PATH"
+set +e
+(cd "$ROOT" && "$VENV/bin/python" -m pytest -p no:cacheprovider "$@")
+status=$?
+set -e
+if [[ $status -eq 5 ]]; then
+    log "no tests ran: failing"
+    exit 1
+fi
+exit $status
