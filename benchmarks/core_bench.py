@@ -22,7 +22,9 @@ def _child_seconds(code: str, runs: int) -> float:
     """Median seconds a fresh interpreter reports for ``code`` (which prints its elapsed time)."""
     samples = []
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
         samples.append(float(out.stdout.strip().splitlines()[-1]))
     return statistics.median(samples)
 
@@ -35,13 +37,20 @@ def bench_import(runs: int) -> list[tuple[str, float]]:
     pandas = _child_seconds(_timed("import pandas"), runs)
     satchel = _child_seconds(_timed("import satchel"), runs)
     api = _child_seconds(_timed("import satchel; satchel.load_model; satchel.save_model"), runs)
-    return [("import pandas (floor)", pandas), ("import satchel", satchel),
-            ("import satchel + load/save API", api)]
+    return [
+        ("import pandas (floor)", pandas),
+        ("import satchel", satchel),
+        ("import satchel + load/save API", api),
+    ]
 
 
 def bench_load(model_dir: Path, pickle_path: Path, runs: int) -> list[tuple[str, float]]:
-    raw = _child_seconds(_timed(
-        f"import cloudpickle\nwith open({str(pickle_path)!r}, 'rb') as f: cloudpickle.load(f)"), runs)
+    raw = _child_seconds(
+        _timed(
+            f"import cloudpickle\nwith open({str(pickle_path)!r}, 'rb') as f: cloudpickle.load(f)"
+        ),
+        runs,
+    )
     ours = _child_seconds(_timed(f"import satchel; satchel.load_model({str(model_dir)!r})"), runs)
     return [("cloudpickle.load (floor)", raw), ("satchel.load_model", ours)]
 
@@ -57,12 +66,17 @@ def _median_call(fn: Any, arg: Any, n: int) -> float:
     return statistics.median(samples)
 
 
-def bench_predict(model_dir: Path, estimator: Any, X: Any, n: int) -> list[tuple[str, float, float]]:
+def bench_predict(
+    model_dir: Path, estimator: Any, X: Any, n: int
+) -> list[tuple[str, float, float]]:
     import satchel
 
     model = satchel.load_model(model_dir)
     rows = []
-    for label, data, reps in (("1 row", X.head(1), n), ("10k rows", X.head(10_000), max(20, n // 50))):
+    for label, data, reps in (
+        ("1 row", X.head(1), n),
+        ("10k rows", X.head(10_000), max(20, n // 50)),
+    ):
         # interleave the two so drift on a shared machine hits both alike
         raw_t, ours_t = [], []
         for _ in range(5):
@@ -103,22 +117,32 @@ def main() -> None:
     imp = bench_import(runs)
     for name, sec in imp:
         print(f"  {name:<34} {sec * 1000:8.1f} ms")
-    print(f"  {'satchel - pandas':<34} {(imp[1][1] - imp[0][1]) * 1000:+8.1f} ms  (target: <= +60 ms)\n")
+    print(
+        f"  {'satchel - pandas':<34} {(imp[1][1] - imp[0][1]) * 1000:+8.1f} ms"
+        "  (target: <= +60 ms)\n"
+    )
 
     print("load a 100-tree RandomForest (fresh process incl. imports, median)")
     size = sum(p.stat().st_size for p in (tmp / "rf").iterdir())
     load = bench_load(tmp / "rf", tmp / "rf.pkl", runs)
     for name, sec in load:
         print(f"  {name:<34} {sec * 1000:8.1f} ms")
-    print(f"  {'difference':<34} {(load[1][1] - load[0][1]) * 1000:+8.1f} ms  "
-          f"(target: <= +50 ms; model {size / 1e6:.1f} MB)\n")
+    print(
+        f"  {'difference':<34} {(load[1][1] - load[0][1]) * 1000:+8.1f} ms  "
+        f"(target: <= +50 ms; model {size / 1e6:.1f} MB)\n"
+    )
 
-    for label, est, d in (("LogisticRegression", lr, tmp / "lr"), ("RandomForest-100", rf, tmp / "rf")):
+    for label, est, d in (
+        ("LogisticRegression", lr, tmp / "lr"),
+        ("RandomForest-100", rf, tmp / "rf"),
+    ):
         print(f"predict, {label}, 20 double columns (median per call)")
         print(f"  {'rows':<10} {'raw':>12} {'satchel':>12} {'overhead':>12} {'ratio':>8}")
         for rows, raw, ours in bench_predict(d, est, X, n):
-            print(f"  {rows:<10} {raw * 1e3:10.3f}ms {ours * 1e3:10.3f}ms "
-                  f"{(ours - raw) * 1e3:+10.3f}ms {ours / raw:8.3f}")
+            print(
+                f"  {rows:<10} {raw * 1e3:10.3f}ms {ours * 1e3:10.3f}ms "
+                f"{(ours - raw) * 1e3:+10.3f}ms {ours / raw:8.3f}"
+            )
         print()
 
 

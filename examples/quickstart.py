@@ -66,14 +66,27 @@ def main() -> None:
 
     # 4. serve over HTTP and score it
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "satchel", "serve", "-m", str(out),
-                             "--host", "127.0.0.1", "--port", str(port)])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "satchel",
+            "serve",
+            "-m",
+            str(out),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(f"{base}/ping", proc)
         body = (out / "serving_input_example.json").read_bytes()
-        req = urllib.request.Request(f"{base}/invocations", data=body,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{base}/invocations", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=10) as r:
             reply = json.loads(r.read())
         print(f"POST {base}/invocations -> {reply}")

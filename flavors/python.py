@@ -35,13 +35,22 @@ class PythonFlavor:
     def can_save(self, obj: Any) -> bool:
         return isinstance(obj, PythonModel) or (callable(obj) and not isinstance(obj, type))
 
-    def save(self, obj: Any, path: Path, *, artifacts: dict[str, str] | None = None,
-             model_config: dict[str, Any] | None = None, **_: Any) -> FlavorConfig:
+    def save(
+        self,
+        obj: Any,
+        path: Path,
+        *,
+        artifacts: dict[str, str] | None = None,
+        model_config: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> FlavorConfig:
         import cloudpickle
 
         if not self.can_save(obj):
-            raise TypeError(f"the python flavor saves a satchel.PythonModel or a callable, "
-                            f"not {type(obj).__name__}")
+            raise TypeError(
+                f"the python flavor saves a satchel.PythonModel or a callable, "
+                f"not {type(obj).__name__}"
+            )
         stored = _copy_artifacts(path, artifacts or {})
         with open(path / MODEL_FILE, "wb") as f:
             cloudpickle.dump(obj, f)
@@ -71,13 +80,21 @@ class PythonFlavor:
             with open(file, "rb") as f:
                 obj = cloudpickle.load(f)
         except (ImportError, AttributeError, EOFError) as exc:
-            raise ModelFormatError(f"{rel} cannot be unpickled: {type(exc).__name__}: {exc} "
-                                   "(are its code_paths saved with it?)", path=str(file)) from None
+            raise ModelFormatError(
+                f"{rel} cannot be unpickled: {type(exc).__name__}: {exc} "
+                "(are its code_paths saved with it?)",
+                path=str(file),
+            ) from None
         if isinstance(obj, PythonModel):
-            artifacts = {name: str(inside(path, entry["path"], what=f"artifact '{name}'"))
-                         for name, entry in (config.section.get("artifacts") or {}).items()}
-            obj.load_context(PythonModelContext(artifacts=artifacts,
-                                                model_config=config.section.get("model_config") or {}))
+            artifacts = {
+                name: str(inside(path, entry["path"], what=f"artifact '{name}'"))
+                for name, entry in (config.section.get("artifacts") or {}).items()
+            }
+            obj.load_context(
+                PythonModelContext(
+                    artifacts=artifacts, model_config=config.section.get("model_config") or {}
+                )
+            )
         return obj
 
     def load_predictor(self, path: Path, config: LoadConfig) -> PythonPredictor:
@@ -131,7 +148,8 @@ def _accepts_params(fn: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return "params" in sig.parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()
+    )
 
 
 def _load_pyfunc(path: str) -> PythonPredictor:
@@ -139,11 +157,18 @@ def _load_pyfunc(path: str) -> PythonPredictor:
     root = Path(path)
     manifest = Manifest.read(root)
     section = manifest.flavors.get("python", {})
-    return PythonFlavor().load_predictor(root, LoadConfig(section=section, pyfunc=manifest.pyfunc or {}))
+    return PythonFlavor().load_predictor(
+        root, LoadConfig(section=section, pyfunc=manifest.pyfunc or {})
+    )
 
 
-def save_model(path: str | os.PathLike[str], python_model: Any, *,
-               artifacts: dict[str, str] | None = None, **kwargs: Any) -> Manifest:
+def save_model(
+    path: str | os.PathLike[str],
+    python_model: Any,
+    *,
+    artifacts: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> Manifest:
     """Save a PythonModel or a callable; keyword arguments as :func:`satchel.save_model`,
     plus ``artifacts`` (name -> local path) and ``model_config``."""
     from satchel.save import save_model as _save

@@ -29,8 +29,9 @@ def iris_logreg(iris: tuple[Any, Any]) -> Any:
 
 
 @pytest.fixture(scope="session")
-def iris_model_dir(tmp_path_factory: pytest.TempPathFactory, iris: tuple[Any, Any],
-                   iris_logreg: Any) -> Path:
+def iris_model_dir(
+    tmp_path_factory: pytest.TempPathFactory, iris: tuple[Any, Any], iris_logreg: Any
+) -> Path:
     """A saved LogisticRegression with a signature and input example (read-only: copy to change)."""
     import satchel
 
@@ -67,5 +68,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.skipped and marks and not hasattr(report, "wasxfail"):
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
-        report.longrepr = (f"{marks[0]} test skipped ({reason}); it must run — deselect it "
-                           f"with -m 'not {marks[0]}' if the tool is unavailable")
+        report.longrepr = (
+            f"{marks[0]} test skipped ({reason}); it must run — deselect it "
+            f"with -m 'not {marks[0]}' if the tool is unavailable"
+        )

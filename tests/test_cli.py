@@ -14,8 +14,9 @@ SATCHEL = [sys.executable, "-m", "satchel.cli"]
 
 
 def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SATCHEL, *args], capture_output=True, text=True, input=input,
-                          timeout=120)
+    return subprocess.run(
+        [*SATCHEL, *args], capture_output=True, text=True, input=input, timeout=120
+    )
 
 
 def test_info_describes_the_model(iris_model_dir: Path) -> None:
@@ -49,8 +50,10 @@ def test_validate_ok_and_tampered(tmp_path: Path, iris_model_dir: Path) -> None:
         f.write(b"x")
     r = run("validate", str(tmp_path / "m"))
     assert r.returncode == 1
-    assert r.stderr.strip() == ("satchel: error: model.pkl was modified after the model was "
-                                "saved (sha256 does not match MLmodel's artifact_digests)")
+    assert r.stderr.strip() == (
+        "satchel: error: model.pkl was modified after the model was "
+        "saved (sha256 does not match MLmodel's artifact_digests)"
+    )
     assert "Traceback" not in r.stderr
 
 

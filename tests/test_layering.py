@@ -13,8 +13,19 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = sorted((ROOT / "src" / "satchel").rglob("*.py"))
 FLAVORS = sorted((ROOT / "flavors").glob("*.py"))
 SERVING = sorted((ROOT / "serving").glob("*.py"))
-HEAVY = ("sklearn", "onnx", "onnxruntime", "skl2onnx", "skops", "starlette", "uvicorn",
-         "pyspark", "pyarrow", "docker", "mlflow")
+HEAVY = (
+    "sklearn",
+    "onnx",
+    "onnxruntime",
+    "skl2onnx",
+    "skops",
+    "starlette",
+    "uvicorn",
+    "pyspark",
+    "pyarrow",
+    "docker",
+    "mlflow",
+)
 
 
 def imports(path: Path) -> list[tuple[str, bool]]:
@@ -28,8 +39,9 @@ def imports(path: Path) -> list[tuple[str, bool]]:
             if isinstance(child, ast.Import):
                 out.extend((a.name, top) for a in child.names)
             elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
-                out.extend([(child.module, top)] + [(f"{child.module}.{a.name}", top)
-                                                    for a in child.names])
+                out.extend(
+                    [(child.module, top)] + [(f"{child.module}.{a.name}", top) for a in child.names]
+                )
             elif isinstance(child, ast.If) and _is_type_checking(child):
                 continue  # imports for type checkers only never run
             visit(child, inner)
@@ -62,7 +74,8 @@ def test_core_never_imports_flavors_or_serving_except_cli_lazily(path: Path) -> 
     for mod, top in imports(path):
         if mod.startswith(("satchel.flavors", "satchel.serving")):
             assert is_cli and not top, f"{_rel(path)} imports {mod}" + (
-                " at module level (the CLI imports serving lazily)" if is_cli else "")
+                " at module level (the CLI imports serving lazily)" if is_cli else ""
+            )
 
 
 @pytest.mark.parametrize("path", CORE + FLAVORS, ids=_rel)
@@ -85,9 +98,19 @@ def test_serving_never_imports_a_flavor(path: Path) -> None:
         assert not mod.startswith("satchel.flavors"), f"{_rel(path)} imports {mod}"
         root = mod.split(".")[0]
         if root in ("starlette", "uvicorn"):
-            assert path.name.startswith(("rest", "server", "app", "middleware", "batching",
-                                         "workers", "metrics", "openapi", "limits")), (
-                f"{_rel(path)} imports {root}: only the REST server may")
+            assert path.name.startswith(
+                (
+                    "rest",
+                    "server",
+                    "app",
+                    "middleware",
+                    "batching",
+                    "workers",
+                    "metrics",
+                    "openapi",
+                    "limits",
+                )
+            ), f"{_rel(path)} imports {root}: only the REST server may"
         if root == "pyspark":
             assert path.name == "spark.py" and not top, f"{_rel(path)} imports pyspark"
         if root == "docker":
@@ -95,16 +118,17 @@ def test_serving_never_imports_a_flavor(path: Path) -> None:
 
 
 def test_import_satchel_is_light() -> None:
-    code = ("import sys, satchel; heavy = %r; "
-            "print(','.join(m for m in heavy if m in sys.modules))") % (
-                HEAVY + ("numpy", "pandas", "yaml", "cloudpickle"),)
+    heavy = HEAVY + ("numpy", "pandas", "yaml", "cloudpickle")
+    code = f"import sys, satchel; print(','.join(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"import satchel loaded {out.stdout.strip()}"
 
 
 def test_load_model_does_not_import_serving_libraries(iris_model_dir: Path) -> None:
-    code = (f"import sys, satchel; m = satchel.load_model({str(iris_model_dir)!r}); "
-            "print(','.join(x for x in ('starlette', 'uvicorn', 'pyspark', 'onnxruntime', "
-            "'satchel.serving') if x in sys.modules))")
+    code = (
+        f"import sys, satchel; m = satchel.load_model({str(iris_model_dir)!r}); "
+        "print(','.join(x for x in ('starlette', 'uvicorn', 'pyspark', 'onnxruntime', "
+        "'satchel.serving') if x in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

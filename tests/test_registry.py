@@ -73,8 +73,10 @@ def fake_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_available_lists_builtins_without_importing_them() -> None:
-    code = ("import sys, satchel.registry as r; names = r.available(); "
-            "print(','.join(names)); print('satchel.flavors.sklearn' in sys.modules)")
+    code = (
+        "import sys, satchel.registry as r; names = r.available(); "
+        "print(','.join(names)); print('satchel.flavors.sklearn' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     names, imported = out.stdout.split()
     assert {"sklearn", "python", "onnx"} <= set(names.split(","))
@@ -98,8 +100,9 @@ def test_unimportable_plugin_named(fake_entry_points: None) -> None:
         registry.get("ghost")
 
 
-def test_broken_plugin_does_not_stop_saving_with_others(tmp_path: Path, iris_logreg: Any,
-                                                         fake_entry_points: None) -> None:
+def test_broken_plugin_does_not_stop_saving_with_others(
+    tmp_path: Path, iris_logreg: Any, fake_entry_points: None
+) -> None:
     satchel.save_model(iris_logreg, tmp_path / "m")
     assert satchel.load_model(tmp_path / "m").flavor.name == "sklearn"
 

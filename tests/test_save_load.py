@@ -37,8 +37,16 @@ def test_manifest_has_mlflow_keys_sorted(iris_model_dir: Path) -> None:
     data = yaml.safe_load(text)
     top = [ln.split(":")[0] for ln in text.splitlines() if ln and not ln.startswith(" ")]
     assert top == sorted(top)
-    for key in ("flavors", "model_uuid", "utc_time_created", "signature", "model_size_bytes",
-                "saved_input_example_info", "satchel_version", "artifact_digests"):
+    for key in (
+        "flavors",
+        "model_uuid",
+        "utc_time_created",
+        "signature",
+        "model_size_bytes",
+        "saved_input_example_info",
+        "satchel_version",
+        "artifact_digests",
+    ):
         assert key in data, key
     assert len(data["model_uuid"]) == 32
     assert isinstance(data["signature"]["inputs"], str)
@@ -61,10 +69,16 @@ def test_env_files(iris_model_dir: Path) -> None:
 
 
 def test_requirements_replace_and_extend(tmp_path: Path, iris_logreg: Any) -> None:
-    satchel.save_model(iris_logreg, tmp_path / "a", pip_requirements=["scikit-learn>=1"],
-                       extra_pip_requirements=["boto3==1.0"])
-    assert (tmp_path / "a/requirements.txt").read_text().splitlines() == ["scikit-learn>=1",
-                                                                        "boto3==1.0"]
+    satchel.save_model(
+        iris_logreg,
+        tmp_path / "a",
+        pip_requirements=["scikit-learn>=1"],
+        extra_pip_requirements=["boto3==1.0"],
+    )
+    assert (tmp_path / "a/requirements.txt").read_text().splitlines() == [
+        "scikit-learn>=1",
+        "boto3==1.0",
+    ]
 
 
 def test_examples_written_in_mlflow_form(iris_model_dir: Path, iris: Any) -> None:
@@ -81,7 +95,9 @@ def test_signature_inferred_from_example(iris_model_dir: Path) -> None:
     assert all(s.type is DataType.double for s in sig.inputs)  # type: ignore[union-attr]
 
 
-def test_round_trip_predict_equals_native(iris_model_dir: Path, iris: Any, iris_logreg: Any) -> None:
+def test_round_trip_predict_equals_native(
+    iris_model_dir: Path, iris: Any, iris_logreg: Any
+) -> None:
     model = satchel.load_model(iris_model_dir)
     X = iris[0]
     np.testing.assert_array_equal(model.predict(X), iris_logreg.predict(X))
@@ -179,13 +195,16 @@ def test_python_minor_version_mismatch_warns(model_copy: Path) -> None:
         satchel.load_model(model_copy)
 
 
-@pytest.mark.parametrize("content, fragment", [
-    (None, "has no MLmodel file"),
-    ("flavors: [unclosed", "is unreadable"),
-    ("- a list", "is not a YAML mapping"),
-    ("model_uuid: x\n", "has no 'flavors' section"),
-    ("flavors:\n  onnx_only: {}\n", "has no python_function flavor"),
-])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (None, "has no MLmodel file"),
+        ("flavors: [unclosed", "is unreadable"),
+        ("- a list", "is not a YAML mapping"),
+        ("model_uuid: x\n", "has no 'flavors' section"),
+        ("flavors:\n  onnx_only: {}\n", "has no python_function flavor"),
+    ],
+)
 def test_bad_manifests(tmp_path: Path, content: str | None, fragment: str) -> None:
     if content is not None:
         (tmp_path / "MLmodel").write_text(content)
@@ -195,7 +214,8 @@ def test_bad_manifests(tmp_path: Path, content: str | None, fragment: str) -> No
 
 def test_unknown_loader_names_it(tmp_path: Path) -> None:
     (tmp_path / "MLmodel").write_text(
-        "flavors:\n  python_function:\n    loader_module: acme.secret_loader\n")
+        "flavors:\n  python_function:\n    loader_module: acme.secret_loader\n"
+    )
     with pytest.raises(FlavorNotFoundError, match="acme.secret_loader"):
         satchel.load_model(tmp_path)
     assert "acme" not in sys.modules
@@ -203,7 +223,8 @@ def test_unknown_loader_names_it(tmp_path: Path) -> None:
 
 def test_known_but_missing_flavor_says_what_provides_it(tmp_path: Path) -> None:
     (tmp_path / "MLmodel").write_text(
-        "flavors:\n  python_function:\n    loader_module: mlflow.xgboost\n  xgboost: {}\n")
+        "flavors:\n  python_function:\n    loader_module: mlflow.xgboost\n  xgboost: {}\n"
+    )
     with pytest.raises(FlavorNotFoundError, match="flavor 'xgboost'.*satchel.flavors"):
         satchel.load_model(tmp_path)
 
@@ -235,8 +256,12 @@ def test_malformed_input_example_leaves_nothing(tmp_path: Path, iris_logreg: Any
     with pytest.raises(ExampleError):
         satchel.save_model(iris_logreg, tmp_path / "m", input_example=object())
     with pytest.raises(ExampleError, match="does not fit the signature"):
-        satchel.save_model(iris_logreg, tmp_path / "m", input_example=pd.DataFrame({"x": ["a"]}),
-                           signature=Signature(Schema([ColSpec(DataType.double, "x")])))
+        satchel.save_model(
+            iris_logreg,
+            tmp_path / "m",
+            input_example=pd.DataFrame({"x": ["a"]}),
+            signature=Signature(Schema([ColSpec(DataType.double, "x")])),
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -306,8 +331,14 @@ utc_time_created: '2021-01-12 05:17:31.634689'
 """
 
 
-def _mlflow_dir(tmp_path: Path, estimator: Any, X: pd.DataFrame, template: str, fmt: str,
-                predict_fn: str = "predict") -> Path:
+def _mlflow_dir(
+    tmp_path: Path,
+    estimator: Any,
+    X: pd.DataFrame,
+    template: str,
+    fmt: str,
+    predict_fn: str = "predict",
+) -> Path:
     d = tmp_path / f"mlflow-{fmt}-{predict_fn}"
     d.mkdir()
     (d / "MLmodel").write_text(template.format(fmt=fmt, predict_fn=predict_fn))
@@ -323,9 +354,12 @@ def _mlflow_dir(tmp_path: Path, estimator: Any, X: pd.DataFrame, template: str, 
 
 
 @pytest.mark.parametrize("fmt", ["pickle", "cloudpickle"])
-@pytest.mark.parametrize("template", [MLFLOW_3_MLMODEL, MLFLOW_1_MLMODEL], ids=["mlflow3", "mlflow1"])
-def test_mlflow_saved_sklearn_loads_without_mlflow(tmp_path: Path, iris: Any, iris_logreg: Any,
-                                                   fmt: str, template: str) -> None:
+@pytest.mark.parametrize(
+    "template", [MLFLOW_3_MLMODEL, MLFLOW_1_MLMODEL], ids=["mlflow3", "mlflow1"]
+)
+def test_mlflow_saved_sklearn_loads_without_mlflow(
+    tmp_path: Path, iris: Any, iris_logreg: Any, fmt: str, template: str
+) -> None:
     X = iris[0]
     d = _mlflow_dir(tmp_path, iris_logreg, X, template, fmt)
     with warnings.catch_warnings():
@@ -349,8 +383,9 @@ def test_mlflow_predict_fn_is_honoured(tmp_path: Path, iris: Any, iris_logreg: A
     np.testing.assert_allclose(out, iris_logreg.predict_proba(X.head(3)))
 
 
-def test_mlflow_predict_fn_outside_allow_list_refused(tmp_path: Path, iris: Any,
-                                                      iris_logreg: Any) -> None:
+def test_mlflow_predict_fn_outside_allow_list_refused(
+    tmp_path: Path, iris: Any, iris_logreg: Any
+) -> None:
     d = _mlflow_dir(tmp_path, iris_logreg, iris[0], MLFLOW_3_MLMODEL, "cloudpickle", "__reduce__")
     with pytest.raises(ModelFormatError, match="predict_fn '__reduce__'"):
         satchel.load_model(d)

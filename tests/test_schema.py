@@ -21,7 +21,7 @@ from satchel.schema import (
     TensorSpec,
 )
 
-# Literal strings in the form MLflow writes them (json.dumps default separators).
+# Literal strings as MLflow 3.18 writes them (json.dumps default separators).
 MLFLOW_SCHEMAS = [
     '[{"type": "double", "name": "x", "required": true}]',
     '[{"type": "long", "required": true}]',
@@ -31,16 +31,17 @@ MLFLOW_SCHEMAS = [
     '[{"type": "map", "values": {"type": "double"}, "name": "m", "required": true}]',
     '[{"type": "any", "name": "z", "required": true}]',
     '[{"type": "sparkml_vector", "name": "v", "required": true}]',
-    '[{"name": "img", "type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 28, 28, 1]}}]',
+    '[{"name": "img", "type": "tensor", "tensor-spec": {"dtype": "float32", '
+    '"shape": [-1, 28, 28, 1]}}]',
     '[{"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}}]',
     '[{"type": "array", "items": {"type": "object", "properties": {"k": {"type": "array", '
     '"items": {"type": "double"}, "required": false}}}, "name": "nested", "required": true}]',
 ]
 
 MLFLOW_PARAMS = [
-    '[{"name": "k", "type": "long", "default": 1, "shape": null}]',
-    '[{"name": "words", "type": "string", "default": ["a", "b"], "shape": [-1]}]',
-    '[{"name": "when", "type": "datetime", "default": "2024-01-02T03:04:05", "shape": null}]',
+    '[{"name": "k", "default": 1, "shape": null, "type": "long"}]',
+    '[{"name": "words", "default": ["a", "b"], "shape": [-1], "type": "string"}]',
+    '[{"name": "when", "default": "2024-01-02T03:04:05", "shape": null, "type": "datetime"}]',
 ]
 
 
@@ -69,14 +70,17 @@ def test_datetime_param_default_written_as_iso() -> None:
     assert ps.to_json() == MLFLOW_PARAMS[2]
 
 
-@pytest.mark.parametrize("specs, message", [
-    ([], "at least one"),
-    ([ColSpec(DataType.long, "a"), TensorSpec("float32", (-1,), "t")], "mix"),
-    ([ColSpec(DataType.long, "a"), ColSpec(DataType.long)], "all named or all unnamed"),
-    ([TensorSpec("float32", (-1,)), TensorSpec("float32", (-1,))], "must all be named"),
-    ([ColSpec(DataType.long, required=False)], "cannot be optional"),
-    ([ColSpec(DataType.long, "a"), ColSpec(DataType.double, "a")], "duplicate"),
-])
+@pytest.mark.parametrize(
+    "specs, message",
+    [
+        ([], "at least one"),
+        ([ColSpec(DataType.long, "a"), TensorSpec("float32", (-1,), "t")], "mix"),
+        ([ColSpec(DataType.long, "a"), ColSpec(DataType.long)], "all named or all unnamed"),
+        ([TensorSpec("float32", (-1,)), TensorSpec("float32", (-1,))], "must all be named"),
+        ([ColSpec(DataType.long, required=False)], "cannot be optional"),
+        ([ColSpec(DataType.long, "a"), ColSpec(DataType.double, "a")], "duplicate"),
+    ],
+)
 def test_schema_rules(specs: list, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Schema(specs)

@@ -48,12 +48,33 @@ _EXPORTS = {
     "PythonModelContext": "satchel.pyfunc",
     "infer_signature": "satchel.signature",
     "convert": "satchel.convert",
-    **{name: "satchel.schema" for name in (
-        "Signature", "Schema", "ColSpec", "TensorSpec", "ParamSchema", "ParamSpec",
-        "DataType", "Array", "Object", "Property", "Map")},
-    **{name: "satchel.errors" for name in (
-        "SatchelError", "SignatureError", "ModelFormatError", "IntegrityError",
-        "FlavorNotFoundError", "PredictionError")},
+    **{
+        name: "satchel.schema"
+        for name in (
+            "Signature",
+            "Schema",
+            "ColSpec",
+            "TensorSpec",
+            "ParamSchema",
+            "ParamSpec",
+            "DataType",
+            "Array",
+            "Object",
+            "Property",
+            "Map",
+        )
+    },
+    **{
+        name: "satchel.errors"
+        for name in (
+            "SatchelError",
+            "SignatureError",
+            "ModelFormatError",
+            "IntegrityError",
+            "FlavorNotFoundError",
+            "PredictionError",
+        )
+    },
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -14,8 +14,10 @@ import numpy as np
 
 from satchel.errors import SignatureError
 
-_INT_LIMITS = {np.dtype(t): (np.iinfo(t).min, np.iinfo(t).max) for t in
-               ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")}
+_INT_LIMITS = {
+    np.dtype(t): (np.iinfo(t).min, np.iinfo(t).max)
+    for t in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+}
 
 
 def describe(arr: np.ndarray) -> str:
@@ -47,8 +49,9 @@ def cast_numeric(arr: np.ndarray, target: np.dtype[Any], label: str, expected: s
     given = describe(arr)
     tk, sk = target.kind, src.kind
     if sk in "OUS" or sk == "T":
-        return cast_numeric(_from_objects(arr, target, label, expected, given), target,
-                            label, expected)
+        return cast_numeric(
+            _from_objects(arr, target, label, expected, given), target, label, expected
+        )
     if tk == "b" or sk == "b":
         raise _fail(label, expected, given, "booleans and numbers do not convert")
     if sk in "mMc" or tk not in "iuf":
@@ -57,9 +60,13 @@ def cast_numeric(arr: np.ndarray, target: np.dtype[Any], label: str, expected: s
         if sk == "f":
             finite = np.isfinite(arr)
             if not finite.all():
-                raise _fail(label, expected, given, f"{int((~finite).sum())} values are NaN or infinite")
+                raise _fail(
+                    label, expected, given, f"{int((~finite).sum())} values are NaN or infinite"
+                )
             if arr.size and not (np.mod(arr, 1) == 0).all():
-                raise _fail(label, expected, given, "values with a fractional part would be truncated")
+                raise _fail(
+                    label, expected, given, "values with a fractional part would be truncated"
+                )
         lo, hi = _INT_LIMITS[target]
         if arr.size and not np.can_cast(src, target, "safe"):
             amin, amax = arr.min(), arr.max()
@@ -73,17 +80,22 @@ def cast_numeric(arr: np.ndarray, target: np.dtype[Any], label: str, expected: s
                 out = arr.astype(target)
             overflow = np.isinf(out) & np.isfinite(arr)
             if overflow.any():
-                raise _fail(label, expected, given, f"{int(overflow.sum())} values overflow {target}")
+                raise _fail(
+                    label, expected, given, f"{int(overflow.sum())} values overflow {target}"
+                )
             return out
         return arr.astype(target)
     out = arr.astype(target)
     if arr.size and not np.array_equal(out.astype(src), arr):
-        raise _fail(label, expected, given, f"some integers are not exactly representable as {target}")
+        raise _fail(
+            label, expected, given, f"some integers are not exactly representable as {target}"
+        )
     return out
 
 
-def _from_objects(arr: np.ndarray, target: np.dtype[Any], label: str, expected: str,
-                  given: str) -> np.ndarray:
+def _from_objects(
+    arr: np.ndarray, target: np.dtype[Any], label: str, expected: str, given: str
+) -> np.ndarray:
     """Objects (Python numbers, or numeric strings) to a plain numpy array, or raise."""
     values = arr.ravel().tolist()
     if any(v is None for v in values):
@@ -105,8 +117,9 @@ def _from_objects(arr: np.ndarray, target: np.dtype[Any], label: str, expected: 
     return parsed.reshape(arr.shape)
 
 
-def _parse_numeric_strings(values: list[str], target: np.dtype[Any], label: str,
-                           expected: str, given: str) -> np.ndarray:
+def _parse_numeric_strings(
+    values: list[str], target: np.dtype[Any], label: str, expected: str, given: str
+) -> np.ndarray:
     # Numeric strings are accepted for numeric columns: CSV cells and some JSON clients
     # send numbers as text. The parse must be exact: "1.5" is not an integer.
     try:

@@ -29,7 +29,8 @@ def atomic_directory(dest: str | os.PathLike[str], *, overwrite: bool = False) -
     target = Path(dest).absolute()
     if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
         raise DestinationExistsError(
-            f"{target} already exists and is not empty; pass overwrite=True to replace it")
+            f"{target} already exists and is not empty; pass overwrite=True to replace it"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
@@ -79,19 +80,29 @@ def verify_digests(root: Path, digests: dict[str, str]) -> None:
     for rel, want in digests.items():
         p = root / rel
         if not p.is_file():
-            raise IntegrityError(f"{rel} is missing from the model directory {root}",
-                                 file=rel, path=str(root))
+            raise IntegrityError(
+                f"{rel} is missing from the model directory {root}", file=rel, path=str(root)
+            )
         if sha256_file(p) != want:
-            raise IntegrityError(f"{rel} was modified after the model was saved "
-                                 "(sha256 does not match MLmodel's artifact_digests)",
-                                 file=rel, path=str(root))
+            raise IntegrityError(
+                f"{rel} was modified after the model was saved "
+                "(sha256 does not match MLmodel's artifact_digests)",
+                file=rel,
+                path=str(root),
+            )
     for p in _files(root):
         rel = p.relative_to(root).as_posix()
-        if rel == MANIFEST_NAME or rel in digests or rel in _IGNORED_EXTRA or p.name.startswith("."):
+        if (
+            rel == MANIFEST_NAME
+            or rel in digests
+            or rel in _IGNORED_EXTRA
+            or p.name.startswith(".")
+        ):
             continue
         # An added file could be code (code/ is on sys.path at load): refuse it.
-        raise IntegrityError(f"{rel} was added to the model directory after it was saved",
-                             file=rel, path=str(root))
+        raise IntegrityError(
+            f"{rel} was added to the model directory after it was saved", file=rel, path=str(root)
+        )
 
 
 def directory_size(root: Path) -> int:

@@ -68,7 +68,8 @@ def to_frame(data: Any, names: Sequence[str]) -> Any:
         raise SignatureError(
             f"input is an array of shape {list(data.shape)}; the model expects "
             f"{len(names)} columns {list(names)}",
-            expected=f"{len(names)} columns", given=f"shape {list(data.shape)}",
+            expected=f"{len(names)} columns",
+            given=f"shape {list(data.shape)}",
         )
     raise SignatureError(
         f"input of type {type(data).__name__} is not supported; give a DataFrame, "
@@ -91,14 +92,16 @@ def to_array(data: Any, spec: TensorSpec) -> np.ndarray:
             trailing = [d for d in spec.shape[1:]]
             if -1 not in trailing:
                 arr = arr.reshape((arr.shape[0], *trailing))
-        return arr
+        return np.asarray(arr)
     if _is_series(data):
-        return data.to_numpy()
+        return np.asarray(data.to_numpy())
     if isinstance(data, dict):
         if len(data) == 1:
             return np.asarray(next(iter(data.values())))
-        raise SignatureError(f"input has {len(data)} named arrays; the model takes one tensor",
-                             given=f"{len(data)} arrays")
+        raise SignatureError(
+            f"input has {len(data)} named arrays; the model takes one tensor",
+            given=f"{len(data)} arrays",
+        )
     return np.asarray(data)
 
 
@@ -143,8 +146,7 @@ def output(result: Any) -> Any:
     if isinstance(result, np.ndarray) or _is_frame(result) or _is_series(result):
         return result
     if isinstance(result, dict):
-        return {k: v if _is_frame(v) or _is_series(v) else np.asarray(v)
-                for k, v in result.items()}
+        return {k: v if _is_frame(v) or _is_series(v) else np.asarray(v) for k, v in result.items()}
     if isinstance(result, (list, tuple)):
         return np.asarray(result, dtype=object if _ragged(list(result)) else None)
     if np.ndim(result) == 0:

@@ -163,12 +163,12 @@ def coerce_column(col: Any, spec: ColSpec, name: str) -> Any:
 def _series_values(col: Any) -> np.ndarray:
     dt = col.dtype
     if isinstance(dt, np.dtype):
-        return col.to_numpy()
+        return np.asarray(col.to_numpy())
     # pandas extension dtypes (Int64, boolean, string[python], ...) without nulls
     kind = getattr(dt, "kind", "O")
     if kind in "iufb":
-        return col.to_numpy(dtype=dt.numpy_dtype)
-    return col.to_numpy(dtype=object)
+        return np.asarray(col.to_numpy(dtype=dt.numpy_dtype))
+    return np.asarray(col.to_numpy(dtype=object))
 
 
 def _with_nulls(pd: Any, col: Any, nulls: Any, kept: np.ndarray, t: DataType) -> Any:
@@ -199,15 +199,23 @@ def coerce_values(arr: np.ndarray, t: DataType, label: str) -> np.ndarray:
             return arr.astype(object)
         if arr.dtype == object and all(isinstance(v, str) for v in arr.tolist()):
             return arr
-        raise SignatureError(f"{label}: expected string, given {describe(arr)}",
-                             column=_col(label), expected="string", given=describe(arr))
+        raise SignatureError(
+            f"{label}: expected string, given {describe(arr)}",
+            column=_col(label),
+            expected="string",
+            given=describe(arr),
+        )
     if t is DataType.binary:
         if arr.dtype.kind == "S":
             return arr.astype(object)
         if arr.dtype == object and all(isinstance(v, (bytes, bytearray)) for v in arr.tolist()):
             return arr
-        raise SignatureError(f"{label}: expected binary, given {describe(arr)}",
-                             column=_col(label), expected="binary", given=describe(arr))
+        raise SignatureError(
+            f"{label}: expected binary, given {describe(arr)}",
+            column=_col(label),
+            expected="binary",
+            given=describe(arr),
+        )
     if t is DataType.datetime:
         return _to_datetime(arr, label)
     return cast_numeric(arr, np.dtype(t.numpy_dtype), label, t.value)
@@ -219,26 +227,36 @@ def _to_datetime(arr: np.ndarray, label: str) -> np.ndarray:
             return arr
         out = arr.astype("datetime64[ns]")
         if not np.array_equal(out.astype(arr.dtype), arr):
-            raise SignatureError(f"{label}: expected datetime, given {arr.dtype} outside the "
-                                 "nanosecond range", column=_col(label), expected="datetime",
-                                 given=str(arr.dtype))
+            raise SignatureError(
+                f"{label}: expected datetime, given {arr.dtype} outside the nanosecond range",
+                column=_col(label),
+                expected="datetime",
+                given=str(arr.dtype),
+            )
         return out
     pd = _normalize.pandas()
     values = arr.tolist()
     import datetime as _dt
 
     if not all(isinstance(v, (str, _dt.date, _dt.datetime, np.datetime64)) for v in values):
-        raise SignatureError(f"{label}: expected datetime, given {describe(arr)}",
-                             column=_col(label), expected="datetime", given=describe(arr))
+        raise SignatureError(
+            f"{label}: expected datetime, given {describe(arr)}",
+            column=_col(label),
+            expected="datetime",
+            given=describe(arr),
+        )
     try:
         parsed = pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601")
     except (ValueError, TypeError, OverflowError):
-        raise SignatureError(f"{label}: expected datetime, given strings that are not "
-                             "ISO 8601 dates", column=_col(label), expected="datetime",
-                             given=describe(arr)) from None
+        raise SignatureError(
+            f"{label}: expected datetime, given strings that are not ISO 8601 dates",
+            column=_col(label),
+            expected="datetime",
+            given=describe(arr),
+        ) from None
     if getattr(parsed.dtype, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    return parsed.to_numpy(dtype="datetime64[ns]")
+    return np.asarray(parsed.to_numpy(dtype="datetime64[ns]"))
 
 
 def _col(label: str) -> str | None:
@@ -262,20 +280,30 @@ def check_value(v: Any, t: ValueType, where: str) -> None:
         return
     if isinstance(t, Array):
         if not isinstance(v, (list, tuple, np.ndarray)):
-            raise SignatureError(f"{where}: expected {t}, given {type(v).__name__}",
-                                 column=_col(where), expected=str(t), given=type(v).__name__)
+            raise SignatureError(
+                f"{where}: expected {t}, given {type(v).__name__}",
+                column=_col(where),
+                expected=str(t),
+                given=type(v).__name__,
+            )
         for i, item in enumerate(v):
             check_value(item, t.items, f"{where}[{i}]")
         return
     if isinstance(t, (Object, Map)):
         if not isinstance(v, dict):
-            raise SignatureError(f"{where}: expected {t}, given {type(v).__name__}",
-                                 column=_col(where), expected=str(t), given=type(v).__name__)
+            raise SignatureError(
+                f"{where}: expected {t}, given {type(v).__name__}",
+                column=_col(where),
+                expected=str(t),
+                given=type(v).__name__,
+            )
         if isinstance(t, Map):
             for k, item in v.items():
                 if not isinstance(k, str):
-                    raise SignatureError(f"{where}: map keys must be strings, given "
-                                         f"{type(k).__name__}", column=_col(where))
+                    raise SignatureError(
+                        f"{where}: map keys must be strings, given {type(k).__name__}",
+                        column=_col(where),
+                    )
                 check_value(item, t.values, f"{where}[{k!r}]")
             return
         known = {p.name: p for p in t.properties}
@@ -285,8 +313,9 @@ def check_value(v: Any, t: ValueType, where: str) -> None:
         for p in t.properties:
             if p.name not in v or v[p.name] is None:
                 if p.required:
-                    raise SignatureError(f"{where}: missing required property '{p.name}'",
-                                         column=_col(where))
+                    raise SignatureError(
+                        f"{where}: missing required property '{p.name}'", column=_col(where)
+                    )
                 continue
             check_value(v[p.name], p.dtype, f"{where}.{p.name}")
         return
@@ -297,10 +326,16 @@ def check_value(v: Any, t: ValueType, where: str) -> None:
             return
     else:
         ok = _PY_SCALARS[t]
-        if isinstance(v, ok) and not (t is not DataType.boolean and isinstance(v, (bool, np.bool_))):
+        if isinstance(v, ok) and not (
+            t is not DataType.boolean and isinstance(v, (bool, np.bool_))
+        ):
             return
-    raise SignatureError(f"{where}: expected {t.value}, given {type(v).__name__}",
-                         column=_col(where), expected=t.value, given=type(v).__name__)
+    raise SignatureError(
+        f"{where}: expected {t.value}, given {type(v).__name__}",
+        column=_col(where),
+        expected=t.value,
+        given=type(v).__name__,
+    )
 
 
 # --- tensors -------------------------------------------------------------------------
@@ -321,12 +356,18 @@ def _enforce_tensors(data: Any, schema: Schema) -> Enforced:
     missing = [s.name for s in specs if s.name not in feeds]
     if missing:
         given = [str(k) for k in feeds][:20]
-        raise SignatureError(f"missing required input{'s' if len(missing) > 1 else ''} "
-                             f"{missing}; the model expects {[s.name for s in specs]}, "
-                             f"given {given}", column=missing[0])
+        raise SignatureError(
+            f"missing required input{'s' if len(missing) > 1 else ''} "
+            f"{missing}; the model expects {[s.name for s in specs]}, "
+            f"given {given}",
+            column=missing[0],
+        )
     dropped = tuple(k for k in feeds if k not in wanted)
-    out = {s.name: coerce_tensor(np.asarray(feeds[s.name]), s, f"input '{s.name}'")
-           for s in specs if s.name is not None}
+    out = {
+        s.name: coerce_tensor(np.asarray(feeds[s.name]), s, f"input '{s.name}'")
+        for s in specs
+        if s.name is not None
+    }
     return Enforced(out, dropped)
 
 
@@ -334,14 +375,21 @@ def coerce_tensor(arr: np.ndarray, spec: TensorSpec, label: str) -> np.ndarray:
     """Fit one array to a tensor spec: lossless dtype casts, rank and fixed dims checked."""
     want = spec.shape
     if len(want) != arr.ndim and not (arr.dtype == object and arr.ndim == 1):
-        raise SignatureError(f"{label}: expected shape {list(want)}, given shape {list(arr.shape)}"
-                             f" (rank {len(want)} vs {arr.ndim})", column=_col(label),
-                             expected=str(list(want)), given=str(list(arr.shape)))
+        raise SignatureError(
+            f"{label}: expected shape {list(want)}, given shape {list(arr.shape)}"
+            f" (rank {len(want)} vs {arr.ndim})",
+            column=_col(label),
+            expected=str(list(want)),
+            given=str(list(arr.shape)),
+        )
     for w, g in zip(want, arr.shape):
         if w != -1 and w != g:
-            raise SignatureError(f"{label}: expected shape {list(want)}, given shape "
-                                 f"{list(arr.shape)}", column=_col(label),
-                                 expected=str(list(want)), given=str(list(arr.shape)))
+            raise SignatureError(
+                f"{label}: expected shape {list(want)}, given shape {list(arr.shape)}",
+                column=_col(label),
+                expected=str(list(want)),
+                given=str(list(arr.shape)),
+            )
     target = np.dtype(spec.dtype)
     if target.kind in "biuf":
         return cast_numeric(arr, target, label, spec.dtype)
@@ -349,15 +397,21 @@ def coerce_tensor(arr: np.ndarray, spec: TensorSpec, label: str) -> np.ndarray:
         return _to_datetime(arr.ravel(), label).reshape(arr.shape)
     if target.kind in "OUS" and arr.dtype.kind in "OUS":
         return arr
-    raise SignatureError(f"{label}: expected {spec.dtype}, given {describe(arr)}",
-                         column=_col(label), expected=spec.dtype, given=describe(arr))
+    raise SignatureError(
+        f"{label}: expected {spec.dtype}, given {describe(arr)}",
+        column=_col(label),
+        expected=spec.dtype,
+        given=describe(arr),
+    )
 
 
 # --- params --------------------------------------------------------------------------
 
 
-def enforce_params(params: dict[str, Any] | None, schema: ParamSchema | None,
-                   ) -> tuple[dict[str, Any] | None, list[str]]:
+def enforce_params(
+    params: dict[str, Any] | None,
+    schema: ParamSchema | None,
+) -> tuple[dict[str, Any] | None, list[str]]:
     """Validate params against the param schema and fill in defaults.
 
     Returns the params to pass to the model and the names of unknown params, which are
@@ -368,8 +422,9 @@ def enforce_params(params: dict[str, Any] | None, schema: ParamSchema | None,
         return None, sorted(given)
     out: dict[str, Any] = {}
     for spec in schema:
-        out[spec.name] = (_check_param(given.pop(spec.name), spec) if spec.name in given
-                          else spec.default)
+        out[spec.name] = (
+            _check_param(given.pop(spec.name), spec) if spec.name in given else spec.default
+        )
     return out, sorted(given)
 
 
@@ -379,9 +434,12 @@ def _check_param(value: Any, spec: ParamSpec) -> Any:
         return spec.default
     if spec.shape is not None:
         if not isinstance(value, (list, tuple, np.ndarray)):
-            raise SignatureError(f"{where}: expected a list of {spec.dtype if isinstance(spec.dtype, Object) else spec.dtype.value}, "
-                                 f"given {type(value).__name__}", column=spec.name,
-                                 expected=spec.type_name, given=type(value).__name__)
+            raise SignatureError(
+                f"{where}: expected {spec.type_name}, given {type(value).__name__}",
+                column=spec.name,
+                expected=spec.type_name,
+                given=type(value).__name__,
+            )
         return [_check_scalar_param(v, spec, f"{where}[{i}]") for i, v in enumerate(value)]
     return _check_scalar_param(value, spec, where)
 

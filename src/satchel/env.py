@@ -45,8 +45,11 @@ def requirement_name(req: str) -> str:
     return re.sub(r"[-_.]+", "-", m.group(1)).lower() if m else req.strip().lower()
 
 
-def build_requirements(defaults: Iterable[str], pip_requirements: Sequence[str] | None = None,
-                       extra_pip_requirements: Sequence[str] | None = None) -> list[str]:
+def build_requirements(
+    defaults: Iterable[str],
+    pip_requirements: Sequence[str] | None = None,
+    extra_pip_requirements: Sequence[str] | None = None,
+) -> list[str]:
     """The requirement lines of a model.
 
     ``pip_requirements`` replaces the defaults (satchel's own pin plus the flavor's pinned
@@ -68,13 +71,25 @@ def write_environment(directory: Path, requirements: Sequence[str]) -> None:
     py = python_version()
     (directory / REQUIREMENTS).write_text("".join(f"{r}\n" for r in requirements), "utf-8")
     build = [pin(p) for p in ("pip", "setuptools", "wheel")]
-    lines = [f"python: {py}", "build_dependencies:", *(f"- {b}" for b in build),
-             "dependencies:", f"- -r {REQUIREMENTS}"]
+    lines = [
+        f"python: {py}",
+        "build_dependencies:",
+        *(f"- {b}" for b in build),
+        "dependencies:",
+        f"- -r {REQUIREMENTS}",
+    ]
     (directory / PYTHON_ENV).write_text("\n".join(lines) + "\n", "utf-8")
     pip_v = installed_version("pip")
-    conda = ["name: satchel-env", "channels:", "- conda-forge", "dependencies:",
-             f"- python={py}", f"- pip<={pip_v}" if pip_v else "- pip", "- pip:",
-             *(f"  - {_yaml_quote(r)}" for r in requirements)]
+    conda = [
+        "name: satchel-env",
+        "channels:",
+        "- conda-forge",
+        "dependencies:",
+        f"- python={py}",
+        f"- pip<={pip_v}" if pip_v else "- pip",
+        "- pip:",
+        *(f"  - {_yaml_quote(r)}" for r in requirements),
+    ]
     (directory / CONDA_ENV).write_text("\n".join(conda) + "\n", "utf-8")
 
 
@@ -87,5 +102,8 @@ def read_requirements(directory: Path) -> list[str]:
     path = directory / REQUIREMENTS
     if not path.is_file():
         return []
-    return [ln.strip() for ln in path.read_text("utf-8").splitlines()
-            if ln.strip() and not ln.lstrip().startswith("#")]
+    return [
+        ln.strip()
+        for ln in path.read_text("utf-8").splitlines()
+        if ln.strip() and not ln.lstrip().startswith("#")
+    ]

@@ -140,3 +140,30 @@ class ModelNotFoundError(SatchelError, LookupError):
 
 class ModelNotReadyError(SatchelError):
     """A request reached a model that is still loading, or failed to load."""
+
+
+class ImageBuildError(SatchelError):
+    """A serving image's Dockerfile, build context or build failed."""
+
+
+class MissingWheelError(ImageBuildError):
+    """A requirement has no wheel for the image's platform and Python version."""
+
+    def __init__(self, message: str, *, package: str) -> None:
+        super().__init__(message)
+        self.package = package
+
+
+class DockerUnavailableError(ImageBuildError):
+    """No Docker engine answers at DOCKER_HOST (or the default socket)."""
+
+
+class OutputError(SatchelError, ValueError):
+    """A model's output does not fit what the caller asked for: a Spark ``result_type``,
+    one value per input row, or columns an output file can hold."""
+
+    def __init__(self, message: str, *, expected: str | None = None,
+                 given: str | None = None) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.given = given

@@ -41,8 +41,10 @@ def split(example: Any) -> Example:
     elif isinstance(example, list):
         example = np.asarray(example)
     if not isinstance(example, (pd.DataFrame, np.ndarray, dict)):
-        raise ExampleError(f"an input example of type {type(example).__name__} is not "
-                           "supported; give a DataFrame, ndarray, dict of arrays or records")
+        raise ExampleError(
+            f"an input example of type {type(example).__name__} is not "
+            "supported; give a DataFrame, ndarray, dict of arrays or records"
+        )
     return Example(example, params)
 
 
@@ -55,8 +57,11 @@ def save(directory: Path, example: Example) -> dict[str, Any]:
         if isinstance(data, pd.DataFrame):
             default_cols = list(data.columns) == list(range(data.shape[1]))
             rows = _json.jsonable(data.to_numpy(dtype=object))
-            stored: Any = {"data": rows} if default_cols else {
-                "columns": [str(c) for c in data.columns], "data": rows}
+            stored: Any = (
+                {"data": rows}
+                if default_cols
+                else {"columns": [str(c) for c in data.columns], "data": rows}
+            )
             info.update(type="dataframe", pandas_orient="values" if default_cols else "split")
             serving: dict[str, Any] = {"dataframe_split": stored}
         else:
@@ -68,8 +73,9 @@ def save(directory: Path, example: Example) -> dict[str, Any]:
             stored = {"inputs": stored, "params": _json.jsonable(example.params)}
             serving["params"] = _json.jsonable(example.params)
         (directory / INPUT_EXAMPLE).write_text(json.dumps(stored, allow_nan=False), "utf-8")
-        (directory / SERVING_EXAMPLE).write_text(json.dumps(serving, indent=2, allow_nan=False),
-                                                 "utf-8")
+        (directory / SERVING_EXAMPLE).write_text(
+            json.dumps(serving, indent=2, allow_nan=False), "utf-8"
+        )
     except (TypeError, ValueError) as exc:
         raise ExampleError(f"the input example cannot be written as JSON: {exc}") from None
     return info
@@ -105,5 +111,6 @@ def load(directory: Path, info: dict[str, Any] | None) -> Example | None:
             return Example(np.asarray(raw), params)
         return Example(raw, params)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ExampleError(f"input example {path.name} does not match its type {kind!r}: "
-                           f"{exc}") from None
+        raise ExampleError(
+            f"input example {path.name} does not match its type {kind!r}: {exc}"
+        ) from None

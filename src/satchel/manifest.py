@@ -19,8 +19,15 @@ from satchel.schema import Signature
 PYFUNC = "python_function"
 
 _KNOWN = (
-    "flavors", "model_uuid", "utc_time_created", "signature", "saved_input_example_info",
-    "metadata", "model_size_bytes", "satchel_version", "artifact_digests",
+    "flavors",
+    "model_uuid",
+    "utc_time_created",
+    "signature",
+    "saved_input_example_info",
+    "metadata",
+    "model_size_bytes",
+    "satchel_version",
+    "artifact_digests",
 )
 
 
@@ -60,8 +67,15 @@ class Manifest:
         """The manifest as MLflow lays it out (the writer sorts keys)."""
         d: dict[str, Any] = dict(self.extra)
         d["flavors"] = self.flavors
-        for key in ("model_uuid", "utc_time_created", "saved_input_example_info", "metadata",
-                    "model_size_bytes", "satchel_version", "artifact_digests"):
+        for key in (
+            "model_uuid",
+            "utc_time_created",
+            "saved_input_example_info",
+            "metadata",
+            "model_size_bytes",
+            "satchel_version",
+            "artifact_digests",
+        ):
             value = getattr(self, key)
             if value is not None:
                 d[key] = value
@@ -114,8 +128,9 @@ class Manifest:
         if not root.is_dir():
             raise ModelFormatError(f"{root} is not a directory", path=str(root))
         if not path.is_file():
-            raise ModelFormatError(f"{root} has no MLmodel file: not a model directory",
-                                   path=str(root))
+            raise ModelFormatError(
+                f"{root} has no MLmodel file: not a model directory", path=str(root)
+            )
         yaml = _yaml()
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         try:

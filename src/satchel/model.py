@@ -49,8 +49,14 @@ class Prediction:
 class Model:
     """A loaded model directory behind one ``predict`` interface."""
 
-    def __init__(self, path: Path, manifest: Manifest, flavor: Flavor, config: LoadConfig,
-                 predictor: Predictor) -> None:
+    def __init__(
+        self,
+        path: Path,
+        manifest: Manifest,
+        flavor: Flavor,
+        config: LoadConfig,
+        predictor: Predictor,
+    ) -> None:
         self.path = path
         self.manifest = manifest
         self.flavor = flavor
@@ -100,17 +106,23 @@ class Model:
         """
         result = self.predict_detailed(data, params)
         if result.dropped_columns:
-            warnings.warn(ExtraColumnsWarning(
-                f"ignored input columns not in the signature: {list(result.dropped_columns)}"),
-                stacklevel=2)
+            warnings.warn(
+                ExtraColumnsWarning(
+                    f"ignored input columns not in the signature: {list(result.dropped_columns)}"
+                ),
+                stacklevel=2,
+            )
         if result.unknown_params:
-            warnings.warn(UnknownParamsWarning(
-                f"ignored params not in the param schema: {list(result.unknown_params)}"),
-                stacklevel=2)
+            warnings.warn(
+                UnknownParamsWarning(
+                    f"ignored params not in the param schema: {list(result.unknown_params)}"
+                ),
+                stacklevel=2,
+            )
         return result.output
 
     def predict_detailed(self, data: Any, params: dict[str, Any] | None = None) -> Prediction:
-        """Like :meth:`predict`, but report dropped columns and unknown params instead of warning."""
+        """Like :meth:`predict`, but return dropped columns and unknown params, not warn."""
         enforced = enforce_input(data, self._inputs)
         if self._has_signature:
             checked, unknown = enforce_params(params, self._params)
@@ -121,10 +133,15 @@ class Model:
         except (SatchelError, MemoryError, RecursionError):
             raise
         except Exception as exc:
-            raise PredictionError(f"the model raised {type(exc).__name__}: {exc}",
-                                  error_class=type(exc).__name__) from exc
-        return Prediction(_normalize.output(out), enforced.dropped, tuple(unknown),
-                          _normalize.num_rows(enforced.data))
+            raise PredictionError(
+                f"the model raised {type(exc).__name__}: {exc}", error_class=type(exc).__name__
+            ) from exc
+        return Prediction(
+            _normalize.output(out),
+            enforced.dropped,
+            tuple(unknown),
+            _normalize.num_rows(enforced.data),
+        )
 
     def unwrap(self) -> Any:
         """The native object (the estimator, ONNX model or PythonModel)."""
@@ -140,8 +157,9 @@ class Model:
         return f"<satchel.Model flavor={self.flavor.name!r} path={str(self.path)!r}>"
 
 
-def load_model(path: str | os.PathLike[str], *, allow_pickle: bool = True,
-               verify: bool = True, **options: Any) -> Model:
+def load_model(
+    path: str | os.PathLike[str], *, allow_pickle: bool = True, verify: bool = True, **options: Any
+) -> Model:
     """Load a model directory (saved by satchel or by MLflow).
 
     Args:
@@ -162,15 +180,19 @@ def load_model(path: str | os.PathLike[str], *, allow_pickle: bool = True,
         verify_digests(root, manifest.artifact_digests)
     flavor = registry.for_manifest(manifest, source=str(root / "MLmodel"))
     pyfunc = manifest.pyfunc or {}
-    config = LoadConfig(section=dict(manifest.flavors.get(flavor.name) or {}),
-                        pyfunc=dict(pyfunc), options={"allow_pickle": allow_pickle, **options})
+    config = LoadConfig(
+        section=dict(manifest.flavors.get(flavor.name) or {}),
+        pyfunc=dict(pyfunc),
+        options={"allow_pickle": allow_pickle, **options},
+    )
     _warn_python_version(manifest)
     unsafe = getattr(flavor, "unsafe_format", None)
     fmt = unsafe(config) if unsafe is not None else None
     if fmt and not allow_pickle:
         raise PickleNotAllowedError(
             f"{root.name} is stored as {fmt}, which runs code when loaded; it was refused "
-            "because allow_pickle=False")
+            "because allow_pickle=False"
+        )
     code = pyfunc.get("code")
     if code:
         code_dir = str(inside(root, str(code), what="code directory"))
@@ -186,5 +208,7 @@ def _warn_python_version(manifest: Manifest) -> None:
         return
     running = python_version()
     if saved.split(".")[:2] != running.split(".")[:2]:
-        warnings.warn(PythonVersionWarning(
-            f"model was saved with Python {saved}; running Python {running}"), stacklevel=3)
+        warnings.warn(
+            PythonVersionWarning(f"model was saved with Python {saved}; running Python {running}"),
+            stacklevel=3,
+        )

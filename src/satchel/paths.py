@@ -16,8 +16,9 @@ def inside(root: Path, relative: str, *, what: str = "file", must_exist: bool = 
     root = root.resolve()
     candidate = (root / relative).resolve()
     if candidate != root and root not in candidate.parents:
-        raise ModelFormatError(f"{what} path {relative!r} points outside the model directory",
-                               path=str(root))
+        raise ModelFormatError(
+            f"{what} path {relative!r} points outside the model directory", path=str(root)
+        )
     if must_exist and not candidate.exists():
         raise ModelFormatError(f"{what} {relative!r} is missing from {root}", path=str(root))
     return candidate

@@ -40,7 +40,7 @@ _HINTS: dict[str, str] = {
     "sklearn": "pip install 'satchel[sklearn]'",
     "onnx": "pip install 'satchel[onnx]'",
     "mlflow_pyfunc": "this is an MLflow custom PythonModel: install mlflow and load it with "
-                     "allow_mlflow=True",
+    "allow_mlflow=True",
 }
 
 _cache: dict[str, Flavor] = {}
@@ -93,26 +93,36 @@ def get(name: str) -> Flavor:
         if ep is None:
             found = _entry_points(name)
             if not found:
-                hint = _HINTS.get(name, f"install a package that registers '{name}' under the "
-                                        f"'{GROUP}' entry-point group")
+                hint = _HINTS.get(
+                    name,
+                    f"install a package that registers '{name}' under the "
+                    f"'{GROUP}' entry-point group",
+                )
                 raise FlavorNotFoundError(
                     f"no installed plugin provides flavor '{name}' ({hint}); installed "
-                    f"flavors: {', '.join(available()) or 'none'}", flavor=name)
+                    f"flavors: {', '.join(available()) or 'none'}",
+                    flavor=name,
+                )
             ep = found[0]
         try:
             obj = ep.load()
         except ImportError as exc:
             hint = _HINTS.get(name, f"install the package that provides '{ep.value}'")
-            raise FlavorLoadError(f"flavor '{name}' ({ep.value}) cannot be imported: {exc}; "
-                                  f"{hint}", flavor=name) from None
+            raise FlavorLoadError(
+                f"flavor '{name}' ({ep.value}) cannot be imported: {exc}; {hint}", flavor=name
+            ) from None
     flavor = obj() if isinstance(obj, type) else obj
     missing = [m for m in REQUIRED_MEMBERS if not hasattr(flavor, m)]
     if missing:
-        raise FlavorLoadError(f"flavor plugin '{name}' ({type(flavor).__qualname__}) lacks "
-                              f"{', '.join(missing)}", flavor=name)
+        raise FlavorLoadError(
+            f"flavor plugin '{name}' ({type(flavor).__qualname__}) lacks {', '.join(missing)}",
+            flavor=name,
+        )
     if getattr(flavor, "name", None) != name:
-        raise FlavorLoadError(f"flavor plugin registered as '{name}' calls itself "
-                              f"'{getattr(flavor, 'name', None)}'", flavor=name)
+        raise FlavorLoadError(
+            f"flavor plugin registered as '{name}' calls itself '{getattr(flavor, 'name', None)}'",
+            flavor=name,
+        )
     _cache[name] = flavor
     return flavor  # type: ignore[no-any-return]
 
@@ -138,7 +148,8 @@ def for_object(obj: Any) -> Flavor:
 
     raise UnsupportedModelError(
         f"no installed flavor can save an object of type {type(obj).__module__}."
-        f"{type(obj).__qualname__}; installed flavors: {', '.join(available()) or 'none'}")
+        f"{type(obj).__qualname__}; installed flavors: {', '.join(available()) or 'none'}"
+    )
 
 
 def for_manifest(manifest: Manifest, source: str = "MLmodel") -> Flavor:
@@ -150,9 +161,11 @@ def for_manifest(manifest: Manifest, source: str = "MLmodel") -> Flavor:
     pf = manifest.pyfunc
     if pf is None:
         names = ", ".join(manifest.flavors)
-        raise ModelFormatError(f"{source} has no python_function flavor (flavors: {names}); "
-                               "satchel loads models through their python_function entry",
-                               path=source)
+        raise ModelFormatError(
+            f"{source} has no python_function flavor (flavors: {names}); "
+            "satchel loads models through their python_function entry",
+            path=source,
+        )
     explicit = pf.get("satchel_flavor")
     if explicit:
         return get(str(explicit))
@@ -165,5 +178,6 @@ def for_manifest(manifest: Manifest, source: str = "MLmodel") -> Flavor:
             f"loader_module '{loader}' is not known to satchel; a plugin registering its "
             f"flavor under '{GROUP}' is needed (flavors in this model: "
             f"{', '.join(k for k in manifest.flavors if k != 'python_function')})",
-            flavor=loader)
+            flavor=loader,
+        )
     return get(name)

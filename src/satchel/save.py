@@ -76,12 +76,14 @@ def save_model(
             sig = _check_or_infer(chosen, tmp, config, pyfunc, example, sig)
         requirements = build_requirements(
             [*chosen.default_requirements(), *config.requirements],
-            pip_requirements, extra_pip_requirements)
+            pip_requirements,
+            extra_pip_requirements,
+        )
         write_environment(tmp, requirements)
         manifest = Manifest(
             flavors={PYFUNC: pyfunc, chosen.name: config.section},
             model_uuid=uuid.uuid4().hex,
-            utc_time_created=str(_dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)),
+            utc_time_created=str(_dt.datetime.now(_dt.UTC).replace(tzinfo=None)),
             signature=sig,
             saved_input_example_info=info,
             metadata=dict(metadata) if metadata else None,
@@ -116,8 +118,14 @@ def _copy_code(root: Path, code_paths: Sequence[str | os.PathLike[str]]) -> None
             shutil.copy2(p, target)
 
 
-def _check_or_infer(flavor: Flavor, root: Path, config: FlavorConfig, pyfunc: dict[str, Any],
-                    example: _example.Example, sig: Signature | None) -> Signature:
+def _check_or_infer(
+    flavor: Flavor,
+    root: Path,
+    config: FlavorConfig,
+    pyfunc: dict[str, Any],
+    example: _example.Example,
+    sig: Signature | None,
+) -> Signature:
     """Infer a signature from the example, or check the example against the given one.
 
     The example goes through the predictor loaded back from the directory being written,
@@ -135,8 +143,9 @@ def _check_or_infer(flavor: Flavor, root: Path, config: FlavorConfig, pyfunc: di
     try:
         output = _normalize.output(predictor.predict(data, example.params))
     except Exception as exc:
-        raise ExampleError(f"the model failed on its input example: {type(exc).__name__}: "
-                           f"{exc}") from None
+        raise ExampleError(
+            f"the model failed on its input example: {type(exc).__name__}: {exc}"
+        ) from None
     inferred = infer_signature(data, output, example.params)
     if sig is None:
         return inferred

@@ -172,7 +172,9 @@ class TensorSpec:
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
         if any(c.isdigit() for c in self.dtype) and self.dtype.lstrip("<>|=")[:1] in ("U", "S"):
             # MLflow rejects sized flexible dtypes such as <U10: the size is data, not type.
-            raise ValueError(f"tensor dtype {self.dtype!r} is a sized string; use 'object' or 'str'")
+            raise ValueError(
+                f"tensor dtype {self.dtype!r} is a sized string; use 'object' or 'str'"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         spec = {"dtype": self.dtype, "shape": list(self.shape)}
@@ -279,12 +281,15 @@ class ParamSpec:
         default = self.default
         if self.dtype is DataType.datetime and default is not None:
             default = _iso(default)
-        type_: Any = self.dtype.value if isinstance(self.dtype, DataType) else self.dtype.to_json_type()
+        # MLflow's key order: name, default, shape, then the type (an object's
+        # "properties" sit beside "type", not inside it).
+        type_ = ({"type": self.dtype.value} if isinstance(self.dtype, DataType)
+                 else self.dtype.to_json_type())
         return {
             "name": self.name,
-            "type": type_,
             "default": default,
             "shape": list(self.shape) if self.shape is not None else None,
+            **type_,
         }
 
     @property
@@ -346,8 +351,11 @@ class Signature:
     def from_dict(cls, d: dict[str, Any]) -> Signature:
         """Read the MLmodel form; raises ModelFormatError naming the broken part."""
         parts: dict[str, Any] = {}
-        for key, parser in (("inputs", Schema.from_json), ("outputs", Schema.from_json),
-                            ("params", ParamSchema.from_json)):
+        for key, parser in (
+            ("inputs", Schema.from_json),
+            ("outputs", Schema.from_json),
+            ("params", ParamSchema.from_json),
+        ):
             raw = d.get(key)
             if raw is None or raw == "":
                 parts[key] = None
@@ -391,6 +399,8 @@ def _spec_from_dict(d: dict[str, Any]) -> Spec:
 def _param_from_dict(d: dict[str, Any]) -> ParamSpec:
     raw_type = d.get("type", d.get("dtype"))
     dtype: DataType | Object
+    if raw_type == "object" and "properties" in d:
+        raw_type = {"type": "object", "properties": d["properties"]}
     if isinstance(raw_type, dict):
         parsed = _value_type_from_dict(raw_type)
         if not isinstance(parsed, Object):

@@ -26,24 +26,38 @@ from satchel.schema import (
 
 _DTYPE_TO_TYPE = {
     "bool": DataType.boolean,
-    "int8": DataType.integer, "int16": DataType.integer, "int32": DataType.integer,
-    "uint8": DataType.integer, "uint16": DataType.integer,
-    "int64": DataType.long, "uint32": DataType.long, "uint64": DataType.long,
-    "float16": DataType.float, "float32": DataType.float, "float64": DataType.double,
+    "int8": DataType.integer,
+    "int16": DataType.integer,
+    "int32": DataType.integer,
+    "uint8": DataType.integer,
+    "uint16": DataType.integer,
+    "int64": DataType.long,
+    "uint32": DataType.long,
+    "uint64": DataType.long,
+    "float16": DataType.float,
+    "float32": DataType.float,
+    "float64": DataType.double,
 }
 
 _EXTENSION_TO_TYPE = {
     "boolean": DataType.boolean,
-    "Int8": DataType.integer, "Int16": DataType.integer, "Int32": DataType.integer,
-    "UInt8": DataType.integer, "UInt16": DataType.integer,
-    "Int64": DataType.long, "UInt32": DataType.long, "UInt64": DataType.long,
-    "Float32": DataType.float, "Float64": DataType.double,
+    "Int8": DataType.integer,
+    "Int16": DataType.integer,
+    "Int32": DataType.integer,
+    "UInt8": DataType.integer,
+    "UInt16": DataType.integer,
+    "Int64": DataType.long,
+    "UInt32": DataType.long,
+    "UInt64": DataType.long,
+    "Float32": DataType.float,
+    "Float64": DataType.double,
     "string": DataType.string,
 }
 
 
-def infer_signature(model_input: Any, model_output: Any = None,
-                    params: dict[str, Any] | None = None) -> Signature:
+def infer_signature(
+    model_input: Any, model_output: Any = None, params: dict[str, Any] | None = None
+) -> Signature:
     """Build a signature from an example input, optionally the model's output on it, and params.
 
     Args:
@@ -67,8 +81,13 @@ def infer_schema(data: Any) -> Schema:
     if isinstance(data, pd.DataFrame):
         return Schema([_colspec(data[c], str(c)) for c in data.columns])
     if isinstance(data, pd.Series):
-        return Schema([_colspec(data, None if data.name is None else str(data.name),
-                                named=data.name is not None)])
+        return Schema(
+            [
+                _colspec(
+                    data, None if data.name is None else str(data.name), named=data.name is not None
+                )
+            ]
+        )
     if isinstance(data, dict):
         if data and all(isinstance(v, np.ndarray) for v in data.values()):
             return Schema([_tensorspec(v, str(k)) for k, v in data.items()])
@@ -84,8 +103,9 @@ def infer_schema(data: Any) -> Schema:
         return Schema([_tensorspec(data, None)])
     if np.ndim(data) == 0 and data is not None:
         return infer_schema(pd.Series([data]))
-    raise SignatureError(f"cannot infer a schema from {type(data).__name__}",
-                         given=type(data).__name__)
+    raise SignatureError(
+        f"cannot infer a schema from {type(data).__name__}", given=type(data).__name__
+    )
 
 
 def _tensorspec(arr: np.ndarray, name: str | None) -> TensorSpec:
@@ -113,8 +133,9 @@ def _column_type(col: Any, name: str | None) -> ValueType:
         if dt.name in _DTYPE_TO_TYPE:
             return _DTYPE_TO_TYPE[dt.name]
         if dt.kind != "O":
-            raise SignatureError(f"{label}: dtype {dt} has no signature type", column=name,
-                                 given=str(dt))
+            raise SignatureError(
+                f"{label}: dtype {dt} has no signature type", column=name, given=str(dt)
+            )
         return _object_type(col.dropna().tolist(), label, name)
     if str(dt) in _EXTENSION_TO_TYPE:
         return _EXTENSION_TO_TYPE[str(dt)]
@@ -137,8 +158,11 @@ def _object_type(values: list[Any], label: str, name: str | None) -> ValueType:
     numeric = {DataType.integer, DataType.long, DataType.double}
     if types <= numeric:
         return DataType.double if DataType.double in types else DataType.long
-    raise SignatureError(f"{label}: values of mixed types {sorted(str(t) for t in types)}",
-                         column=name, given="mixed")
+    raise SignatureError(
+        f"{label}: values of mixed types {sorted(str(t) for t in types)}",
+        column=name,
+        given="mixed",
+    )
 
 
 def _value_type(v: Any, label: str, name: str | None) -> ValueType:
@@ -161,8 +185,11 @@ def _value_type(v: Any, label: str, name: str | None) -> ValueType:
         if not v:
             return Map(DataType.string)
         return Object(tuple(Property(str(k), _value_type(x, label, name)) for k, x in v.items()))
-    raise SignatureError(f"{label}: values of type {type(v).__name__} have no signature type",
-                         column=name, given=type(v).__name__)
+    raise SignatureError(
+        f"{label}: values of type {type(v).__name__} have no signature type",
+        column=name,
+        given=type(v).__name__,
+    )
 
 
 def infer_param_schema(params: dict[str, Any]) -> ParamSchema:
@@ -171,8 +198,9 @@ def infer_param_schema(params: dict[str, Any]) -> ParamSchema:
     for name, value in params.items():
         if isinstance(value, (list, tuple)):
             if not value:
-                raise SignatureError(f"param '{name}': cannot infer a type from an empty list",
-                                     column=name)
+                raise SignatureError(
+                    f"param '{name}': cannot infer a type from an empty list", column=name
+                )
             t = _value_type(value[0], f"param '{name}'", name)
             specs.append(ParamSpec(name, _param_type(t, name), list(value), (-1,)))
         else:

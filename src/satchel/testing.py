@@ -30,8 +30,10 @@ class _Checker:
 
     def check(self, name: str, ok: bool, detail: str = "") -> None:
         if not ok:
-            raise AssertionError(f"flavor '{self.flavor_name}' fails check '{name}'"
-                                 + (f": {detail}" if detail else ""))
+            raise AssertionError(
+                f"flavor '{self.flavor_name}' fails check '{name}'"
+                + (f": {detail}" if detail else "")
+            )
         self.passed.append(name)
 
 
@@ -50,7 +52,9 @@ def assert_outputs_equal(got: Any, want: Any, *, rtol: float = 1e-6, atol: float
     if isinstance(got, (pd.DataFrame, pd.Series)):
         got = got.to_numpy()
     if isinstance(want, dict):
-        assert isinstance(got, dict) and set(got) == set(want), f"keys {sorted(got)} != {sorted(want)}"
+        assert isinstance(got, dict) and set(got) == set(want), (
+            f"keys {sorted(got)} != {sorted(want)}"
+        )
         for k in want:
             assert_outputs_equal(got[k], want[k], rtol=rtol, atol=atol)
         return
@@ -62,10 +66,15 @@ def assert_outputs_equal(got: Any, want: Any, *, rtol: float = 1e-6, atol: float
         assert (g == w).all(), "values differ"
 
 
-def check_flavor(flavor_name: str, obj: Any, sample_input: Any, *,
-                 native_predict: Callable[[Any, Any], Any] | None = None,
-                 save_options: dict[str, Any] | None = None,
-                 load_options: dict[str, Any] | None = None) -> list[str]:
+def check_flavor(
+    flavor_name: str,
+    obj: Any,
+    sample_input: Any,
+    *,
+    native_predict: Callable[[Any, Any], Any] | None = None,
+    save_options: dict[str, Any] | None = None,
+    load_options: dict[str, Any] | None = None,
+) -> list[str]:
     """Run the round-trip conformance checks for one flavor.
 
     Args:
@@ -85,25 +94,36 @@ def check_flavor(flavor_name: str, obj: Any, sample_input: Any, *,
     c.check("protocol", all(hasattr(flavor, m) for m in REQUIRED_MEMBERS))
     c.check("can_save", bool(flavor.can_save(obj)), f"can_save({type(obj).__name__}) is False")
     reqs = flavor.default_requirements()
-    c.check("default_requirements", isinstance(reqs, list) and all(isinstance(r, str) for r in reqs))
+    c.check(
+        "default_requirements", isinstance(reqs, list) and all(isinstance(r, str) for r in reqs)
+    )
     expected = (native_predict or _native_output)(obj, sample_input)
     tmp = Path(tempfile.mkdtemp(prefix="satchel-check-"))
     try:
         path = tmp / "model"
-        save_model(obj, path, flavor=flavor_name, input_example=sample_input,
-                   **(save_options or {}))
+        save_model(
+            obj, path, flavor=flavor_name, input_example=sample_input, **(save_options or {})
+        )
         leftovers = [p.name for p in tmp.iterdir() if p.name != "model"]
         c.check("save_is_atomic", not leftovers, f"temporary files left: {leftovers}")
         manifest = Manifest.read(path)
         pyfunc = manifest.pyfunc or {}
         c.check("manifest_sections", PYFUNC in manifest.flavors and flavor_name in manifest.flavors)
         c.check("loader_module", bool(pyfunc.get("loader_module")))
-        c.check("signature_written", manifest.signature is not None
-                and manifest.signature.inputs is not None)
-        c.check("example_written", bool(manifest.saved_input_example_info)
-                and (path / "input_example.json").is_file())
-        c.check("env_written", all((path / f).is_file() for f in
-                                   ("requirements.txt", "python_env.yaml", "conda.yaml")))
+        c.check(
+            "signature_written",
+            manifest.signature is not None and manifest.signature.inputs is not None,
+        )
+        c.check(
+            "example_written",
+            bool(manifest.saved_input_example_info) and (path / "input_example.json").is_file(),
+        )
+        c.check(
+            "env_written",
+            all(
+                (path / f).is_file() for f in ("requirements.txt", "python_env.yaml", "conda.yaml")
+            ),
+        )
         c.check("digests_written", bool(manifest.artifact_digests))
         model = load_model(path, **(load_options or {}))
         got = model.predict(sample_input)
@@ -114,13 +134,22 @@ def check_flavor(flavor_name: str, obj: Any, sample_input: Any, *,
             same = str(exc) or "outputs differ"
         c.check("predict_matches_native", not same, same)
         example = model.input_example()
-        c.check("example_predicts", example is not None
-                and model.predict_detailed(example.data, example.params).rows > 0)
+        c.check(
+            "example_predicts",
+            example is not None and model.predict_detailed(example.data, example.params).rows > 0,
+        )
         native = model.unwrap()
-        c.check("unwrap_type", type(native).__name__ == type(obj).__name__ or flavor_name == "onnx",
-                f"unwrap() gave {type(native).__name__}")
+        c.check(
+            "unwrap_type",
+            type(native).__name__ == type(obj).__name__ or flavor_name == "onnx",
+            f"unwrap() gave {type(native).__name__}",
+        )
         unsafe = getattr(flavor, "unsafe_format", None)
-        fmt = unsafe(LoadConfig(section=manifest.flavors[flavor_name], pyfunc=pyfunc)) if unsafe else None
+        fmt = (
+            unsafe(LoadConfig(section=manifest.flavors[flavor_name], pyfunc=pyfunc))
+            if unsafe
+            else None
+        )
         if fmt:
             try:
                 load_model(path, allow_pickle=False, **(load_options or {}))

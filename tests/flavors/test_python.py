@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from satchel.flavors import python as py_flavor
 
 import satchel
-from satchel.flavors import python as py_flavor
 from satchel.testing import check_flavor
 
 
@@ -40,15 +40,18 @@ def test_conformance_callable() -> None:
     def fn(df: Any) -> Any:
         return df.sum(axis=1)
 
-    check_flavor("python", fn, pd.DataFrame({"a": [1.0], "b": [2.0]}), native_predict=lambda f, x: f(x))
+    check_flavor(
+        "python", fn, pd.DataFrame({"a": [1.0], "b": [2.0]}), native_predict=lambda f, x: f(x)
+    )
 
 
 def test_artifacts_and_params(tmp_path: Path) -> None:
     art = tmp_path / "n.txt"
     art.write_text("10")
     df = pd.DataFrame({"x": [1.0, 2.0]})
-    py_flavor.save_model(tmp_path / "m", AddN(), artifacts={"n": str(art)},
-                         input_example=(df, {"scale": 1.0}))
+    py_flavor.save_model(
+        tmp_path / "m", AddN(), artifacts={"n": str(art)}, input_example=(df, {"scale": 1.0})
+    )
     art.unlink()  # the model must use its own copy
     model = satchel.load_model(tmp_path / "m")
     assert model.signature.params is not None  # type: ignore[union-attr]
@@ -61,13 +64,15 @@ def test_artifacts_and_params(tmp_path: Path) -> None:
 def test_code_paths_importable_at_load(tmp_path: Path) -> None:
     pkg = tmp_path / "src" / "mylib_for_satchel_test"
     pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text(textwrap.dedent("""
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent("""
         import satchel
         class Triple(satchel.PythonModel):
             row_independent = True
             def predict(self, model_input, params=None):
                 return model_input * 3
-    """))
+    """)
+    )
     sys.path.insert(0, str(tmp_path / "src"))
     try:
         from mylib_for_satchel_test import Triple  # type: ignore[import-not-found]

@@ -18,14 +18,24 @@ from collections.abc import Sequence
 
 from satchel._version import __version__
 
-COMMANDS = ("info", "predict", "validate", "serve", "batch", "convert",
-            "generate_dockerfile", "build_docker")
+COMMANDS = (
+    "info",
+    "predict",
+    "validate",
+    "serve",
+    "batch",
+    "convert",
+    "generate_dockerfile",
+    "build_docker",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(prog="satchel", description="Package, inspect and serve "
-                                     "models in MLflow's model directory format.")
+    parser = argparse.ArgumentParser(
+        prog="satchel",
+        description="Package, inspect and serve models in MLflow's model directory format.",
+    )
     parser.add_argument("--version", action="version", version=f"satchel {__version__}")
     parser.add_argument("--debug", action="store_true", help="print tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -44,8 +44,11 @@ def describe(path: Path) -> dict[str, Any]:
         loader = flavor.name
         check = getattr(flavor, "unsafe_format", None)
         if check is not None:
-            unsafe = check(LoadConfig(section=dict(manifest.flavors.get(flavor.name) or {}),
-                                      pyfunc=dict(pyfunc)))
+            unsafe = check(
+                LoadConfig(
+                    section=dict(manifest.flavors.get(flavor.name) or {}), pyfunc=dict(pyfunc)
+                )
+            )
     except SatchelError as exc:
         loader = f"unavailable: {exc}"
     sig = manifest.signature
@@ -86,8 +89,13 @@ def _param_rows(params: ParamSchema) -> list[list[str]]:
 
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("    " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
-                     for r in rows)
+    return "\n".join(
+        "    " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows
+    )
+
+
+def _format_line(unsafe: str | None) -> str:
+    return f"runs code on load: {unsafe}" if unsafe else "no code runs on load"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     lines = [
         f"model      {info['path']}",
         f"flavors    {', '.join(info['flavors'])} (loaded by: {info['loaded_by']})",
-        f"format     {'runs code on load: ' + info['runs_code_on_load'] if info['runs_code_on_load'] else 'no code runs on load'}",
+        f"format     {_format_line(info['runs_code_on_load'])}",
         f"python     {info['python_version'] or 'unknown'}",
         f"uuid       {info['model_uuid'] or '-'}   created {info['created'] or '-'}",
         f"size       {size if size is not None else '?'} bytes",
