@@ -20,9 +20,15 @@ from satchel.manifest import Manifest
 from satchel.paths import inside
 
 MODEL_FILE = "model.pkl"
+SKOPS_FILE = "model.skops"  # MLflow's name for the skops format
 FORMATS = ("cloudpickle", "pickle", "skops")
-PREDICT_FNS = ("predict", "predict_proba", "predict_log_proba", "predict_joint_log_proba",
-               "decision_function")
+PREDICT_FNS = (
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "predict_joint_log_proba",
+    "decision_function",
+)
 TRUSTED_TYPES_ENV = "SATCHEL_SKOPS_TRUSTED_TYPES"
 
 
@@ -40,32 +46,54 @@ class SklearnFlavor:
 
         return isinstance(obj, BaseEstimator)
 
-    def save(self, obj: Any, path: Path, *, serialization_format: str = "cloudpickle",
-             predict_fn: str = "predict", **_: Any) -> FlavorConfig:
+    def save(
+        self,
+        obj: Any,
+        path: Path,
+        *,
+        serialization_format: str = "cloudpickle",
+        predict_fn: str = "predict",
+        skops_trusted_types: Sequence[str] | None = None,
+        **_: Any,
+    ) -> FlavorConfig:
+        """Write the estimator as ``model.pkl`` (pickle, cloudpickle) or ``model.skops``.
+
+        For skops, ``skops_trusted_types`` is the saver vouching for the types the file
+        holds beyond skops' defaults; every such type must be listed or the save fails
+        (as in MLflow). The list is written to the manifest for MLflow, which trusts it;
+        satchel never does: its loader takes trust only from the caller.
+        """
         if serialization_format not in FORMATS:
-            raise ValueError(f"serialization_format must be one of {FORMATS}, "
-                             f"not {serialization_format!r}")
+            raise ValueError(
+                f"serialization_format must be one of {FORMATS}, not {serialization_format!r}"
+            )
         if predict_fn not in PREDICT_FNS:
             raise ValueError(f"predict_fn must be one of {PREDICT_FNS}, not {predict_fn!r}")
         if not hasattr(obj, predict_fn):
             raise ValueError(f"{type(obj).__name__} has no method {predict_fn}()")
-        target = path / MODEL_FILE
-        with open(target, "wb") as f:
-            if serialization_format == "cloudpickle":
-                import cloudpickle
-
-                cloudpickle.dump(obj, f)
-            elif serialization_format == "pickle":
-                pickle.dump(obj, f, protocol=pickle.DEFAULT_PROTOCOL)
+        section: dict[str, Any] = {
+            "sklearn_version": installed_version("scikit-learn"),
+            "serialization_format": serialization_format,
+            "code": None,
+        }
         if serialization_format == "skops":
-            import skops.io
+            rel = SKOPS_FILE
+            vouched, _ = _save_skops(obj, path / rel, skops_trusted_types)
+            section["skops_trusted_types"] = vouched
+        else:
+            rel = MODEL_FILE
+            with open(path / rel, "wb") as f:
+                if serialization_format == "cloudpickle":
+                    import cloudpickle
 
-            skops.io.dump(obj, target)
+                    # The default protocol, as MLflow writes: readable by older Pythons.
+                    cloudpickle.dump(obj, f, protocol=pickle.DEFAULT_PROTOCOL)
+                else:
+                    pickle.dump(obj, f, protocol=pickle.DEFAULT_PROTOCOL)
         extra = {"cloudpickle": ("cloudpickle",), "skops": ("skops",)}.get(serialization_format, ())
         return FlavorConfig(
-            section={"pickled_model": MODEL_FILE, "sklearn_version": installed_version("scikit-learn"),
-                     "serialization_format": serialization_format, "code": None},
-            pyfunc={"model_path": MODEL_FILE, "predict_fn": predict_fn},
+            section={"pickled_model": rel, **section},
+            pyfunc={"model_path": rel, "predict_fn": predict_fn},
             requirements=extra,
         )
 
@@ -81,7 +109,13 @@ class SklearnFlavor:
         file = inside(path, str(rel), what="sklearn model file")
         fmt = _format(config)
         if fmt == "skops":
-            return _load_skops(file, config.options.get("trusted_types"))
+            # Trust comes from the caller only: load_model's trusted_types, or, while a
+            # save checks its own example, the types that same caller vouched for.
+            given = [
+                *(config.options.get("trusted_types") or ()),
+                *(config.options.get("skops_trusted_types") or ()),
+            ]
+            return _load_skops(file, given)
         try:
             with open(file, "rb") as f:
                 if fmt == "cloudpickle":
@@ -90,8 +124,9 @@ class SklearnFlavor:
                     return cloudpickle.load(f)
                 return pickle.load(f)
         except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
-            raise ModelFormatError(f"{rel} cannot be unpickled: {type(exc).__name__}: {exc}",
-                                   path=str(file)) from None
+            raise ModelFormatError(
+                f"{rel} cannot be unpickled: {type(exc).__name__}: {exc}", path=str(file)
+            ) from None
 
     def load_predictor(self, path: Path, config: LoadConfig) -> SklearnPredictor:
         fn = str(config.pyfunc.get("predict_fn") or "predict")
@@ -116,27 +151,70 @@ def trusted_types(given: Sequence[str] | None) -> list[str]:
     return [*(given or ()), *env]
 
 
+def _save_skops(
+    obj: Any, file: Path, vouched: Sequence[str] | None
+) -> tuple[list[str] | None, Any]:
+    """Dump with skops and read it back; refuse types the saver has not vouched for.
+
+    Returns the list to write as ``skops_trusted_types`` (None when the saver gave none)
+    and the object read back from the file.
+    """
+    import skops.io
+
+    try:
+        skops.io.dump(obj, file)
+    except Exception as exc:  # skops raises any type for what it cannot store
+        raise ModelFormatError(
+            f"skops cannot store {type(obj).__name__}: {exc} (functions "
+            "and classes must be importable at top level; or save with "
+            "serialization_format='cloudpickle')"
+        ) from None
+    given = sorted(set(vouched or ()))
+    untrusted = skops.io.get_untrusted_types(file=file)
+    refused = sorted(set(untrusted) - set(given))
+    if refused:
+        raise UntrustedTypeError(
+            f"the skops file would contain types skops does not trust by default: "
+            f"{', '.join(refused)}; if they are safe, pass skops_trusted_types=[...] naming "
+            "them (loaders still decide for themselves)",
+            types=refused,
+        )
+    try:
+        reloaded = skops.io.load(file, trusted=sorted(set(untrusted)))
+    except Exception as exc:  # skops raises any type
+        raise ModelFormatError(
+            f"skops wrote {type(obj).__name__} but cannot read it back: {exc}"
+        ) from None
+    return (given or None), reloaded
+
+
 def _load_skops(file: Path, given: Sequence[str] | None) -> Any:
     import skops.io
 
     trusted = trusted_types(given)
     try:
         untrusted = skops.io.get_untrusted_types(file=file)
-    except Exception as exc:
-        raise ModelFormatError(f"{file.name} is not a readable skops file: {exc}",
-                               path=str(file)) from None
+    except Exception as exc:  # third-party readers raise any type
+        raise ModelFormatError(
+            f"{file.name} is not a readable skops file: {exc}", path=str(file)
+        ) from None
     refused = sorted(set(untrusted) - set(trusted))
     if refused:
         raise UntrustedTypeError(
             f"{file.name} contains types you have not trusted: {', '.join(refused)}; pass "
-            f"trusted_types=[...] to load_model or set {TRUSTED_TYPES_ENV}", types=refused)
+            f"trusted_types=[...] to load_model or set {TRUSTED_TYPES_ENV} (the model's own "
+            "skops_trusted_types list is never used)",
+            types=refused,
+        )
     try:
+        # Exactly the types just checked: nothing else in the file can be instantiated.
         return skops.io.load(file, trusted=sorted(set(untrusted)))
     except SatchelError:
         raise
-    except Exception as exc:
-        raise ModelFormatError(f"{file.name} cannot be loaded by skops: {exc}",
-                               path=str(file)) from None
+    except Exception as exc:  # third-party readers raise any type
+        raise ModelFormatError(
+            f"{file.name} cannot be loaded by skops: {exc}", path=str(file)
+        ) from None
 
 
 class SklearnPredictor:
@@ -157,7 +235,8 @@ class SklearnPredictor:
 
 def save_model(sk_model: Any, path: str | os.PathLike[str], **kwargs: Any) -> Manifest:
     """Save a scikit-learn estimator; keyword arguments as :func:`satchel.save_model`,
-    plus ``serialization_format`` (cloudpickle, pickle, skops) and ``predict_fn``."""
+    plus ``serialization_format`` (cloudpickle, pickle, skops), ``predict_fn`` and, for
+    skops, ``skops_trusted_types``."""
     from satchel.save import save_model as _save
 
     return _save(sk_model, path, flavor="sklearn", **kwargs)

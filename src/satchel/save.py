@@ -73,7 +73,7 @@ def save_model(
         info = None
         if example is not None:
             info = _example.save(tmp, example)
-            sig = _check_or_infer(chosen, tmp, config, pyfunc, example, sig)
+            sig = _check_or_infer(chosen, tmp, config, pyfunc, example, sig, flavor_options)
         requirements = build_requirements(
             [*chosen.default_requirements(), *config.requirements],
             pip_requirements,
@@ -125,6 +125,7 @@ def _check_or_infer(
     pyfunc: dict[str, Any],
     example: _example.Example,
     sig: Signature | None,
+    options: dict[str, Any],
 ) -> Signature:
     """Infer a signature from the example, or check the example against the given one.
 
@@ -139,7 +140,11 @@ def _check_or_infer(
             raise ExampleError(f"the input example does not fit the signature: {exc}") from None
         if sig.outputs is not None:
             return sig
-    predictor = flavor.load_predictor(root, LoadConfig(section=config.section, pyfunc=pyfunc))
+    # The save's own options (e.g. the skops types this caller vouched for) apply to
+    # loading back what it just wrote.
+    predictor = flavor.load_predictor(
+        root, LoadConfig(section=config.section, pyfunc=pyfunc, options=dict(options))
+    )
     try:
         output = _normalize.output(predictor.predict(data, example.params))
     except Exception as exc:
