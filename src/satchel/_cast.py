@@ -106,8 +106,15 @@ def _from_objects(
         raise _fail(label, expected, given)
     if all(isinstance(v, str) for v in values):
         return _parse_numeric_strings(values, target, label, expected, given).reshape(arr.shape)
-    if any(isinstance(v, (bool, np.bool_, str, bytes)) for v in values):
+    if any(isinstance(v, (bool, np.bool_, bytes)) for v in values):
         raise _fail(label, expected, given)
+    strings = [v for v in values if isinstance(v, str)]
+    if strings:
+        # Numbers mixed with numeric strings (a JSON client quoting some values): parse
+        # the strings by the same exact rules, keep the numbers.
+        parsed_strings = iter(
+            _parse_numeric_strings(strings, target, label, expected, given).tolist())
+        values = [next(parsed_strings) if isinstance(v, str) else v for v in values]
     try:
         parsed = np.asarray(values)
     except (TypeError, ValueError):
