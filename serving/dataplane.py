@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from satchel.serving import codecs, v2
-
 from satchel.errors import (
     InputFormatError,
     ModelNotFoundError,
@@ -28,6 +26,7 @@ from satchel.errors import (
     SatchelError,
 )
 from satchel.model import Model, Prediction, load_model
+from satchel.serving import codecs, v2
 
 log = logging.getLogger("satchel.serving")
 
@@ -47,6 +46,7 @@ class ServedModel:
         error: why loading failed.
         predict_seconds: moving average of ``predict``'s wall time (None before the first).
         predict_cpu_seconds: moving average of the CPU time the process spent in it.
+        load_seconds: how long loading took (None when loaded elsewhere).
     """
 
     name: str
@@ -58,6 +58,7 @@ class ServedModel:
     predict_seconds: float | None = None
     predict_cpu_seconds: float | None = None
     calls: int = 0
+    load_seconds: float | None = None
     load_options: dict[str, Any] = field(default_factory=dict)
     _metadata: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -102,9 +103,11 @@ class ModelRegistry:
         self._default: str | None = None
         self._lock = threading.Lock()
 
-    def add(self, name: str, model: Model, *, version: str | None = None) -> ServedModel:
+    def add(self, name: str, model: Model, *, version: str | None = None,
+            load_seconds: float | None = None) -> ServedModel:
         """Serve an already loaded model under ``name``."""
-        served = ServedModel(name, version, model, str(model.path), READY)
+        served = ServedModel(name, version, model, str(model.path), READY,
+                             load_seconds=load_seconds)
         self._put(served)
         return served
 
@@ -133,14 +136,16 @@ class ModelRegistry:
         for served in list(self._models.values()):
             if served.state != LOADING or served.path is None:
                 continue
+            start = time.perf_counter()
             try:
                 served.model = load_model(served.path, **served.load_options)
             except SatchelError as exc:
                 served.state, served.error = FAILED, str(exc)
-                log.error("model '%s' failed to load: %s", served.name, exc)
                 if raise_errors:
-                    raise
+                    raise  # the caller reports it (the CLI in one line)
+                log.error("model '%s' failed to load: %s", served.name, exc)
                 continue
+            served.load_seconds = time.perf_counter() - start
             served.state = READY
         freeze_heap()
 
@@ -242,21 +247,34 @@ def decode_invocation(served: ServedModel, body: bytes,
     return codecs.parse_request(body, content_type, sig.inputs if sig is not None else None)
 
 
-def invocations(served: ServedModel, body: bytes, content_type: str | None) -> Result:
-    """MLflow's scoring protocol: parse, predict, reply ``{"predictions": ...}``."""
-    parsed = decode_invocation(served, body, content_type)
-    result = predict(served, parsed.data, parsed.params)
+def encode_invocation(result: Prediction) -> Result:
+    """The reply ``{"predictions": ...}`` to a prediction."""
     return Result(codecs.format_predictions(result.output), result.dropped_columns,
                   result.unknown_params, result.rows)
 
 
-def infer(served: ServedModel, body: bytes) -> Result:
-    """The Open Inference Protocol's ``infer``: decode tensors, predict, encode outputs."""
-    model = served.require()
-    sig = model.signature
-    request = v2.decode_infer(body, sig.inputs if sig is not None else None)
-    result = predict(served, request.data, request.params)
+def invocations(served: ServedModel, body: bytes, content_type: str | None) -> Result:
+    """MLflow's scoring protocol: parse, predict, reply ``{"predictions": ...}``."""
+    parsed = decode_invocation(served, body, content_type)
+    return encode_invocation(predict(served, parsed.data, parsed.params))
+
+
+def decode_infer(served: ServedModel, body: bytes) -> v2.InferRequest:
+    """Parse an ``infer`` body into the model's input (its schema arranges the tensors)."""
+    sig = served.require().signature
+    return v2.decode_infer(body, sig.inputs if sig is not None else None)
+
+
+def encode_infer(served: ServedModel, request: v2.InferRequest, result: Prediction) -> Result:
+    """The inference response to a prediction (outputs named after the output schema)."""
+    sig = served.require().signature
     reply = v2.encode_infer(result.output, model_name=served.name,
                             model_version=served.version, request=request,
                             output_schema=sig.outputs if sig is not None else None)
     return Result(reply, result.dropped_columns, result.unknown_params, result.rows)
+
+
+def infer(served: ServedModel, body: bytes) -> Result:
+    """The Open Inference Protocol's ``infer``: decode tensors, predict, encode outputs."""
+    request = decode_infer(served, body)
+    return encode_infer(served, request, predict(served, request.data, request.params))

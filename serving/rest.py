@@ -2,15 +2,20 @@
 
 starlette only routes requests to :mod:`satchel.serving.dataplane` and maps its error
 classes to status codes. The app is composed from parts (a model registry, an executor,
-route lists, exception handlers) so other servers can reuse or extend them.
+route lists, exception handlers) so other servers can reuse or extend them. The
+operational parts (batching, limits, metrics, docs) come from
+:mod:`satchel.serving.rest_ops`, configured by :class:`~satchel.serving.options.ServeOptions`.
 
-Status codes (docs/protocol.md): 400 unreadable input or a signature violation, 404
-unknown model or path, 405 wrong method, 415 unsupported content type, 422 the model
-itself raised, 503 not loaded yet, 500 only for the server's own faults.
+Status codes (docs/protocol.md): 400 unreadable input or a signature violation, 401 no
+or a wrong bearer token, 404 unknown model or path, 405 wrong method, 408 a body that
+never arrives, 413 a body over the limit, 415 unsupported content type, 422 the model
+itself raised, 503 not loaded yet or too many requests waiting, 504 over the time
+limit, 500 only for the server's own faults.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -20,11 +25,10 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from satchel.serving import dataplane, v2
-from satchel.serving.dataplane import ModelRegistry, Result, ServedModel
+import anyio.to_thread
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -40,6 +44,10 @@ from satchel.errors import (
     UnsupportedMediaTypeError,
 )
 from satchel.model import Model
+from satchel.serving import dataplane, v2
+from satchel.serving.dataplane import ModelRegistry, Result, ServedModel
+from satchel.serving.options import ServeOptions
+from satchel.serving.rest_ops import Ops, route_template
 
 log = logging.getLogger("satchel.serving")
 T = TypeVar("T")
@@ -47,6 +55,7 @@ T = TypeVar("T")
 DROPPED_HEADER = "X-Satchel-Dropped-Columns"
 UNKNOWN_PARAMS_HEADER = "X-Satchel-Unknown-Params"
 _JSON = "application/json"
+_INLINE_ROWS = 1024  # replies to batched requests up to this many rows are written inline
 
 # error class -> (status, MLflow error code); the first match in this order wins
 ERROR_STATUS: tuple[tuple[type[BaseException], int, str], ...] = (
@@ -88,7 +97,19 @@ class Executor:
     async def run(self, served: ServedModel, size: int, fn: Callable[..., T], *args: Any) -> T:
         if self.inline(served, size):
             return fn(*args)
-        return await run_in_threadpool(fn, *args)
+        return await self.thread(fn, *args)
+
+    async def run_small(self, small: bool, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` inline when ``small`` (decode or encode of a small body), else in a
+        thread."""
+        return fn(*args) if small else await self.thread(fn, *args)
+
+    @staticmethod
+    async def thread(fn: Callable[..., T], *args: Any) -> T:
+        # abandon_on_cancel: a request that times out answers 504 at once; its thread
+        # finishes in the background (Python cannot stop it).
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args),
+                                              abandon_on_cancel=True)
 
 
 # --- routes ------------------------------------------------------------------------------
@@ -115,13 +136,23 @@ def _result_response(result: Result) -> Response:
     return Response(result.body, 200, headers, _JSON)
 
 
+def _score_parsed(served: ServedModel, parsed: Any) -> Result:
+    return dataplane.encode_invocation(dataplane.predict(served, parsed.data, parsed.params))
+
+
+def _infer_decoded(served: ServedModel, decoded: v2.InferRequest) -> Result:
+    return dataplane.encode_infer(served, decoded,
+                                  dataplane.predict(served, decoded.data, decoded.params))
+
+
 async def version(request: Request) -> Response:
     return PlainTextResponse(__version__)
 
 
-def mlflow_routes(registry: ModelRegistry, executor: Executor) -> list[BaseRoute]:
+def mlflow_routes(registry: ModelRegistry, executor: Executor,
+                  ops: Ops | None = None) -> list[BaseRoute]:
     """MLflow's scoring protocol: ``/ping``, ``/health``, ``/version``, ``/invocations``
-    (on the registry's default model)."""
+    (on the registry's default model); ``ops`` batches and counts when given."""
 
     async def ping(request: Request) -> Response:
         """200 once the default model is loaded; 503 (ModelNotReadyError) before."""
@@ -131,9 +162,27 @@ def mlflow_routes(registry: ModelRegistry, executor: Executor) -> list[BaseRoute
     async def invocations(request: Request) -> Response:
         served = registry.default
         served.require()
-        body = await request.body()
-        result = await executor.run(served, len(body), dataplane.invocations, served, body,
-                                    _content_type(request))
+        batcher = ops.batcher(served) if ops is not None else None
+        if batcher is None:
+            body = await request.body()
+            result = await executor.run(served, len(body), dataplane.invocations, served, body,
+                                        _content_type(request))
+        else:
+            with batcher.incoming():  # the batch being formed may wait for this one
+                body = await request.body()
+                parsed = await executor.run_small(len(body) <= executor.inline_bytes,
+                                                  dataplane.decode_invocation, served, body,
+                                                  _content_type(request))
+            plan = batcher.plan(parsed.data, parsed.params)
+            if plan is None:  # it would run alone: run it as unbatched requests run
+                result = await executor.run(served, len(body), _score_parsed, served, parsed)
+                batcher = None
+            else:
+                prediction = await batcher.predict(parsed.data, parsed.params, plan)
+                result = await executor.run_small(prediction.rows <= _INLINE_ROWS,
+                                                  dataplane.encode_invocation, prediction)
+        if ops is not None:
+            ops.count(served, result, batcher is not None)
         return _result_response(result)
 
     return [
@@ -152,7 +201,8 @@ async def v2_live(request: Request) -> Response:
     return Response(status_code=200)
 
 
-def v2_routes(registry: ModelRegistry, executor: Executor) -> list[BaseRoute]:
+def v2_routes(registry: ModelRegistry, executor: Executor,
+              ops: Ops | None = None) -> list[BaseRoute]:
     """The Open Inference Protocol's health, metadata and infer endpoints."""
 
     def served(request: Request) -> ServedModel:
@@ -171,8 +221,26 @@ def v2_routes(registry: ModelRegistry, executor: Executor) -> list[BaseRoute]:
     async def infer(request: Request) -> Response:
         target = served(request)
         target.require()
-        body = await request.body()
-        result = await executor.run(target, len(body), dataplane.infer, target, body)
+        batcher = ops.batcher(target) if ops is not None else None
+        if batcher is None:
+            body = await request.body()
+            result = await executor.run(target, len(body), dataplane.infer, target, body)
+        else:
+            with batcher.incoming():
+                body = await request.body()
+                decoded = await executor.run_small(len(body) <= executor.inline_bytes,
+                                                   dataplane.decode_infer, target, body)
+            plan = batcher.plan(decoded.data, decoded.params)
+            if plan is None:
+                result = await executor.run(target, len(body), _infer_decoded, target, decoded)
+                batcher = None
+            else:
+                prediction = await batcher.predict(decoded.data, decoded.params, plan)
+                result = await executor.run_small(prediction.rows <= _INLINE_ROWS,
+                                                  dataplane.encode_infer, target, decoded,
+                                                  prediction)
+        if ops is not None:
+            ops.count(target, result, batcher is not None)
         return _result_response(result)
 
     routes: list[BaseRoute] = [
@@ -261,7 +329,7 @@ def create_app(model_or_path: Model | str | os.PathLike[str] | ModelRegistry, *,
                name: str | None = None, version: str | None = None, debug: bool = False,
                lazy: bool = False, executor: Executor | None = None,
                routes: Sequence[BaseRoute] = (), middleware: Sequence[Any] = (),
-               **load_options: Any) -> Starlette:
+               options: ServeOptions | None = None, **load_options: Any) -> Starlette:
     """The scoring server as an ASGI app any ASGI server can run.
 
     Args:
@@ -274,6 +342,7 @@ def create_app(model_or_path: Model | str | os.PathLike[str] | ModelRegistry, *,
             answers 503 until it is loaded); by default it loads here and errors raise.
         executor: how requests run (inline or in threads); default :class:`Executor`.
         routes, middleware: extra starlette routes and middleware, added first.
+        options: batching, limits, token, metrics and docs (default: ``ServeOptions()``).
         **load_options: passed to :func:`satchel.load_model`.
 
     Raises:
@@ -293,18 +362,29 @@ def create_app(model_or_path: Model | str | os.PathLike[str] | ModelRegistry, *,
         registry.load_pending()
     dataplane.freeze_heap()
 
+    ops = Ops(registry, options)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if lazy:
             threading.Thread(target=registry.load_pending, kwargs={"raise_errors": False},
                              name="satchel-load", daemon=True).start()
-        yield
+        await ops.start()
+        try:
+            yield
+        finally:
+            await ops.stop()
 
     executor = executor or Executor()
-    app = Starlette(debug=False, routes=[*routes, *mlflow_routes(registry, executor),
-                                         *v2_routes(registry, executor)],
-                    middleware=list(middleware), exception_handlers=exception_handlers(debug),
-                    lifespan=lifespan)
+    app = Starlette(debug=False, routes=[*routes, *ops.routes(),
+                                         *mlflow_routes(registry, executor, ops),
+                                         *v2_routes(registry, executor, ops)],
+                    middleware=[Middleware(ops.middleware_class, **ops.middleware_options()),
+                                *middleware],
+                    exception_handlers=exception_handlers(debug), lifespan=lifespan)
+    ops.route_of = functools.partial(route_template, app)
     app.state.registry = registry
     app.state.executor = executor
+    app.state.ops = ops
     return app
+

@@ -1,16 +1,27 @@
-"""Run the scoring app under uvicorn: one process, or several workers.
+"""Run the scoring app under uvicorn: one process, or a supervisor and N workers.
 
-uvicorn starts extra workers as fresh processes that import the app by name, so with
-``workers > 1`` the model path travels in environment variables and each worker builds
-its app with the factory :func:`app_from_env`.
+With ``workers > 1`` the models are loaded once, here, before the workers are forked
+(:mod:`satchel.serving.workers`), so their memory is shared; the workers report metrics
+through a temporary directory that the supervisor removes when it stops.
+
+:func:`app_from_env` remains as a uvicorn factory (``uvicorn --factory
+satchel.serving.server:app_from_env``) for running the app under another process manager.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
+import shutil
+import tempfile
+from dataclasses import replace
 from typing import Any
 
 from satchel.model import Model
+from satchel.serving import logs
+from satchel.serving.dataplane import ModelRegistry
+from satchel.serving.options import ServeOptions
 
 ENV_MODEL = "SATCHEL_MODEL"
 ENV_NAME = "SATCHEL_MODEL_NAME"
@@ -18,9 +29,11 @@ ENV_DEBUG = "SATCHEL_DEBUG"
 FACTORY = "satchel.serving.server:app_from_env"
 _TRUE = ("1", "true", "yes", "on")
 
+log = logging.getLogger("satchel.serving")
+
 
 def app_from_env() -> Any:
-    """The app for the model in ``$SATCHEL_MODEL`` (uvicorn factory for workers)."""
+    """The app for the model in ``$SATCHEL_MODEL`` (a uvicorn factory)."""
     from satchel.serving.rest import create_app
 
     path = os.environ.get(ENV_MODEL)
@@ -30,24 +43,54 @@ def app_from_env() -> Any:
                       debug=os.environ.get(ENV_DEBUG, "").lower() in _TRUE)
 
 
-def serve(model: Model | str, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
-          name: str | None = None, debug: bool = False, log_level: str = "info",
-          access_log: bool = True) -> None:
-    """Serve ``model`` (a loaded Model, or a directory) until interrupted."""
+def log_config(log_format: str, log_level: str, access_log: bool) -> dict[str, Any]:
+    """uvicorn's logging config, with satchel's own loggers on the same handlers."""
+    config = logs.log_config(log_format, log_level, access_log=access_log)
+    if config is not None:
+        return config
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    level = "DEBUG" if log_level == "trace" else log_level.upper()
+    config["loggers"]["satchel"] = {"handlers": ["default"], "level": level,
+                                    "propagate": False}
+    return config
+
+
+def serve(models: Model | str | ModelRegistry, *, host: str = "127.0.0.1", port: int = 8080,
+          workers: int = 1, name: str | None = None, debug: bool = False,
+          log_level: str = "info", access_log: bool = True, options: ServeOptions | None = None,
+          log_format: str = "text", drain_timeout: float = 30.0) -> int:
+    """Serve ``models`` (a loaded Model, a directory, or a registry) until stopped.
+
+    Returns:
+        The process exit status (0 after a clean stop).
+    """
     import uvicorn
 
-    common: dict[str, Any] = {"host": host, "port": port, "log_level": log_level,
-                              "access_log": access_log, "lifespan": "on",
-                              "timeout_graceful_shutdown": 30}
-    if workers > 1:
-        path = str(model.path) if isinstance(model, Model) else str(model)
-        os.environ[ENV_MODEL] = path
-        if name:
-            os.environ[ENV_NAME] = name
-        if debug:
-            os.environ[ENV_DEBUG] = "1"
-        uvicorn.run(FACTORY, factory=True, workers=workers, **common)
-        return
     from satchel.serving.rest import create_app
 
-    uvicorn.run(create_app(model, name=name, debug=debug), **common)
+    options = options or ServeOptions()
+    json_logs = log_format == "json"
+    common: dict[str, Any] = {
+        "log_level": log_level, "lifespan": "on",
+        # in JSON mode satchel writes the access lines itself (with the request id)
+        "access_log": access_log and not json_logs,
+        "log_config": log_config(log_format, log_level, access_log),
+    }
+    if workers <= 1:
+        app = create_app(models, name=name, debug=debug, options=options)
+        uvicorn.run(app, host=host, port=port,
+                    timeout_graceful_shutdown=max(1, round(drain_timeout)), **common)
+        return 0
+    from satchel.serving.workers import WorkerOptions, run_uvicorn_workers
+
+    metrics_dir = options.metrics_dir or tempfile.mkdtemp(prefix="satchel-metrics-")
+    try:
+        app = create_app(models, name=name, debug=debug,
+                         options=replace(options, metrics_dir=metrics_dir))
+        return run_uvicorn_workers(app, host=host, port=port,
+                                   options=WorkerOptions(workers, drain_timeout), **common)
+    finally:
+        if options.metrics_dir is None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from satchel.serving.codecs import loads
 
 from satchel import _json
 from satchel._version import __version__
 from satchel.errors import InputFormatError, SatchelError
 from satchel.schema import ColSpec, DataType, Schema, Signature, TensorSpec
+from satchel.serving.codecs import loads
 
 # wire datatype -> numpy dtype (BYTES: Python str/bytes objects)
 DATATYPES: dict[str, Any] = {

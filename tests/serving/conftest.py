@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import subprocess
 import sys
 import time
@@ -99,14 +100,17 @@ def _ping(port: int) -> int | None:
 
 
 @contextlib.contextmanager
-def run_server(model_dir: Path, log_dir: Path, *args: str) -> Iterator[Server]:
-    """Start ``python -m satchel serve -m MODEL`` and wait for ``/ping`` 200."""
+def run_server(model_dir: Path | str, log_dir: Path, *args: str,
+               env: dict[str, str] | None = None) -> Iterator[Server]:
+    """Start ``python -m satchel serve -m MODEL ARGS`` (``env`` added to the environment)
+    and wait for ``/ping`` 200. ``model_dir`` may be ``NAME=PATH``."""
     port = _free_port()
     log = log_dir / f"serve-{port}.log"
     cmd = [sys.executable, "-m", "satchel", "serve", "-m", str(model_dir), "--host",
            "127.0.0.1", "--port", str(port), *args]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, **(env or {})})
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while _ping(port) != 200:
@@ -214,8 +218,8 @@ def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def start_server(server_logs: Path) -> Any:
-    """``with start_server(model_dir, *args) as server:`` a server of one's own."""
-    return lambda model_dir, *args: run_server(model_dir, server_logs, *args)
+    """``with start_server(model_dir, *args, env=None) as server:`` a server of one's own."""
+    return lambda model_dir, *args, env=None: run_server(model_dir, server_logs, *args, env=env)
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from satchel.serving import codecs, tables
 
 from satchel.errors import InputFormatError, UnsupportedMediaTypeError
 from satchel.schema import ColSpec, DataType, Schema, TensorSpec
+from satchel.serving import codecs, tables
 
 SCHEMA = Schema([ColSpec(DataType.double, "x"), ColSpec(DataType.string, "s"),
                  ColSpec(DataType.long, "n")])

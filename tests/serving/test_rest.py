@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from satchel.serving.rest import DROPPED_HEADER, UNKNOWN_PARAMS_HEADER
 
 import satchel
+from satchel.serving.rest import DROPPED_HEADER, UNKNOWN_PARAMS_HEADER
 
 Server = Any  # conftest.Server: .get, .post_json, .request, .port
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -488,6 +488,7 @@ def test_ping_is_503_until_the_model_is_loaded(tmp_path: Path, save_python_model
                                                ping: Any, free_port_number: int) -> None:
     """A lazily loading app under a real uvicorn: 503 while loading, 200 after."""
     import uvicorn
+
     from satchel.serving.rest import create_app
 
     path = save_python_model(SlowToLoad(), tmp_path / "slow",

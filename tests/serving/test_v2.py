@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from satchel.serving import v2
 
 import satchel
 from satchel.errors import InputFormatError
 from satchel.schema import ColSpec, DataType, Schema, Signature, TensorSpec
+from satchel.serving import v2
 
 COLS = Schema([ColSpec(DataType.double, "x"), ColSpec(DataType.string, "s"),
                ColSpec(DataType.binary, "b", required=False),
