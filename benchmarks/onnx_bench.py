@@ -57,11 +57,11 @@ def main() -> None:
     import numpy as np
     import onnxruntime as ort
     import pandas as pd
-    from satchel.flavors import onnx as onnx_flavor
     from sklearn.datasets import make_classification
     from sklearn.ensemble import RandomForestClassifier
 
     import satchel
+    from satchel.flavors import onnx as onnx_flavor
 
     X, y = make_classification(n_samples=10_000, n_features=20, n_informative=10, random_state=0)
     df = pd.DataFrame(X, columns=[f"f{i}" for i in range(20)])

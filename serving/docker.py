@@ -21,18 +21,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from satchel import env
+from satchel._fs import atomic_directory, verify_digests
+from satchel._version import __version__
+from satchel.errors import DockerUnavailableError, ImageBuildError
+from satchel.manifest import Manifest
 from satchel.serving.wheels import (
     download_wheels,
     image_requirements,
     resolve_platform,
     satchel_wheel,
 )
-
-from satchel import env
-from satchel._fs import atomic_directory, verify_digests
-from satchel._version import __version__
-from satchel.errors import DockerUnavailableError, ImageBuildError
-from satchel.manifest import Manifest
 
 TEMPLATE_NAME = "Dockerfile.template"
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from satchel.flavors import onnx as onnx_flavor
 
 import satchel
 from satchel.errors import IntegrityError, ModelFormatError, SignatureError
+from satchel.flavors import onnx as onnx_flavor
 from satchel.schema import ColSpec, DataType, Schema, Signature, TensorSpec
 from satchel.testing import check_flavor
 

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from satchel.flavors import python as py_flavor
 
 import satchel
+from satchel.flavors import python as py_flavor
 from satchel.testing import check_flavor
 
 

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from satchel.flavors import sklearn as sk_flavor
 
 import satchel
+from satchel.flavors import sklearn as sk_flavor
 from satchel.testing import check_flavor
 
 

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from satchel.flavors import sklearn as sk_flavor
 
 import satchel
 from satchel.errors import ModelFormatError, PickleNotAllowedError, UntrustedTypeError
+from satchel.flavors import sklearn as sk_flavor
 from satchel.testing import check_flavor
 
 skops_io = pytest.importorskip("skops.io")

@@ -337,10 +337,11 @@ def from_satchel(
     """Models satchel saved (sklearn in every format, ONNX two ways), and what satchel
     itself predicts on them."""
     import onnx
-    import satchel.flavors.onnx as sonnx
-    import satchel.flavors.sklearn as ssk
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    import satchel.flavors.onnx as sonnx
+    import satchel.flavors.sklearn as ssk
 
     root = tmp_path_factory.mktemp("from_satchel")
     X, y = iris

@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from satchel.serving import docker as sd
-from satchel.serving import wheels
 
 import satchel
 from satchel._version import __version__
@@ -36,6 +34,8 @@ from satchel.errors import (
     MissingWheelError,
 )
 from satchel.manifest import Manifest
+from satchel.serving import docker as sd
+from satchel.serving import wheels
 
 REPO = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("SATCHEL_TEST_BASE_IMAGE", "local/python:3.11-bookworm")
