@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -56,18 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         label = f'model="forest{args.trees}"'
         calls = m.get(f"satchel_batch_requests_count{{{label}}}", 0.0)
         merged = m.get(f"satchel_batch_requests_sum{{{label}}}", 0.0)
-        rows = []
-        for c in conns:
-            base = results[("no-batching", c)]
-            for name in servers:
-                runs = results[(name, c)]
-                ratio = statistics.median(r.rps / b.rps for r, b in zip(runs, base))
-                p99r = statistics.median(r.p99_ms / b.p99_ms for r, b in zip(runs, base))
-                rows.append([c, name, f"{statistics.median(r.rps for r in runs):.0f}",
-                             f"{statistics.median(r.p50_ms for r in runs):.2f}",
-                             f"{statistics.median(r.p99_ms for r in runs):.2f}",
-                             sum(r.non2xx + r.socket_errors for r in runs),
-                             f"{ratio:.2f}", f"{p99r:.2f}"])
+        rows = lg.paired_rows(results, conns, servers, "no-batching")
         print(f"\n{args.trees}-tree RandomForest, 1-row dataframe_split, wrk -t1, "
               f"{args.duration:g} s x {args.rounds} rounds (medians; ratios of paired runs "
               "vs no-batching)\n")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -99,18 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                     results.setdefault((name, c), []).append(run)
                     print(f"  c={c} round {rnd + 1} {name:<22} {run.rps:7.0f} req/s "
                           f"p99 {run.p99_ms:6.2f} ms", file=sys.stderr)
-        rows = []
-        for c in conns:
-            base = results[("before", c)]
-            for name in servers:
-                runs = results[(name, c)]
-                rps_ratio = statistics.median(r.rps / b.rps for r, b in zip(runs, base))
-                p99_ratio = statistics.median(r.p99_ms / b.p99_ms for r, b in zip(runs, base))
-                rows.append([c, name, f"{statistics.median(r.rps for r in runs):.0f}",
-                             f"{statistics.median(r.p50_ms for r in runs):.2f}",
-                             f"{statistics.median(r.p99_ms for r in runs):.2f}",
-                             sum(r.non2xx + r.socket_errors for r in runs),
-                             f"{rps_ratio:.2f}", f"{p99_ratio:.2f}"])
+        rows = lg.paired_rows(results, conns, servers, "before")
         print(f"\nLogisticRegression (iris), 1-row dataframe_split, wrk -t1, {args.duration:g} s x "
               f"{args.rounds} rounds, one process each (medians; ratios of paired runs vs "
               f"'before' = {args.rev})\n")

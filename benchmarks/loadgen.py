@@ -12,6 +12,7 @@ import re
 import resource
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -226,3 +227,25 @@ def table(rows: list[list[Any]], head: list[str]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     line = lambda r: "  ".join(str(x).rjust(w) for x, w in zip(r, widths))  # noqa: E731
     return "\n".join([line(head), "-" * len(line(head)), *map(line, rows)])
+
+
+def paired_rows(results: dict[tuple[str, int], list[Any]], conns: list[int], names: Any,
+                baseline: str) -> list[list[Any]]:
+    """Table rows of medians, and ratios of paired runs against ``baseline``'s runs.
+
+    ``results[(name, conns)]`` holds one wrk run per round; round i of every server is
+    compared with round i of the baseline, so drift on a shared machine cancels out.
+    """
+    rows: list[list[Any]] = []
+    for c in conns:
+        base = results[(baseline, c)]
+        for name in names:
+            runs = results[(name, c)]
+            rps_ratio = statistics.median(r.rps / b.rps for r, b in zip(runs, base))
+            p99_ratio = statistics.median(r.p99_ms / b.p99_ms for r, b in zip(runs, base))
+            rows.append([c, name, f"{statistics.median(r.rps for r in runs):.0f}",
+                         f"{statistics.median(r.p50_ms for r in runs):.2f}",
+                         f"{statistics.median(r.p99_ms for r in runs):.2f}",
+                         sum(r.non2xx + r.socket_errors for r in runs),
+                         f"{rps_ratio:.2f}", f"{p99_ratio:.2f}"])
+    return rows
