@@ -39,18 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         servers["batching"] = lg.start_server(model, *args.extra.split(), log=work / "b.log")
         servers["no-batching"] = lg.start_server(model, "--no-batching", log=work / "n.log")
         script = lg.wrk_script(work, lg.split_body(1))
-        results: dict[tuple[str, int], list[lg.Load]] = {}
         conns = [int(c) for c in args.connections.split(",")]
-        for c in conns:
-            for srv in servers.values():
-                lg.wrk(srv.port, script, c, args.warmup)
-            for rnd in range(args.rounds):
-                for name, srv in servers.items():
-                    run = lg.wrk(srv.port, script, c, args.duration)
-                    results.setdefault((name, c), []).append(run)
-                    print(f"  c={c} round {rnd + 1} {name:<12} {run.rps:8.0f} req/s "
-                          f"p50 {run.p50_ms:7.2f} ms p99 {run.p99_ms:7.2f} ms "
-                          f"non2xx {run.non2xx} wrk cpu {run.cpu_s:.1f}s", file=sys.stderr)
+        results = lg.paired_loads(servers, script, conns, args.rounds, args.duration,
+                                  args.warmup)
         m = lg.metrics(servers["batching"].port)
         label = f'model="forest{args.trees}"'
         calls = m.get(f"satchel_batch_requests_count{{{label}}}", 0.0)

@@ -87,17 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         while lg.get(floor_port, "/ping")[0] != 200 and time.monotonic() < deadline:
             time.sleep(0.05)
         script = lg.wrk_script(work, lg.split_body(1))
-        results: dict[tuple[str, int], list[lg.Load]] = {}
         conns = [int(c) for c in args.connections.split(",")]
-        for c in conns:
-            for srv in servers.values():
-                lg.wrk(srv.port, script, c, args.warmup)
-            for rnd in range(args.rounds):
-                for name, srv in servers.items():
-                    run = lg.wrk(srv.port, script, c, args.duration)
-                    results.setdefault((name, c), []).append(run)
-                    print(f"  c={c} round {rnd + 1} {name:<22} {run.rps:7.0f} req/s "
-                          f"p99 {run.p99_ms:6.2f} ms", file=sys.stderr)
+        results = lg.paired_loads(servers, script, conns, args.rounds, args.duration,
+                                  args.warmup)
         rows = lg.paired_rows(results, conns, servers, "before")
         print(f"\nLogisticRegression (iris), 1-row dataframe_split, wrk -t1, {args.duration:g} s x "
               f"{args.rounds} rounds, one process each (medians; ratios of paired runs vs "

@@ -249,3 +249,25 @@ def paired_rows(results: dict[tuple[str, int], list[Any]], conns: list[int], nam
                          sum(r.non2xx + r.socket_errors for r in runs),
                          f"{rps_ratio:.2f}", f"{p99_ratio:.2f}"])
     return rows
+
+
+def paired_loads(servers: dict[str, Any], script: Path, conns: list[int], rounds: int,
+                 duration: float, warmup: float) -> dict[tuple[str, int], list[Any]]:
+    """Load every server with wrk, round-robin per round, after a warm-up of each.
+
+    Interleaving the servers round by round lets :func:`paired_rows` compare runs that
+    shared the same moment of a shared machine. Progress goes to stderr.
+    """
+    results: dict[tuple[str, int], list[Any]] = {}
+    width = max(len(n) for n in servers)
+    for c in conns:
+        for srv in servers.values():
+            wrk(srv.port, script, c, warmup)
+        for rnd in range(rounds):
+            for name, srv in servers.items():
+                run = wrk(srv.port, script, c, duration)
+                results.setdefault((name, c), []).append(run)
+                print(f"  c={c} round {rnd + 1} {name:<{width}} {run.rps:8.0f} req/s "
+                      f"p50 {run.p50_ms:7.2f} ms p99 {run.p99_ms:7.2f} ms "
+                      f"non2xx {run.non2xx}", file=sys.stderr)
+    return results
