@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from satchel import registry
+from satchel import plugins
 from satchel._fs import MANIFEST_NAME, compute_digests, verify_digests
 from satchel.coercion import enforce_params
 from satchel.errors import (
@@ -92,7 +92,7 @@ def spark_udf(spark: Any, model_uri: str | os.PathLike[str], result_type: Any = 
     manifest = Manifest.read(root)
     if manifest.artifact_digests:
         verify_digests(root, manifest.artifact_digests)
-    registry.for_manifest(manifest, source=str(root / MANIFEST_NAME))
+    plugins.for_manifest(manifest, source=str(root / MANIFEST_NAME))
     sig = manifest.signature
     checked: dict[str, Any] | None = dict(params) if params else None
     if sig is not None:

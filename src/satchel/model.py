@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from satchel import _normalize, registry
+from satchel import _normalize, plugins
 from satchel._fs import verify_digests
 from satchel.coercion import enforce_input, enforce_params
 from satchel.env import python_version
@@ -178,7 +178,7 @@ def load_model(
     manifest = Manifest.read(root)
     if verify and manifest.artifact_digests:
         verify_digests(root, manifest.artifact_digests)
-    flavor = registry.for_manifest(manifest, source=str(root / "MLmodel"))
+    flavor = plugins.for_manifest(manifest, source=str(root / "MLmodel"))
     pyfunc = manifest.pyfunc or {}
     config = LoadConfig(
         section=dict(manifest.flavors.get(flavor.name) or {}),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from satchel import _normalize, registry
+from satchel import _normalize, plugins
 from satchel import example as _example
 from satchel._fs import atomic_directory, compute_digests, directory_size
 from satchel._version import __version__
@@ -61,7 +61,7 @@ def save_model(
     Returns:
         The manifest that was written.
     """
-    chosen = registry.get(flavor) if flavor else registry.for_object(obj)
+    chosen = plugins.get(flavor) if flavor else plugins.for_object(obj)
     example = _example.split(input_example) if input_example is not None else None
     with atomic_directory(path, overwrite=overwrite) as tmp:
         config = chosen.save(obj, tmp, **flavor_options)
@@ -97,7 +97,7 @@ def save_model(
 
 def _pyfunc_section(flavor: Flavor, config: FlavorConfig) -> dict[str, Any]:
     return {
-        "loader_module": registry.loader_module(flavor),
+        "loader_module": plugins.loader_module(flavor),
         "python_version": python_version(),
         "env": {"conda": CONDA_ENV, "virtualenv": PYTHON_ENV},
         "satchel_flavor": flavor.name,

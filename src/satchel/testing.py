@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from satchel import registry
+from satchel import plugins
 from satchel.errors import DestinationExistsError, IntegrityError, PickleNotAllowedError
 from satchel.flavor import REQUIRED_MEMBERS, LoadConfig
 from satchel.manifest import PYFUNC, Manifest
@@ -90,7 +90,7 @@ def check_flavor(
         The names of the checks that passed.
     """
     c = _Checker(flavor_name)
-    flavor = registry.get(flavor_name)
+    flavor = plugins.get(flavor_name)
     c.check("protocol", all(hasattr(flavor, m) for m in REQUIRED_MEMBERS))
     c.check("can_save", bool(flavor.can_save(obj)), f"can_save({type(obj).__name__}) is False")
     reqs = flavor.default_requirements()

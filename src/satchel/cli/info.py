@@ -20,7 +20,7 @@ def add_parser(sub: Any) -> None:
 
 def describe(path: Path) -> dict[str, Any]:
     """What ``satchel info`` reports, as a dict (also used by tests and --json)."""
-    from satchel import registry
+    from satchel import plugins
     from satchel._fs import verify_digests
     from satchel.env import read_requirements
     from satchel.errors import IntegrityError, SatchelError
@@ -40,7 +40,7 @@ def describe(path: Path) -> dict[str, Any]:
     loader = "unavailable"
     unsafe = None
     try:
-        flavor = registry.for_manifest(manifest)
+        flavor = plugins.for_manifest(manifest)
         loader = flavor.name
         check = getattr(flavor, "unsafe_format", None)
         if check is not None:

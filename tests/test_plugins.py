@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import satchel
-from satchel import registry
+from satchel import plugins
 from satchel.errors import FlavorLoadError, FlavorNotFoundError
 from satchel.flavor import FlavorConfig, LoadConfig
 
@@ -55,26 +55,26 @@ def fake_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
     """Add entry points the way an installed third-party distribution would."""
     real = metadata.entry_points
     extra = [
-        metadata.EntryPoint("tiny", f"{__name__}:TinyFlavor", registry.GROUP),
-        metadata.EntryPoint("incomplete", f"{__name__}:Incomplete", registry.GROUP),
-        metadata.EntryPoint("ghost", "satchel_ghost_plugin_xyz:Flavor", registry.GROUP),
+        metadata.EntryPoint("tiny", f"{__name__}:TinyFlavor", plugins.GROUP),
+        metadata.EntryPoint("incomplete", f"{__name__}:Incomplete", plugins.GROUP),
+        metadata.EntryPoint("ghost", "satchel_ghost_plugin_xyz:Flavor", plugins.GROUP),
     ]
 
     def fake(**kwargs: Any) -> metadata.EntryPoints:
         eps = list(real(**kwargs))
-        if kwargs.get("group") == registry.GROUP:
+        if kwargs.get("group") == plugins.GROUP:
             eps += extra
         return metadata.EntryPoints(eps)
 
     monkeypatch.setattr(metadata, "entry_points", fake)
     yield
     for name in ("tiny", "incomplete", "ghost"):
-        registry.unregister(name)
+        plugins.unregister(name)
 
 
 def test_available_lists_builtins_without_importing_them() -> None:
     code = (
-        "import sys, satchel.registry as r; names = r.available(); "
+        "import sys, satchel.plugins as r; names = r.available(); "
         "print(','.join(names)); print('satchel.flavors.sklearn' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -92,12 +92,12 @@ def test_third_party_flavor_round_trip(tmp_path: Path, fake_entry_points: None) 
 
 def test_incomplete_plugin_named_with_missing_members(fake_entry_points: None) -> None:
     with pytest.raises(FlavorLoadError, match=r"'incomplete' \(Incomplete\) lacks can_save, save"):
-        registry.get("incomplete")
+        plugins.get("incomplete")
 
 
 def test_unimportable_plugin_named(fake_entry_points: None) -> None:
     with pytest.raises(FlavorLoadError, match="flavor 'ghost'.*satchel_ghost_plugin_xyz"):
-        registry.get("ghost")
+        plugins.get("ghost")
 
 
 def test_broken_plugin_does_not_stop_saving_with_others(
@@ -109,13 +109,13 @@ def test_broken_plugin_does_not_stop_saving_with_others(
 
 def test_unknown_flavor_lists_installed() -> None:
     with pytest.raises(FlavorNotFoundError, match="installed flavors: .*python.*sklearn"):
-        registry.get("nope")
+        plugins.get("nope")
 
 
 def test_explicit_registration_for_notebooks(tmp_path: Path) -> None:
-    registry.register("tiny", TinyFlavor())
+    plugins.register("tiny", TinyFlavor())
     try:
         satchel.save_model(Tiny(2), tmp_path / "m", flavor="tiny")
         assert satchel.load_model(tmp_path / "m").predict([5]).tolist() == [10]
     finally:
-        registry.unregister("tiny")
+        plugins.unregister("tiny")
