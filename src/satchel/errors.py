@@ -46,6 +46,14 @@ class FlavorLoadError(SatchelError):
         self.flavor = flavor
 
 
+class MissingLibraryError(FlavorLoadError, ImportError):
+    """A flavor's own library is not installed; the message names the extra to install."""
+
+    def __init__(self, message: str, *, flavor: str, module: str) -> None:
+        super().__init__(message, flavor=flavor)
+        self.module = module
+
+
 class UnsupportedModelError(SatchelError, TypeError):
     """``save_model`` was given an object that no installed flavor can save."""
 
@@ -123,6 +131,16 @@ class UnknownParamsWarning(SatchelWarning):
 
 class PythonVersionWarning(SatchelWarning):
     """The model was saved under a different Python minor version than the running one."""
+
+
+class LibraryVersionWarning(SatchelWarning):
+    """The model was saved with a newer release of its library than the installed one."""
+
+    def __init__(self, message: str, *, distribution: str, saved: str, installed: str) -> None:
+        super().__init__(message)
+        self.distribution = distribution
+        self.saved = saved
+        self.installed = installed
 
 
 class DestinationExistsError(SatchelError, FileExistsError):

@@ -39,6 +39,10 @@ LOADER_MODULES: dict[str, str] = {
 _HINTS: dict[str, str] = {
     "sklearn": "pip install 'satchel[sklearn]'",
     "onnx": "pip install 'satchel[onnx]'",
+    "xgboost": "pip install 'satchel[xgboost]'",
+    "lightgbm": "pip install 'satchel[lightgbm]'",
+    "catboost": "pip install 'satchel[catboost]'",
+    "statsmodels": "pip install 'satchel[statsmodels]'",
     "mlflow_pyfunc": "this is an MLflow custom PythonModel: install mlflow and load it with "
     "allow_mlflow=True",
 }

@@ -1,0 +1,70 @@
+"""What flavors need from core about their own library: import it, compare versions.
+
+A flavor imports its library only when it saves or loads (so ``import satchel`` stays
+light); :func:`require` turns a missing library into an error that names the extra to
+install, and :func:`warn_if_newer` warns when a model was saved by a newer release than
+the one installed (files written by a newer release may use features an older one lacks).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import warnings
+from types import ModuleType
+
+from satchel.env import installed_version
+from satchel.errors import LibraryVersionWarning, MissingLibraryError
+
+_RELEASE = re.compile(r"^\s*v?(\d+(?:\.\d+)*)")
+
+
+def require(module: str, *, flavor: str, extra: str | None = None) -> ModuleType:
+    """Import ``module`` for ``flavor``, or raise naming ``pip install 'satchel[extra]'``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        hint = f"pip install 'satchel[{extra or flavor}]'"
+        raise MissingLibraryError(
+            f"the {flavor} flavor needs the '{module}' module, which cannot be imported "
+            f"({type(exc).__name__}: {exc}); install it with {hint}",
+            flavor=flavor,
+            module=module,
+        ) from None
+
+
+def release(version: str) -> tuple[int, ...] | None:
+    """The numeric release of a version string (``'2.1.0rc1'`` -> ``(2, 1, 0)``), or None."""
+    m = _RELEASE.match(str(version))
+    if m is None:
+        return None
+    parts = [int(p) for p in m.group(1).split(".")]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()  # 2.1 and 2.1.0 are the same release
+    return tuple(parts)
+
+
+def is_newer(saved: str, installed: str) -> bool:
+    """True when ``saved`` is a later release than ``installed`` (unparseable: False)."""
+    a, b = release(saved), release(installed)
+    return a is not None and b is not None and a > b
+
+
+def warn_if_newer(
+    distribution: str, saved: object, *, what: str = "the model", stacklevel: int = 3
+) -> None:
+    """Warn when ``what`` was saved with a newer ``distribution`` than the installed one."""
+    if not saved:
+        return
+    installed = installed_version(distribution)
+    if installed is not None and is_newer(str(saved), installed):
+        warnings.warn(
+            LibraryVersionWarning(
+                f"{what} was saved with {distribution} {saved}, newer than the installed "
+                f"{distribution} {installed}; it may not load or predict the same",
+                distribution=distribution,
+                saved=str(saved),
+                installed=installed,
+            ),
+            stacklevel=stacklevel,
+        )
