@@ -87,7 +87,6 @@ class OnnxFlavor:
         onnx_session_options: dict[str, Any] | None = None,
         save_as_external_data: bool | None = None,
         external_data_size_threshold: int = 1024,
-        **_: Any,
     ) -> FlavorConfig:
         """Write ``model.onnx`` (plus ``model.onnx.data`` for external weights).
 

@@ -42,7 +42,6 @@ class PythonFlavor:
         *,
         artifacts: dict[str, str] | None = None,
         model_config: dict[str, Any] | None = None,
-        **_: Any,
     ) -> FlavorConfig:
         import cloudpickle
 

@@ -16,6 +16,7 @@ from typing import Any
 from satchel.env import installed_version
 from satchel.errors import ModelFormatError, SatchelError, UntrustedTypeError
 from satchel.flavor import FlavorConfig, LoadConfig
+from satchel.libs import warn_if_newer
 from satchel.manifest import Manifest
 from satchel.paths import inside
 
@@ -54,7 +55,6 @@ class SklearnFlavor:
         serialization_format: str = "cloudpickle",
         predict_fn: str = "predict",
         skops_trusted_types: Sequence[str] | None = None,
-        **_: Any,
     ) -> FlavorConfig:
         """Write the estimator as ``model.pkl`` (pickle, cloudpickle) or ``model.skops``.
 
@@ -108,6 +108,7 @@ class SklearnFlavor:
         rel = config.pyfunc.get("model_path") or config.section.get("pickled_model") or MODEL_FILE
         file = inside(path, str(rel), what="sklearn model file")
         fmt = _format(config)
+        warn_if_newer("scikit-learn", config.section.get("sklearn_version"), what=path.name)
         if fmt == "skops":
             # Trust comes from the caller only: load_model's trusted_types, or, while a
             # save checks its own example, the types that same caller vouched for.

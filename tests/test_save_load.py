@@ -181,9 +181,9 @@ def test_added_file_refused(model_copy: Path) -> None:
         satchel.load_model(model_copy)
 
 
-def test_allow_pickle_false_refuses_cloudpickle(iris_model_dir: Path) -> None:
-    with pytest.raises(PickleNotAllowedError, match="cloudpickle"):
-        satchel.load_model(iris_model_dir, allow_pickle=False)
+def test_allow_code_false_refuses_cloudpickle(iris_model_dir: Path) -> None:
+    with pytest.raises(PickleNotAllowedError, match="cloudpickle.*allow_code=False"):
+        satchel.load_model(iris_model_dir, allow_code=False)
 
 
 def test_python_minor_version_mismatch_warns(model_copy: Path) -> None:

@@ -47,7 +47,7 @@ def convert(
         rtol, atol: tolerances. Labels must be equal; probabilities within ``atol``;
             other numeric outputs within ``atol + rtol * |expected|``.
         target_opset: the ONNX opset to convert to (skl2onnx's default when None).
-        **load_options: passed to :func:`satchel.load_model` (``allow_pickle``,
+        **load_options: passed to :func:`satchel.load_model` (``allow_code``,
             ``trusted_types`` ...).
 
     Returns:

@@ -58,8 +58,13 @@ class UnsupportedModelError(SatchelError, TypeError):
     """``save_model`` was given an object that no installed flavor can save."""
 
 
-class PickleNotAllowedError(SatchelError):
-    """Loading would unpickle data, and the caller passed ``allow_pickle=False``."""
+class CodeNotAllowedError(SatchelError):
+    """Loading would run code stored in the model (pickle, cloudpickle, a Python source
+    file, ``torch.load`` ...), and the caller passed ``allow_code=False``."""
+
+
+# The name before ``allow_code`` covered more than pickle; kept so existing handlers work.
+PickleNotAllowedError = CodeNotAllowedError
 
 
 class UntrustedTypeError(SatchelError):

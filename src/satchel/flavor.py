@@ -57,7 +57,11 @@ class Flavor(Protocol):
     - ``row_independent`` (bool): predictions of one row do not depend on the others,
       so requests may be batched together; default True.
     - ``unsafe_format(config: LoadConfig) -> str | None``: the name of a format that
-      runs code when loaded (``"cloudpickle"``), or None; default None.
+      runs code when loaded (``"cloudpickle"``, ``"python source"``), or None; default
+      None. ``load_model(allow_code=False)`` refuses a model when it returns a name.
+    - ``save_options`` (tuple of str): the keywords ``save`` accepts, when its signature
+      takes ``**options``; otherwise they are read from ``save``'s signature, and
+      ``save_model`` refuses any other keyword.
     - ``fallback`` (bool): only asked ``can_save`` after every other flavor declined.
     """
 

@@ -14,8 +14,8 @@ from satchel._fs import verify_digests
 from satchel.coercion import enforce_input, enforce_params
 from satchel.env import python_version
 from satchel.errors import (
+    CodeNotAllowedError,
     ExtraColumnsWarning,
-    PickleNotAllowedError,
     PredictionError,
     PythonVersionWarning,
     SatchelError,
@@ -158,22 +158,32 @@ class Model:
 
 
 def load_model(
-    path: str | os.PathLike[str], *, allow_pickle: bool = True, verify: bool = True, **options: Any
+    path: str | os.PathLike[str],
+    *,
+    allow_code: bool = True,
+    verify: bool = True,
+    allow_pickle: bool | None = None,
+    **options: Any,
 ) -> Model:
     """Load a model directory (saved by satchel or by MLflow).
 
     Args:
         path: the model directory.
-        allow_pickle: False refuses formats that run code when loaded (pickle, cloudpickle).
+        allow_code: False refuses every format that runs code when loaded: pickle,
+            cloudpickle, a Python source file (models from code), ``torch.load`` ...
+            (README, "runs code on load").
         verify: check ``artifact_digests`` when the manifest has them.
-        **options: flavor-specific load options (e.g. ``trusted_types`` for skops).
+        allow_pickle: deprecated name of ``allow_code``.
+        **options: flavor-specific load options (e.g. ``trusted_types`` for skops,
+            ``allow_mlflow`` to load an MLflow custom model through mlflow itself).
 
     Raises:
         ModelFormatError: no or unreadable MLmodel, a missing data file.
         IntegrityError: a file changed, went missing or was added after saving.
         FlavorNotFoundError: no installed plugin loads this model.
-        PickleNotAllowedError: ``allow_pickle=False`` and the format unpickles.
+        CodeNotAllowedError: ``allow_code=False`` and the format runs code on load.
     """
+    allow_code = code_allowed(allow_code, allow_pickle, stacklevel=3)
     root = Path(path).expanduser().resolve()
     manifest = Manifest.read(root)
     if verify and manifest.artifact_digests:
@@ -183,15 +193,16 @@ def load_model(
     config = LoadConfig(
         section=dict(manifest.flavors.get(flavor.name) or {}),
         pyfunc=dict(pyfunc),
-        options={"allow_pickle": allow_pickle, **options},
+        # allow_pickle is still passed for flavors written against the old name.
+        options={"allow_code": allow_code, "allow_pickle": allow_code, **options},
     )
     _warn_python_version(manifest)
     unsafe = getattr(flavor, "unsafe_format", None)
     fmt = unsafe(config) if unsafe is not None else None
-    if fmt and not allow_pickle:
-        raise PickleNotAllowedError(
+    if fmt and not allow_code:
+        raise CodeNotAllowedError(
             f"{root.name} is stored as {fmt}, which runs code when loaded; it was refused "
-            "because allow_pickle=False"
+            "because allow_code=False"
         )
     code = pyfunc.get("code")
     if code:
@@ -200,6 +211,25 @@ def load_model(
             sys.path.insert(0, code_dir)
     predictor = flavor.load_predictor(root, config)
     return Model(root, manifest, flavor, config, predictor)
+
+
+def code_allowed(allow_code: bool, allow_pickle: bool | None, *, stacklevel: int = 2) -> bool:
+    """Resolve ``allow_code`` and its deprecated alias ``allow_pickle`` into one switch.
+
+    Raises:
+        TypeError: both are given and disagree.
+    """
+    if allow_pickle is None:
+        return bool(allow_code)
+    warnings.warn(
+        "allow_pickle is deprecated; use allow_code (it covers every format that runs code "
+        "on load, not only pickle)",
+        DeprecationWarning,
+        stacklevel=stacklevel + 1,
+    )
+    if not allow_code and allow_pickle:
+        raise TypeError("allow_code=False and allow_pickle=True contradict each other")
+    return bool(allow_pickle) and bool(allow_code)
 
 
 def _warn_python_version(manifest: Manifest) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as _dt
+import difflib
+import inspect
 import os
 import shutil
 import uuid
@@ -62,6 +64,7 @@ def save_model(
         The manifest that was written.
     """
     chosen = plugins.get(flavor) if flavor else plugins.for_object(obj)
+    check_options(chosen, flavor_options)
     example = _example.split(input_example) if input_example is not None else None
     with atomic_directory(path, overwrite=overwrite) as tmp:
         config = chosen.save(obj, tmp, **flavor_options)
@@ -93,6 +96,64 @@ def save_model(
         manifest.model_size_bytes = directory_size(tmp)
         manifest.write(tmp)
     return manifest
+
+
+# save_model's own keywords, named in the error for an unknown one.
+_OWN_OPTIONS = (
+    "flavor",
+    "signature",
+    "input_example",
+    "pip_requirements",
+    "extra_pip_requirements",
+    "metadata",
+    "code_paths",
+    "overwrite",
+)
+
+
+def flavor_options(flavor: Flavor) -> tuple[str, ...] | None:
+    """The keywords ``flavor.save`` accepts, or None when it takes any (``**options``)."""
+    declared = getattr(flavor, "save_options", None)
+    if declared is not None:
+        return tuple(declared)
+    try:
+        params = list(inspect.signature(flavor.save).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None  # a third-party flavor that takes anything checks for itself
+    # The first two are the object and the directory.
+    return tuple(
+        p.name
+        for p in params[2:]
+        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    )
+
+
+def check_options(flavor: Flavor, options: dict[str, Any]) -> None:
+    """Refuse keywords neither ``save_model`` nor the flavor knows (a typo would otherwise
+    silently lose an option).
+
+    Raises:
+        TypeError: naming the unknown keyword, the closest known one and every accepted one.
+    """
+    accepted = flavor_options(flavor)
+    if accepted is None:
+        return
+    unknown = sorted(set(options) - set(accepted))
+    if not unknown:
+        return
+    known = sorted({*accepted, *_OWN_OPTIONS})
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1)
+        hints.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    own = ", ".join(accepted) or "none"
+    raise TypeError(
+        f"save_model() got unknown keyword argument{'s' if len(unknown) > 1 else ''} "
+        f"{', '.join(hints)} for the {flavor.name} flavor; the {flavor.name} flavor accepts: "
+        f"{own}; save_model itself accepts: {', '.join(_OWN_OPTIONS)}"
+    )
 
 
 def _pyfunc_section(flavor: Flavor, config: FlavorConfig) -> dict[str, Any]:

@@ -152,11 +152,11 @@ def check_flavor(
         )
         if fmt:
             try:
-                load_model(path, allow_pickle=False, **(load_options or {}))
+                load_model(path, allow_code=False, **(load_options or {}))
                 refused = False
             except PickleNotAllowedError:
                 refused = True
-            c.check("allow_pickle_false_refuses", refused, f"{fmt} loaded with allow_pickle=False")
+            c.check("allow_code_false_refuses", refused, f"{fmt} loaded with allow_code=False")
         try:
             save_model(obj, path, flavor=flavor_name, **(save_options or {}))
             kept = False

@@ -130,7 +130,7 @@ def test_save_from_path_and_load_native(logreg_onnx: Any, tmp_path: Path) -> Non
     native = onnx_flavor.load_model(tmp_path / "m")
     assert isinstance(native, onnx.ModelProto)
     assert native.SerializeToString() == logreg_onnx.SerializeToString()
-    model = satchel.load_model(tmp_path / "m", allow_pickle=False)  # ONNX runs no code
+    model = satchel.load_model(tmp_path / "m", allow_code=False)  # ONNX runs no code
     assert model.row_independent
 
 

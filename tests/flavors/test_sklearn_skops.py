@@ -54,12 +54,12 @@ def test_skops_layout_matches_mlflow(iris: Any, iris_logreg: Any, tmp_path: Path
 
 def test_skops_loads_with_allow_pickle_false(iris: Any, iris_logreg: Any, tmp_path: Path) -> None:
     sk_flavor.save_model(iris_logreg, tmp_path / "m", serialization_format="skops")
-    model = satchel.load_model(tmp_path / "m", allow_pickle=False)
+    model = satchel.load_model(tmp_path / "m", allow_code=False)
     np.testing.assert_array_equal(model.predict(iris[0]), iris_logreg.predict(iris[0]))
     # the pickle formats are refused outright
     sk_flavor.save_model(iris_logreg, tmp_path / "p", serialization_format="pickle")
     with pytest.raises(PickleNotAllowedError, match="pickle"):
-        satchel.load_model(tmp_path / "p", allow_pickle=False)
+        satchel.load_model(tmp_path / "p", allow_code=False)
 
 
 def test_save_refuses_types_the_saver_did_not_vouch_for(forest: Any, tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from satchel.cli._load_options import add_load_options, load_options
+
 
 def add_parser(sub: Any) -> None:
     """Register the subcommand."""
@@ -31,18 +33,7 @@ def add_parser(sub: Any) -> None:
         help="relative tolerance for regression outputs (default 1e-5)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument(
-        "--trust",
-        action="append",
-        default=[],
-        metavar="TYPE",
-        help="a type a skops model may contain (repeatable)",
-    )
-    p.add_argument(
-        "--no-pickle",
-        action="store_true",
-        help="refuse models stored in formats that run code on load",
-    )
+    add_load_options(p)
     p.set_defaults(func=run)
 
 
@@ -85,9 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from satchel.convert import convert
 
     sample = read_sample(Path(args.sample)) if args.sample else None
-    options: dict[str, Any] = {"allow_pickle": not args.no_pickle}
-    if args.trust:
-        options["trusted_types"] = list(args.trust)
+    options = load_options(args)
     convert(
         args.model,
         args.to,

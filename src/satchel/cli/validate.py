@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from satchel.cli._load_options import add_load_options, load_options
+
 
 def add_parser(sub: Any) -> None:
     """Register the subcommand."""
     p = sub.add_parser("validate", help="verify digests, load the model and predict on its example")
     p.add_argument("model", help="model directory")
-    p.add_argument("--no-pickle", action="store_true", help="refuse formats that run code on load")
+    add_load_options(p)
     p.set_defaults(func=run)
 
 
@@ -19,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from satchel._normalize import num_rows
     from satchel.model import load_model
 
-    model = load_model(args.model, allow_pickle=not args.no_pickle)
+    model = load_model(args.model, **load_options(args))
     print(f"ok: digests verified, loaded as {model.flavor.name}")
     example = model.input_example()
     if example is None:
