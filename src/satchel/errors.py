@@ -190,3 +190,11 @@ class OutputError(SatchelError, ValueError):
         super().__init__(message)
         self.expected = expected
         self.given = given
+
+
+class ProfileError(SatchelError, ValueError):
+    """A reference profile that is malformed, or does not match the model's signature."""
+
+
+class MissingDependencyError(SatchelError, ImportError):
+    """An optional dependency of a feature is not installed; the message names the extra."""

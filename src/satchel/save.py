@@ -39,6 +39,7 @@ def save_model(
     metadata: dict[str, Any] | None = None,
     code_paths: Sequence[str | os.PathLike[str]] | None = None,
     overwrite: bool = False,
+    reference_data: Any = None,
     **flavor_options: Any,
 ) -> Manifest:
     """Save ``obj`` as a model directory at ``path``.
@@ -58,6 +59,9 @@ def save_model(
         metadata: free-form dict stored in MLmodel.
         code_paths: files or directories copied under ``code/`` and importable at load.
         overwrite: replace an existing non-empty directory.
+        reference_data: training or validation inputs; their profile and the model's
+            predictions on them are saved as ``reference_profile.json`` for drift
+            monitoring (docs/format.md).
         **flavor_options: passed to the flavor's ``save`` (e.g. ``serialization_format``).
 
     Returns:
@@ -92,10 +96,24 @@ def save_model(
             metadata=dict(metadata) if metadata else None,
             satchel_version=__version__,
         )
+        if reference_data is not None:
+            _save_profile(chosen, tmp, manifest, reference_data, flavor_options)
         manifest.artifact_digests = compute_digests(tmp)
         manifest.model_size_bytes = directory_size(tmp)
         manifest.write(tmp)
     return manifest
+
+
+def _save_profile(flavor: Flavor, root: Path, manifest: Manifest, reference_data: Any,
+                  options: dict[str, Any]) -> None:
+    """Profile the reference data through the model just written (reference_profile.json)."""
+    from satchel.model import Model
+    from satchel.monitoring.reference import profile_model
+
+    config = LoadConfig(section=dict(manifest.flavors[flavor.name]),
+                        pyfunc=dict(manifest.pyfunc or {}), options=dict(options))
+    model = Model(root, manifest, flavor, config, flavor.load_predictor(root, config))
+    profile_model(model, reference_data).write(root)
 
 
 # save_model's own keywords, named in the error for an unknown one.
@@ -108,6 +126,7 @@ _OWN_OPTIONS = (
     "metadata",
     "code_paths",
     "overwrite",
+    "reference_data",
 )
 
 

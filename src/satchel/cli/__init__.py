@@ -27,6 +27,8 @@ COMMANDS = (
     "convert",
     "generate_dockerfile",
     "build_docker",
+    "profile",
+    "monitor",
 )
 
 
