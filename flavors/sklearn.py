@@ -39,6 +39,9 @@ class SklearnFlavor:
     name = "sklearn"
     loader_module = "mlflow.sklearn"
     row_independent = True
+    # xgboost, lightgbm and catboost estimators are BaseEstimators too: their own flavors
+    # store them natively and are asked first.
+    generic = True
 
     def can_save(self, obj: Any) -> bool:
         if "sklearn" not in sys.modules:

@@ -25,6 +25,10 @@ HEAVY = (
     "pyarrow",
     "docker",
     "mlflow",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "statsmodels",
 )
 
 

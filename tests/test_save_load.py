@@ -223,9 +223,9 @@ def test_unknown_loader_names_it(tmp_path: Path) -> None:
 
 def test_known_but_missing_flavor_says_what_provides_it(tmp_path: Path) -> None:
     (tmp_path / "MLmodel").write_text(
-        "flavors:\n  python_function:\n    loader_module: mlflow.xgboost\n  xgboost: {}\n"
+        "flavors:\n  python_function:\n    loader_module: mlflow.h2o\n  h2o: {}\n"
     )
-    with pytest.raises(FlavorNotFoundError, match="flavor 'xgboost'.*satchel.flavors"):
+    with pytest.raises(FlavorNotFoundError, match="flavor 'h2o'.*satchel.flavors"):
         satchel.load_model(tmp_path)
 
 

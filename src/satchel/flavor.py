@@ -62,6 +62,8 @@ class Flavor(Protocol):
     - ``save_options`` (tuple of str): the keywords ``save`` accepts, when its signature
       takes ``**options``; otherwise they are read from ``save``'s signature, and
       ``save_model`` refuses any other keyword.
+    - ``generic`` (bool): accepts objects of other libraries too (sklearn takes any
+      ``BaseEstimator``), so it is asked after the specific flavors.
     - ``fallback`` (bool): only asked ``can_save`` after every other flavor declined.
     """
 

@@ -9,12 +9,16 @@ the one installed (files written by a newer release may use features an older on
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 import warnings
+from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from satchel.env import installed_version
-from satchel.errors import LibraryVersionWarning, MissingLibraryError
+from satchel.errors import LibraryVersionWarning, MissingLibraryError, ModelFormatError
 
 _RELEASE = re.compile(r"^\s*v?(\d+(?:\.\d+)*)")
 
@@ -68,3 +72,28 @@ def warn_if_newer(
             ),
             stacklevel=stacklevel,
         )
+
+
+def accepted_kwargs(fn: Callable[..., Any]) -> frozenset[str] | None:
+    """The keyword names ``fn`` accepts, or None when it takes ``**kwargs``."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return frozenset(
+        n for n, p in sig.parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    )
+
+
+def native_file_error(file: Path, library: str, exc: BaseException) -> ModelFormatError:
+    """A one-line error for a native model file its library cannot read."""
+    first = str(exc).strip().splitlines()
+    reason = first[0] if first else type(exc).__name__
+    if len(reason) > 200:
+        reason = reason[:200] + "..."
+    return ModelFormatError(
+        f"{file.name} is not a model file {library} can read ({type(exc).__name__}: {reason})",
+        path=str(file),
+    )

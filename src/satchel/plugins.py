@@ -144,7 +144,12 @@ def for_object(obj: Any) -> Flavor:
             flavors.append(get(name))
         except FlavorLoadError:
             continue  # a broken plugin must not stop saving with the others
-    ordered = sorted(flavors, key=lambda f: bool(getattr(f, "fallback", False)))
+    # A library's own flavor (xgboost for an XGBClassifier) outranks a generic one that
+    # also accepts it (sklearn takes any BaseEstimator); fallbacks come last.
+    ordered = sorted(
+        flavors,
+        key=lambda f: (bool(getattr(f, "fallback", False)), bool(getattr(f, "generic", False))),
+    )
     for flavor in ordered:
         if flavor.can_save(obj):
             return flavor

@@ -6,9 +6,10 @@ exchange files (MLmodel directories, .npy arrays, JSON results).
 
 The venv lives under ``$SATCHEL_MLFLOW_VENV`` (reused when its versions match, built or
 updated otherwise) or in a session temp dir. scikit-learn, onnx, onnxruntime, skops,
-cloudpickle, pandas, numpy and scipy are pinned to the versions of this environment, so
-both sides read the same files with the same libraries. No skip: if the venv cannot be
-built (no index reachable), the interop tests fail.
+cloudpickle, pandas, numpy, scipy, xgboost, lightgbm, catboost and statsmodels are
+pinned to the versions of this environment, so both sides read the same files with the
+same libraries. No skip: if the venv cannot be built (no index reachable), the interop
+tests fail.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ SAME_AS_HERE = (
     "pandas",
     "numpy",
     "scipy",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "statsmodels",
 )
 PIP_TIMEOUT = 1800
 
