@@ -75,8 +75,8 @@ def test_save_picks_xgboost_over_sklearn_and_stores_no_pickle(
     assert manifest.flavors["python_function"]["loader_module"] == "mlflow.xgboost"
     files = {p.name for p in (tmp_path / "m").iterdir()}
     assert "model.ubj" in files and not any(f.endswith(".pkl") for f in files)
-    # A format that runs no code loads under allow_pickle=False.
-    model = satchel.load_model(tmp_path / "m", allow_pickle=False)
+    # A format that runs no code loads under allow_code=False.
+    model = satchel.load_model(tmp_path / "m", allow_code=False)
     np.testing.assert_array_equal(model.predict(iris[0]), classifier.predict(iris[0]))
     assert model.row_independent
     assert "xgboost==" in (tmp_path / "m" / "requirements.txt").read_text()
