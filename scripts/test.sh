@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run satchel's whole test suite on a fresh Debian machine. It installs what it needs:
-#   - Debian packages: docker.io + debootstrap (via .ci/docker-up.sh), a JRE for Spark;
+#   - Debian packages: docker.io + debootstrap (via .ci/docker-up.sh), a JRE for Spark,
+#     chromium for the browser tests (driven by playwright, never a downloaded browser);
 #   - a virtualenv (.venv-test) with satchel installed from a freshly built wheel plus
 #     its [test] extra, so the suite tests what users install, not the source tree;
 #   - a private Docker engine (safe flags, no host networking changes), stopped at exit.
@@ -22,6 +23,13 @@ if ! command -v java >/dev/null 2>&1; then
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         default-jre-headless >&2
+fi
+
+if [[ ! -x /usr/bin/chromium ]]; then
+    log "installing Debian's chromium for the browser tests"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        chromium >&2
 fi
 
 # --- python environment --------------------------------------------------------------

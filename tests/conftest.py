@@ -52,7 +52,7 @@ def port() -> Iterator[int]:
     yield free_port()
 
 
-_MUST_RUN = ("spark", "docker", "interop")
+_MUST_RUN = ("spark", "docker", "interop", "browser")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -72,3 +72,50 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             f"{marks[0]} test skipped ({reason}); it must run — deselect it "
             f"with -m 'not {marks[0]}' if the tool is unavailable"
         )
+
+
+# --- a real headless Chromium (Debian's package), driven by playwright ----------------
+
+CHROMIUM = "/usr/bin/chromium"
+# As root in a sandbox with no network: no sandbox, no GPU, and none of the background
+# connections that the closed network would refuse.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """A headless Chromium browser for the session (the `browser` marker's tool)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class BrowserPage:
+    """A page plus the console errors and failed requests it produced."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.console_errors: list[str] = []
+        self.failed_requests: list[str] = []
+        page.on("console", lambda m: self.console_errors.append(m.text)
+                if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.console_errors.append(str(e)))
+        page.on("requestfailed", lambda r: self.failed_requests.append(r.url))
+
+
+@pytest.fixture
+def browser_page(chromium: Any) -> Iterator[BrowserPage]:
+    """A fresh page in its own context (no cookies shared between tests)."""
+    context = chromium.new_context()
+    try:
+        yield BrowserPage(context.new_page())
+    finally:
+        context.close()

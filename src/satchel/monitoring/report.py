@@ -139,7 +139,9 @@ def _histogram(ref: ColumnProfile, current: np.ndarray) -> str:
         ax.legend(fontsize=7)
         fig.tight_layout()
         buf = io.StringIO()
-        fig.savefig(buf, format="svg")
+        # No metadata block: it carries a timestamp and namespace URLs, nothing a reader needs.
+        fig.savefig(buf, format="svg",
+                    metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     finally:
         plt.close(fig)
     svg = buf.getvalue()
