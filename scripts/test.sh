@@ -44,7 +44,9 @@ log "building the wheel"
 WHEEL=$(ls "$ROOT"/dist/satchel-*.whl)
 log "installing $(basename "$WHEEL")[test]"
 "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "$WHEEL"
-"$VENV/bin/python" -m pip install -q "${WHEEL}[test]"
+# torch==2.13.0 from the machine's find-links is the CPU build (2.13.0+cpu sorts above
+# the index's 2.13.0, whose wheel pulls gigabytes of CUDA libraries).
+"$VENV/bin/python" -m pip install -q -c "$ROOT/.ci/constraints-cpu.txt" "${WHEEL}[test]"
 
 # --- private docker engine -----------------------------------------------------------
 cleanup() { "$ROOT/.ci/docker-down.sh" || true; }

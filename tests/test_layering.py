@@ -29,6 +29,11 @@ HEAVY = (
     "lightgbm",
     "catboost",
     "statsmodels",
+    "torch",
+    "keras",
+    "jax",
+    "tensorflow",
+    "transformers",
 )
 
 

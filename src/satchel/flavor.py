@@ -64,6 +64,8 @@ class Flavor(Protocol):
       ``save_model`` refuses any other keyword.
     - ``generic`` (bool): accepts objects of other libraries too (sklearn takes any
       ``BaseEstimator``), so it is asked after the specific flavors.
+    - ``input_example_option`` (str): a ``save`` keyword that ``save_model`` fills with
+      the input example's data when the caller does not set it (a tracer needs one).
     - ``fallback`` (bool): only asked ``can_save`` after every other flavor declined.
     """
 

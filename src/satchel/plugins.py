@@ -43,6 +43,10 @@ _HINTS: dict[str, str] = {
     "lightgbm": "pip install 'satchel[lightgbm]'",
     "catboost": "pip install 'satchel[catboost]'",
     "statsmodels": "pip install 'satchel[statsmodels]'",
+    "pytorch": "pip install 'satchel[pytorch]'",
+    "keras": "pip install 'satchel[keras]'",
+    "tensorflow": "pip install 'satchel[keras]' (a .keras model) or tensorflow (a SavedModel)",
+    "transformers": "pip install 'satchel[transformers]'",
     "mlflow_pyfunc": "this is an MLflow custom PythonModel: install mlflow and load it with "
     "allow_mlflow=True",
 }

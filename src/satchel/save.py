@@ -70,6 +70,10 @@ def save_model(
     chosen = plugins.get(flavor) if flavor else plugins.for_object(obj)
     check_options(chosen, flavor_options)
     example = _example.split(input_example) if input_example is not None else None
+    traced = getattr(chosen, "input_example_option", None)
+    if traced and example is not None and traced not in flavor_options:
+        # A flavor that traces the model (torch.export) saves from the example's data.
+        flavor_options = {**flavor_options, traced: example.data}
     with atomic_directory(path, overwrite=overwrite) as tmp:
         config = chosen.save(obj, tmp, **flavor_options)
         pyfunc = _pyfunc_section(chosen, config)

@@ -6,10 +6,10 @@ exchange files (MLmodel directories, .npy arrays, JSON results).
 
 The venv lives under ``$SATCHEL_MLFLOW_VENV`` (reused when its versions match, built or
 updated otherwise) or in a session temp dir. scikit-learn, onnx, onnxruntime, skops,
-cloudpickle, pandas, numpy, scipy, xgboost, lightgbm, catboost and statsmodels are
-pinned to the versions of this environment, so both sides read the same files with the
-same libraries. No skip: if the venv cannot be built (no index reachable), the interop
-tests fail.
+cloudpickle, pandas, numpy, scipy, xgboost, lightgbm, catboost, statsmodels, torch,
+keras, jax, transformers (with tokenizers and safetensors) are pinned to the versions of
+this environment, so both sides read the same files with the same libraries. No skip: if
+the venv cannot be built (no index reachable), the interop tests fail.
 """
 
 from __future__ import annotations
@@ -44,6 +44,14 @@ SAME_AS_HERE = (
     "lightgbm",
     "catboost",
     "statsmodels",
+    # tensor flavors; torch is the machine's CPU build (2.13.0+cpu from pip's find-links)
+    "torch",
+    "keras",
+    "jax",
+    "jaxlib",
+    "transformers",
+    "tokenizers",
+    "safetensors",
 )
 PIP_TIMEOUT = 1800
 
