@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         SatchelError,
         SignatureError,
     )
+    from satchel.evaluate import evaluate
     from satchel.model import Model, Prediction, load_model
     from satchel.pyfunc import PythonModel, PythonModelContext
     from satchel.save import save_model
@@ -48,6 +49,7 @@ _EXPORTS = {
     "PythonModelContext": "satchel.pyfunc",
     "infer_signature": "satchel.signature",
     "convert": "satchel.convert",
+    "evaluate": "satchel.evaluate",
     **{
         name: "satchel.schema"
         for name in (
@@ -84,6 +86,11 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'satchel' has no attribute {name!r}")
+    if name == "evaluate":
+        # the subpackage module is itself callable (see satchel/evaluate/__init__.py)
+        value = importlib.import_module(module)
+        globals()[name] = value
+        return value
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

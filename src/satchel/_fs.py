@@ -108,3 +108,21 @@ def verify_digests(root: Path, digests: dict[str, str]) -> None:
 def directory_size(root: Path) -> int:
     """Total bytes of every file under ``root``."""
     return sum(p.stat().st_size for p in _files(root))
+
+
+def atomic_write_text(dest: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to a hidden temporary sibling, then rename it onto ``dest``: readers
+    see the old file or the whole new one, and a failed write leaves nothing behind."""
+    target = Path(dest)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(name, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
+        os.replace(name, target)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise

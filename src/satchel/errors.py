@@ -198,3 +198,18 @@ class ProfileError(SatchelError, ValueError):
 
 class MissingDependencyError(SatchelError, ImportError):
     """An optional dependency of a feature is not installed; the message names the extra."""
+
+
+class EvaluationError(SatchelError, ValueError):
+    """Data or options given to ``satchel evaluate`` cannot be evaluated: a missing target
+    column or one of the wrong type, a task that cannot be inferred, labels the model never
+    saw, an empty slice."""
+
+    def __init__(self, message: str, *, column: str | None = None) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+class PolicyError(SatchelError, ValueError):
+    """A threshold file or promotion policy is malformed or names what does not exist
+    (an unknown metric, a bound of the wrong type)."""

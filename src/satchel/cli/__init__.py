@@ -29,6 +29,7 @@ COMMANDS = (
     "build_docker",
     "profile",
     "monitor",
+    "evaluate",
 )
 
 

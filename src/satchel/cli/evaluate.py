@@ -1,0 +1,94 @@
+"""``satchel evaluate MODEL --data FILE --target COL``: metrics with intervals, a baseline
+comparison, slices, an HTML report, a JSON result, and threshold gates.
+
+Exit codes: 0 evaluated (and every gate passed), 1 a model or data error, 3 evaluated but
+a gate of ``--thresholds`` failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+GATES_FAILED = 3
+
+
+def add_parser(sub: Any) -> None:
+    """Register the subcommand."""
+    p = sub.add_parser(
+        "evaluate", help="evaluate a model on a table: metrics, intervals, slices, a report",
+        description="Evaluate a model on a Parquet, CSV or JSONL table read in batches: "
+        "metrics with bootstrap intervals, a paired comparison with a baseline, metrics per "
+        "slice with bias figures, a self-contained HTML report, threshold gates.")
+    p.add_argument("model", help="model directory or reference")
+    p.add_argument("--data", required=True, help="evaluation table (.parquet, .csv, .jsonl)")
+    p.add_argument("--target", required=True, metavar="COL", help="the column holding the truth")
+    p.add_argument("--baseline", metavar="MODEL", help="a model to compare against")
+    p.add_argument("--slice-by", nargs="+", action="extend", default=[], metavar="COL",
+                   help="metrics per value of COL (COL=V1,V2 for chosen values only)")
+    p.add_argument("--task", choices=("classifier", "regressor"),
+                   help="the task, when neither the model nor the target tells")
+    p.add_argument("--report", metavar="HTML", help="write the HTML report here")
+    p.add_argument("--json", metavar="FILE", help="write the result as JSON here")
+    p.add_argument("--thresholds", metavar="YAML", help="gates to check (exit 3 if one fails)")
+    p.add_argument("--dataset-name", metavar="NAME",
+                   help="a name for the evaluation data, recorded with the result")
+    p.add_argument("--resamples", type=int, default=1000, metavar="N",
+                   help="bootstrap resamples for the intervals (default 1000; 0: none)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--batch-rows", type=int, default=65_536, metavar="N",
+                   help="rows per batch read (default 65536)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate; data errors raise SatchelError (one line, exit 1)."""
+    from satchel.evaluate.gates import Thresholds
+
+    # read the gates first: a bad threshold file fails before an hour-long evaluation
+    gates = Thresholds.load(args.thresholds) if args.thresholds else None
+    from satchel.evaluate.engine import evaluate
+
+    result = evaluate(args.model, args.data, args.target, baseline=args.baseline,
+                      slice_by=args.slice_by, task_type=args.task, resamples=args.resamples,
+                      seed=args.seed, batch_rows=args.batch_rows,
+                      dataset_name=args.dataset_name)
+    verdicts = gates.check(result) if gates is not None else []
+    if args.json:
+        from satchel._fs import atomic_write_text
+
+        atomic_write_text(args.json, result.to_json() + "\n")
+    if args.report:
+        from satchel.evaluate import report
+
+        report.write(result, args.report, verdicts)
+    if not args.quiet:
+        print(summary(result, verdicts))
+    failed = [v for v in verdicts if not v.passed]
+    if failed:
+        print(f"satchel evaluate: {len(failed)} gate(s) failed: " +
+              "; ".join(f"{v.gate}: {v.detail}" for v in failed), file=sys.stderr)
+        return GATES_FAILED
+    return 0
+
+
+def summary(result: Any, verdicts: Any) -> str:
+    """A plain-text table of the figures for the terminal."""
+    ci = f"{result.bootstrap.confidence:.0%} interval"
+    lines = [f"{result.task}, {result.dataset.rows:,} rows, target {result.dataset.target}",
+             f"{'metric':<18}{'value':>10}  {ci}"]
+    for m in result.metrics.values():
+        lines.append(f"{m.name:<18}{m.value:>10.4g}  {m.low:.4g} – {m.high:.4g}")
+    if result.comparison:
+        lines.append(f"{'vs baseline':<18}{'diff':>10}  {ci}")
+        for c in result.comparison.values():
+            mark = " worse" if c.regression else (" better" if c.significant else "")
+            lines.append(f"{c.name:<18}{c.difference:>+10.4g}  {c.low:+.4g} – {c.high:+.4g}{mark}")
+    gaps = [b for b in result.bias if b.kind == "gap"]
+    for b in gaps[:10]:
+        lines.append(f"gap {b.metric} by {b.column}: {b.value:.4g} ({b.best} vs {b.worst})")
+    for v in verdicts:
+        lines.append(f"gate {'PASS' if v.passed else 'FAIL'} {v.gate}: {v.detail}")
+    return "\n".join(lines)

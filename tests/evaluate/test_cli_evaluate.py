@@ -1,0 +1,63 @@
+"""``satchel evaluate`` on the command line: outputs, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from satchel.cli import main
+
+
+def test_report_json_and_passing_gates(iris_model_dir: Path, weak_iris_dir: Path,
+                                       iris_table: pd.DataFrame, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "iris.parquet"
+    iris_table.to_parquet(data)
+    gates = tmp_path / "gates.yaml"
+    gates.write_text("metrics:\n  accuracy: {min: 0.9}\nno_significant_regression: true\n")
+    code = main(["evaluate", str(iris_model_dir), "--data", str(data), "--target", "species",
+                 "--baseline", str(weak_iris_dir), "--slice-by", "site", "--resamples", "100",
+                 "--report", str(tmp_path / "r.html"), "--json", str(tmp_path / "r.json"),
+                 "--thresholds", str(gates), "--dataset-name", "holdout"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "accuracy" in out and "gate PASS metric accuracy" in out
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["dataset"]["name"] == "holdout" and result["comparison"]["accuracy"]
+    html = (tmp_path / "r.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<svg" in html
+
+
+def test_failing_gate_exits_3_and_names_it(iris_model_dir: Path, iris_table: pd.DataFrame,
+                                           tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "iris.csv"
+    iris_table.to_csv(data, index=False)
+    gates = tmp_path / "gates.yaml"
+    gates.write_text("metrics:\n  accuracy: {min: 0.999}\n")
+    code = main(["evaluate", str(iris_model_dir), "--data", str(data), "--target", "species",
+                 "--resamples", "0", "--thresholds", str(gates), "-q"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "1 gate(s) failed: metric accuracy: accuracy 0.9733 < 0.999" in err
+
+
+def test_errors_are_one_line_and_nothing_is_written(iris_model_dir: Path,
+                                                    iris_table: pd.DataFrame, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "iris.csv"
+    iris_table.to_csv(data, index=False)
+    code = main(["evaluate", str(iris_model_dir), "--data", str(data), "--target", "label",
+                 "--report", str(tmp_path / "r.html"), "--json", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert err.startswith("satchel: error: target column 'label' is not in the data")
+    assert not (tmp_path / "r.html").exists() and not (tmp_path / "r.json").exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("metrics:\n  speed: {min: 1}\n")
+    code = main(["evaluate", str(iris_model_dir), "--data", str(data), "--target", "species",
+                 "--thresholds", str(bad)])
+    assert code == 1 and "unknown metric 'speed'" in capsys.readouterr().err
