@@ -210,6 +210,7 @@ class EvaluationError(SatchelError, ValueError):
         self.column = column
 
 
-class PolicyError(SatchelError, ValueError):
+class PolicyFormatError(SatchelError, ValueError):
     """A threshold file or promotion policy is malformed or names what does not exist
-    (an unknown metric, a bound of the wrong type)."""
+    (an unknown metric, a bound of the wrong type). Not the refusal of a change by a
+    policy: that is the registry's own error."""

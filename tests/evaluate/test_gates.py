@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import satchel
-from satchel.errors import PolicyError
+from satchel.errors import PolicyFormatError
 from satchel.evaluate.gates import Thresholds
 
 
@@ -68,7 +68,7 @@ def test_regression_gate_lists_the_worse_metrics(iris_model_dir: Path, weak_iris
     ({"metrics": {"accuracy": {"min": True}}}, "must be a number, got bool"),
 ])
 def test_bad_threshold_files_are_refused(data: object, message: str) -> None:
-    with pytest.raises(PolicyError, match=message):
+    with pytest.raises(PolicyFormatError, match=message):
         Thresholds.from_dict(data)
 
 
@@ -78,5 +78,5 @@ def test_yaml_round_trip_and_bad_yaml(tmp_path: Path) -> None:
     t = Thresholds.load(f)
     assert Thresholds.from_dict(t.to_dict()) == t
     f.write_text("metrics: [unclosed\n")
-    with pytest.raises(PolicyError, match="is not valid YAML"):
+    with pytest.raises(PolicyFormatError, match="is not valid YAML"):
         Thresholds.load(f)

@@ -13,7 +13,7 @@ bias:
   min_selection_rate_ratio: 0.8   # lowest over highest selection rate, per class
 ```
 
-A file that names an unknown metric, key or bound is refused when read (PolicyError);
+A file that names an unknown metric, key or bound is refused when read (PolicyFormatError);
 a gate whose figure was not measured (no probabilities for ``roc_auc``, no baseline, no
 slices) fails and says why.
 """
@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from satchel.errors import PolicyError
+from satchel.errors import PolicyFormatError
 from satchel.evaluate.result import (
     CLASSIFIER_METRICS,
     HIGHER_IS_BETTER,
@@ -61,14 +61,14 @@ class Thresholds:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Thresholds:
-        """Read a YAML file (PolicyError naming the file when it is not valid)."""
+        """Read a YAML file (PolicyFormatError naming the file when it is not valid)."""
         import yaml
 
         try:
             with open(path, encoding="utf-8") as f:
                 data = yaml.safe_load(f)
         except yaml.YAMLError as exc:
-            raise PolicyError(f"{os.fspath(path)} is not valid YAML: "
+            raise PolicyFormatError(f"{os.fspath(path)} is not valid YAML: "
                               f"{str(exc).splitlines()[0]}") from None
         return cls.from_dict(data if data is not None else {}, source=os.fspath(path))
 
@@ -76,22 +76,22 @@ class Thresholds:
     def from_dict(cls, data: Any, *, source: str = "thresholds") -> Thresholds:
         """Validate and parse; every refusal names the key and what was given."""
         if not isinstance(data, dict):
-            raise PolicyError(f"{source}: expected a mapping, got {type(data).__name__}")
+            raise PolicyFormatError(f"{source}: expected a mapping, got {type(data).__name__}")
         extra = sorted(set(map(str, data)) - _TOP_KEYS)
         if extra:
-            raise PolicyError(f"{source}: unknown key(s) {extra}; allowed: {sorted(_TOP_KEYS)}")
+            raise PolicyFormatError(f"{source}: unknown key(s) {extra}; allowed: {sorted(_TOP_KEYS)}")
         metrics: dict[str, tuple[float | None, float | None]] = {}
         for name, bound in _mapping(data.get("metrics"), f"{source}: metrics").items():
             _check_metric(name, source)
             if not isinstance(bound, dict) or not bound or set(bound) - {"min", "max"}:
-                raise PolicyError(f"{source}: metrics.{name} must be a mapping with min and/or "
+                raise PolicyFormatError(f"{source}: metrics.{name} must be a mapping with min and/or "
                                   f"max, got {bound!r:.80}")
             metrics[name] = (_number(bound.get("min"), f"{source}: metrics.{name}.min"),
                              _number(bound.get("max"), f"{source}: metrics.{name}.max"))
         bias = _mapping(data.get("bias"), f"{source}: bias")
         bad = sorted(set(bias) - {"max_gap", "min_selection_rate_ratio"})
         if bad:
-            raise PolicyError(f"{source}: unknown bias key(s) {bad}; allowed: max_gap, "
+            raise PolicyFormatError(f"{source}: unknown bias key(s) {bad}; allowed: max_gap, "
                               "min_selection_rate_ratio")
         gaps = {}
         for name, limit in _mapping(bias.get("max_gap"), f"{source}: bias.max_gap").items():
@@ -101,11 +101,11 @@ class Thresholds:
                         f"{source}: bias.min_selection_rate_ratio")
         nsr = data.get("no_significant_regression", False)
         if not isinstance(nsr, bool):
-            raise PolicyError(f"{source}: no_significant_regression must be true or false, got "
+            raise PolicyFormatError(f"{source}: no_significant_regression must be true or false, got "
                               f"{type(nsr).__name__}")
         dataset = data.get("dataset")
         if dataset is not None and not isinstance(dataset, str):
-            raise PolicyError(f"{source}: dataset must be a name (text), got "
+            raise PolicyFormatError(f"{source}: dataset must be a name (text), got "
                               f"{type(dataset).__name__}")
         return cls(metrics, nsr, {k: v for k, v in gaps.items() if v is not None}, ratio,
                    dataset)
@@ -209,7 +209,7 @@ def _cmp(ok: bool, op: str) -> str:
 
 def _check_metric(name: Any, source: str) -> None:
     if not isinstance(name, str) or (name not in KNOWN and not _PER_CLASS.match(name)):
-        raise PolicyError(f"{source}: unknown metric {name!r}; known: {sorted(KNOWN)} or a "
+        raise PolicyFormatError(f"{source}: unknown metric {name!r}; known: {sorted(KNOWN)} or a "
                           f"per-class figure like f1[LABEL]")
 
 
@@ -217,7 +217,7 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise PolicyError(f"{where} must be a mapping, got {type(value).__name__}")
+        raise PolicyFormatError(f"{where} must be a mapping, got {type(value).__name__}")
     return {str(k): v for k, v in value.items()}
 
 
@@ -226,7 +226,7 @@ def _number(value: Any, where: str, *, required: bool = False) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or \
             not math.isfinite(float(value)):
-        raise PolicyError(f"{where} must be a number, got {type(value).__name__}")
+        raise PolicyFormatError(f"{where} must be a number, got {type(value).__name__}")
     return float(value)
 
 
