@@ -36,7 +36,8 @@ def frame(name):
         work / f"{name}_y.npy")
 iris, iris_y = frame("iris")
 cancer, cancer_y = frame("cancer")
-DATA = {"iris": iris, "iris3": iris.iloc[:, :3], "cancer": cancer}
+iris_cat = iris.iloc[:, :3].assign(size=np.where(iris.iloc[:, 3] > 1.0, "big", "small"))
+DATA = {"iris": iris, "iris3": iris.iloc[:, :3], "iris_cat": iris_cat, "cancer": cancer}
 
 def enc(p):
     if isinstance(p, pd.DataFrame):
@@ -102,6 +103,17 @@ def frame(work: Path, name: str) -> tuple[pd.DataFrame, np.ndarray]:
     if name == "iris3":
         X, y = frame(work, "iris")
         return X.iloc[:, :3], y
+    if name == "iris_const":
+        import statsmodels.api as sm
+
+        X, y = frame(work, "iris")
+        return sm.add_constant(X.iloc[:, :3]), y
+    if name == "range":
+        return pd.DataFrame({"start": [150], "end": [159]}), np.zeros(0)
+    if name == "iris_cat":
+        X, y = frame(work, "iris")
+        size = np.where(X.iloc[:, 3] > 1.0, "big", "small")
+        return X.iloc[:, :3].assign(size=size), y
     columns = json.loads((work / f"{name}.json").read_text())["columns"]
     X = pd.DataFrame(np.load(work / f"{name}.npy"), columns=columns)
     return X, np.load(work / f"{name}_y.npy")
@@ -378,3 +390,191 @@ def test_mlflow_loads_lightgbm_satchel_saved(run_mlflow: Any, work: Path, tmp_pa
     for name in specs:
         assert got[name]["pred"] == enc(ours[name]), name
         assert got[name]["native"] == enc(ours[name]), name
+
+
+# --- catboost -----------------------------------------------------------------------------
+
+CB_SAVES = (
+    COMMON
+    + """
+import mlflow, mlflow.catboost, mlflow.pyfunc, catboost as cb
+REQS = json.loads(sys.argv[3])
+out = {}
+def save_and_predict(name, data_key, model, **kw):
+    path = str(work / "from_mlflow" / name)
+    mlflow.catboost.save_model(model, path, pip_requirements=REQS, **kw)
+    out[name] = {"path": path, "data": data_key,
+                 "pred": enc(mlflow.pyfunc.load_model(path).predict(DATA[data_key]))}
+
+clf = cb.CatBoostClassifier(iterations=10, depth=3, verbose=0, random_seed=0).fit(iris, iris_y)
+save_and_predict("cb_classifier", "iris", clf, input_example=iris.head(3))
+reg = cb.CatBoostRegressor(iterations=10, depth=3, verbose=0, cat_features=["size"])
+reg.fit(iris_cat, iris.iloc[:, 3])
+save_and_predict("cb_regressor_categorical", "iris_cat", reg, input_example=iris_cat.head(3))
+done(out)
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def cb_from_mlflow(run_mlflow: Any, work: Path) -> dict[str, Any]:
+    return dict(run_mlflow(CB_SAVES, str(work), reqs("catboost")))
+
+
+@pytest.mark.parametrize("name", ["cb_classifier", "cb_regressor_categorical"])
+def test_satchel_loads_catboost_mlflow_saved(
+    cb_from_mlflow: dict[str, Any], work: Path, name: str
+) -> None:
+    entry = cb_from_mlflow[name]
+    path = Path(entry["path"])
+    model = satchel.load_model(path, allow_code=False)
+    assert model.flavor.name == "catboost"
+    assert model.signature is not None
+    assert model.signature.to_dict() == mlmodel(path)["signature"]
+    assert enc(model.predict(frame(work, entry["data"])[0])) == entry["pred"]
+
+
+CB_LOADS = (
+    COMMON
+    + """
+import importlib.util
+import mlflow, mlflow.catboost, mlflow.pyfunc
+assert importlib.util.find_spec("satchel") is None, "satchel must not be installed here"
+models = json.loads(sys.argv[3])
+out = {}
+for name, spec in models.items():
+    data = DATA[spec["data"]]
+    native = mlflow.catboost.load_model(spec["path"])
+    out[name] = {"pred": enc(mlflow.pyfunc.load_model(spec["path"]).predict(data)),
+                 "native": enc(native.predict(data)), "native_class": type(native).__name__}
+done(out)
+"""
+)
+
+
+def test_mlflow_loads_catboost_satchel_saved(run_mlflow: Any, work: Path, tmp_path: Path) -> None:
+    import catboost as cb
+
+    iris, iris_y = frame(work, "iris")
+    iris_cat, _ = frame(work, "iris_cat")
+    clf = cb.CatBoostClassifier(iterations=10, depth=3, verbose=0, random_seed=0)
+    clf.fit(iris, iris_y)
+    reg = cb.CatBoostRegressor(iterations=10, depth=3, verbose=0, cat_features=["size"])
+    reg.fit(iris_cat, iris.iloc[:, 3])
+    specs: dict[str, tuple[Any, str, dict[str, Any]]] = {
+        "classifier": (clf, "iris", {}),
+        "regressor_json": (reg, "iris_cat", {"save_format": "json"}),
+    }
+    models: dict[str, dict[str, Any]] = {}
+    ours: dict[str, Any] = {}
+    for name, (obj, data, kw) in specs.items():
+        path = tmp_path / name
+        X = frame(work, data)[0]
+        satchel.save_model(obj, path, input_example=X.head(3), **kw)
+        models[name] = {"path": str(path), "data": data}
+        ours[name] = satchel.load_model(path).predict(X)
+    got = run_mlflow(CB_LOADS, str(work), json.dumps(models))
+    assert got["classifier"]["native_class"] == "CatBoostClassifier"
+    assert got["regressor_json"]["native_class"] == "CatBoostRegressor"
+    for name in specs:
+        assert got[name]["pred"] == enc(ours[name]), name
+        assert got[name]["native"] == enc(ours[name]), name
+
+
+# --- statsmodels --------------------------------------------------------------------------
+
+SM_SAVES = (
+    COMMON
+    + """
+import mlflow, mlflow.statsmodels, mlflow.pyfunc
+import statsmodels.api as sm, statsmodels.formula.api as smf
+from statsmodels.tsa.arima.model import ARIMA
+REQS = json.loads(sys.argv[3])
+DATA["iris_const"] = sm.add_constant(iris.iloc[:, :3])
+DATA["range"] = pd.DataFrame({"start": [150], "end": [159]})
+out = {}
+def save_and_predict(name, data_key, model, **kw):
+    path = str(work / "from_mlflow" / name)
+    mlflow.statsmodels.save_model(model, path, pip_requirements=REQS,
+                                  input_example=DATA[data_key].head(3), **kw)
+    out[name] = {"path": path, "data": data_key,
+                 "pred": enc(mlflow.pyfunc.load_model(path).predict(DATA[data_key]))}
+
+save_and_predict("sm_ols", "iris_const", sm.OLS(iris.iloc[:, 3], DATA["iris_const"]).fit())
+glm = smf.glm("petal_width ~ sepal_length + np.log(sepal_width)", data=iris).fit()
+save_and_predict("sm_glm_formula", "iris", glm, remove_data=True)
+save_and_predict("sm_arima", "range", ARIMA(iris.iloc[:, 0].to_numpy(), order=(2, 0, 0)).fit())
+done(out)
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def sm_from_mlflow(run_mlflow: Any, work: Path) -> dict[str, Any]:
+    return dict(run_mlflow(SM_SAVES, str(work), reqs("statsmodels")))
+
+
+@pytest.mark.parametrize("name", ["sm_ols", "sm_glm_formula", "sm_arima"])
+def test_satchel_loads_statsmodels_mlflow_saved(
+    sm_from_mlflow: dict[str, Any], work: Path, name: str
+) -> None:
+    from satchel.errors import CodeNotAllowedError
+
+    entry = sm_from_mlflow[name]
+    path = Path(entry["path"])
+    with pytest.raises(CodeNotAllowedError):
+        satchel.load_model(path, allow_code=False)
+    model = satchel.load_model(path)
+    assert model.flavor.name == "statsmodels"
+    assert model.row_independent is (name != "sm_arima")
+    assert model.signature is not None
+    assert model.signature.to_dict() == mlmodel(path)["signature"]
+    assert enc(model.predict(frame(work, entry["data"])[0])) == entry["pred"]
+
+
+SM_LOADS = (
+    COMMON
+    + """
+import importlib.util
+import mlflow, mlflow.statsmodels, mlflow.pyfunc
+import statsmodels.api as sm
+assert importlib.util.find_spec("satchel") is None, "satchel must not be installed here"
+DATA["iris_const"] = sm.add_constant(iris.iloc[:, :3])
+DATA["range"] = pd.DataFrame({"start": [150], "end": [159]})
+models = json.loads(sys.argv[3])
+out = {}
+for name, spec in models.items():
+    data = DATA[spec["data"]]
+    native = mlflow.statsmodels.load_model(spec["path"])
+    out[name] = {"pred": enc(mlflow.pyfunc.load_model(spec["path"]).predict(data)),
+                 "native_class": type(native).__name__}
+done(out)
+"""
+)
+
+
+def test_mlflow_loads_statsmodels_satchel_saved(
+    run_mlflow: Any, work: Path, tmp_path: Path
+) -> None:
+    import statsmodels.api as sm
+    from statsmodels.tsa.arima.model import ARIMA
+
+    iris, _ = frame(work, "iris")
+    exog, _ = frame(work, "iris_const")
+    specs: dict[str, tuple[Any, str]] = {
+        "ols": (sm.OLS(iris.iloc[:, 3], exog).fit(), "iris_const"),
+        "arima": (ARIMA(iris.iloc[:, 0].to_numpy(), order=(2, 0, 0)).fit(), "range"),
+    }
+    models: dict[str, dict[str, Any]] = {}
+    ours: dict[str, Any] = {}
+    for name, (obj, data) in specs.items():
+        path = tmp_path / name
+        X = frame(work, data)[0]
+        satchel.save_model(obj, path, input_example=X.head(3))
+        models[name] = {"path": str(path), "data": data}
+        ours[name] = satchel.load_model(path).predict(X)
+    got = run_mlflow(SM_LOADS, str(work), json.dumps(models))
+    assert got["ols"]["native_class"] == "RegressionResultsWrapper"
+    assert got["arima"]["native_class"] == "ARIMAResultsWrapper"
+    for name in specs:
+        assert got[name]["pred"] == enc(ours[name]), name
