@@ -32,6 +32,14 @@ if [[ ! -x /usr/bin/chromium ]]; then
         chromium >&2
 fi
 
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    # The registry's postgres tests start a private cluster from these binaries.
+    log "installing the PostgreSQL server for the registry tests"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        postgresql >&2
+fi
+
 # --- python environment --------------------------------------------------------------
 if [[ ! -x $VENV/bin/python ]]; then
     log "creating $VENV"

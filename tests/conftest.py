@@ -52,7 +52,7 @@ def port() -> Iterator[int]:
     yield free_port()
 
 
-_MUST_RUN = ("spark", "docker", "interop", "browser")
+_MUST_RUN = ("spark", "docker", "interop", "browser", "postgres")
 
 
 @pytest.hookimpl(hookwrapper=True)

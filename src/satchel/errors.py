@@ -214,3 +214,66 @@ class PolicyFormatError(SatchelError, ValueError):
     """A threshold file or promotion policy is malformed or names what does not exist
     (an unknown metric, a bound of the wrong type). Not the refusal of a change by a
     policy: that is the registry's own error."""
+
+
+class RegistryError(SatchelError):
+    """A model registry operation failed (base class of the registry's errors)."""
+
+
+class RegistryInputError(RegistryError, ValueError):
+    """A registry call was given a bad name, alias, version, stage, tag or URI.
+
+    ``field`` names the argument; ``limit`` the rule it broke, when there is one.
+    """
+
+    def __init__(self, message: str, *, field: str, limit: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.limit = limit
+
+
+class RegistryNotFoundError(RegistryError, LookupError):
+    """A registered model, version or alias does not exist.
+
+    ``kind`` is ``"model"``, ``"version"`` or ``"alias"``; ``available`` lists what does
+    exist (a few names, versions or aliases) so the message can say what to use instead.
+    """
+
+    def __init__(
+        self, message: str, *, kind: str, name: str, available: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.name = name
+        self.available = list(available)
+
+
+class RegistryConflictError(RegistryError):
+    """A registry change contradicts the current state (a name taken, a version that an
+    alias still points at, a concurrent change that won)."""
+
+
+class RegistrySchemaError(RegistryError):
+    """The registry database was written by a newer satchel (or is not a registry)."""
+
+
+class RegistryUnavailableError(RegistryError, ConnectionError):
+    """The registry server or database did not answer (after retries)."""
+
+
+class RegistryAuthError(RegistryError, PermissionError):
+    """A registry server refused the caller: ``missing_identity`` is True when no known
+    token was given, False when the identity's role may not do what it asked."""
+
+    def __init__(self, message: str, *, missing_identity: bool) -> None:
+        super().__init__(message)
+        self.missing_identity = missing_identity
+
+
+class PolicyError(RegistryError):
+    """A registry policy hook refused a change (e.g. a protected alias moved without
+    approval). ``checks`` carries the hook's own findings."""
+
+    def __init__(self, message: str, *, checks: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.checks = list(checks)

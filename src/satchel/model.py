@@ -67,6 +67,8 @@ class Model:
         self._inputs = sig.inputs if sig is not None else None
         self._params = sig.params if sig is not None else None
         self._has_signature = sig is not None
+        #: The registry version this model was loaded from (``models:/`` URIs), else None.
+        self.registry_version: Any = None
 
     @property
     def signature(self) -> Signature | None:
@@ -168,7 +170,9 @@ def load_model(
     """Load a model directory (saved by satchel or by MLflow).
 
     Args:
-        path: the model directory.
+        path: the model directory, or a registry URI: ``models:/NAME/VERSION``,
+            ``models:/NAME@ALIAS``, ``models:/NAME/STAGE`` or ``models:/NAME/latest``
+            (resolved through ``$SATCHEL_REGISTRY_URI``; see :mod:`satchel.registry`).
         allow_code: False refuses every format that runs code when loaded: pickle,
             cloudpickle, a Python source file (models from code), ``torch.load`` ...
             (README, "runs code on load").
@@ -182,8 +186,15 @@ def load_model(
         IntegrityError: a file changed, went missing or was added after saving.
         FlavorNotFoundError: no installed plugin loads this model.
         CodeNotAllowedError: ``allow_code=False`` and the format runs code on load.
+        RegistryError: a ``models:/`` URI names no model, version or alias (subclasses
+            say which and list what exists).
     """
     allow_code = code_allowed(allow_code, allow_pickle, stacklevel=3)
+    registry_version = None
+    if isinstance(path, str) and path.startswith("models:"):
+        from satchel.registry.api import fetch
+
+        registry_version, path = fetch(path)
     root = Path(path).expanduser().resolve()
     manifest = Manifest.read(root)
     if verify and manifest.artifact_digests:
@@ -210,7 +221,9 @@ def load_model(
         if code_dir not in sys.path:
             sys.path.insert(0, code_dir)
     predictor = flavor.load_predictor(root, config)
-    return Model(root, manifest, flavor, config, predictor)
+    model = Model(root, manifest, flavor, config, predictor)
+    model.registry_version = registry_version
+    return model
 
 
 def code_allowed(allow_code: bool, allow_pickle: bool | None, *, stacklevel: int = 2) -> bool:

@@ -30,6 +30,7 @@ COMMANDS = (
     "profile",
     "monitor",
     "evaluate",
+    "registry",
 )
 
 

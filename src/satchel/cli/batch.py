@@ -23,7 +23,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("batch", help="score a Parquet, CSV or JSONL file in constant memory",
                        description="Score every row of a Parquet, CSV or JSONL file, batch by "
                        "batch, and write the kept columns plus the predictions.")
-    p.add_argument("-m", "--model", required=True, help="model directory")
+    p.add_argument("-m", "--model", required=True, help="model directory or models:/ URI")
     p.add_argument("-i", "--input", required=True, help="input file (.parquet, .csv, .jsonl)")
     p.add_argument("-o", "--output", required=True,
                    help="output file (a directory of part files with --spark)")

@@ -13,7 +13,7 @@ from satchel.schema import ColSpec, ParamSchema, Schema, TensorSpec
 def add_parser(sub: Any) -> None:
     """Register the subcommand."""
     p = sub.add_parser("info", help="describe a model directory")
-    p.add_argument("model", help="model directory")
+    p.add_argument("model", help="model directory or models:/NAME/VERSION|@ALIAS|/STAGE")
     p.add_argument("--json", action="store_true", help="print the description as JSON")
     p.set_defaults(func=run)
 
@@ -100,13 +100,29 @@ def _format_line(unsafe: str | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print the description."""
-    info = describe(Path(args.model).resolve())
+    from satchel.registry.uri import is_models_uri
+
+    version = None
+    if is_models_uri(args.model):
+        from satchel.registry.api import model_dir
+
+        path, version = model_dir(args.model)
+    else:
+        path = Path(args.model)
+    info = describe(path.resolve())
+    if version is not None:
+        info["registry"] = {"name": version.name, "version": version.version,
+                            "digest": version.digest, "aliases": list(version.aliases),
+                            "stage": version.stage}
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
     size = info["size_bytes"]
+    reg = info.get("registry")
     lines = [
         f"model      {info['path']}",
+        *([f"registry   {reg['name']} version {reg['version']} (stage {reg['stage']}, "
+           f"aliases {', '.join(reg['aliases']) or '-'})"] if reg else []),
         f"flavors    {', '.join(info['flavors'])} (loaded by: {info['loaded_by']})",
         f"format     {_format_line(info['runs_code_on_load'])}",
         f"python     {info['python_version'] or 'unknown'}",

@@ -21,7 +21,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("predict", help="score an input file (or stdin) with a model",
                        description="Score a JSON, CSV or Parquet input with a model; the "
                        "formats are those of the REST server's /invocations.")
-    p.add_argument("-m", "--model", required=True, help="model directory")
+    p.add_argument("-m", "--model", required=True, help="model directory or models:/ URI")
     p.add_argument("-i", "--input", help="input file (default or '-': stdin)")
     p.add_argument("-o", "--output", help="output file (default or '-': stdout)")
     p.add_argument("-t", "--content-type", dest="input_type", metavar="TYPE",

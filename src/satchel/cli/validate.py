@@ -11,7 +11,7 @@ from satchel.cli._load_options import add_load_options, load_options
 def add_parser(sub: Any) -> None:
     """Register the subcommand."""
     p = sub.add_parser("validate", help="verify digests, load the model and predict on its example")
-    p.add_argument("model", help="model directory")
+    p.add_argument("model", help="model directory or models:/ URI")
     add_load_options(p)
     p.set_defaults(func=run)
 

@@ -1,0 +1,347 @@
+"""The SQL store's plumbing and reads (writes are in :mod:`satchel.registry.sqlstore`).
+
+Every write runs in one transaction that first locks the audit head (so writers are
+serialised and the audit chain stays linear), reads the current state, lets policy
+guards see the change, applies it and appends its audit entry. Reads never lock.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from satchel.errors import RegistryInputError, RegistryNotFoundError
+from satchel.registry import audit, convert
+from satchel.registry import validate as check
+from satchel.registry.artifacts import ArtifactStore, Tree
+from satchel.registry.entities import AuditEntry, AuditReport, ModelVersion, RegisteredModel
+from satchel.registry.hooks import Change, Guard
+from satchel.registry.schema import create_engine, ensure_schema
+from satchel.registry.tables import Setting, TreeRow
+
+V = convert.V
+M = convert.M
+A = convert.A
+_SHOW_AVAILABLE = 10
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _listing(values: list[str], noun: str) -> str:
+    if not values:
+        return f"there are no {noun}"
+    more = f" (and {len(values) - _SHOW_AVAILABLE} more)" if len(values) > _SHOW_AVAILABLE else ""
+    return f"{noun}: {', '.join(values[:_SHOW_AVAILABLE])}{more}"
+
+
+class StoreBase:
+    """Registered models, versions, aliases, stages, tags and audit in one SQL database.
+
+    Args:
+        url: a SQLAlchemy database URL (``sqlite:///PATH``, ``postgresql://...``).
+        artifact_root: where version files live; fixed in the database when it is
+            created (default: ``artifacts/`` beside a SQLite file, else
+            ``~/.satchel/artifacts``). An explicit value overrides the stored one.
+    """
+
+    def __init__(self, url: str, artifact_root: str | os.PathLike[str] | None = None) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        ensure_schema(self.engine)
+        self.guards: list[Guard] = []
+        self.artifacts = ArtifactStore(self._artifact_root(artifact_root))
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _artifact_root(self, explicit: str | os.PathLike[str] | None) -> Path:
+        with self.write() as s:
+            row = s.get(Setting, "artifact_root")
+            if row is not None and explicit is None:
+                return Path(row.value)
+            if explicit is not None:
+                root = Path(explicit).expanduser().absolute()
+            elif self.engine.dialect.name == "sqlite" and self.engine.url.database not in (
+                None, "", ":memory:"
+            ):
+                root = Path(str(self.engine.url.database)).absolute().parent / "artifacts"
+            else:
+                root = Path("~/.satchel/artifacts").expanduser().absolute()
+            if row is None:
+                s.add(Setting(key="artifact_root", value=str(root)))
+            return root
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session (no locks taken)."""
+        with Session(self.engine) as s:
+            yield s
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction holding the registry's write lock (the audit head row).
+
+        Extensions (e.g. governance) use this for their own tables so their changes and
+        audit entries commit atomically with the registry's.
+        """
+        with self.engine.connect().execution_options(satchel_write=True) as conn:
+            with Session(bind=conn) as s:
+                yield s
+                s.commit()
+
+    def _apply(
+        self,
+        s: Session,
+        *,
+        actor: str,
+        action: str,
+        model: str,
+        version: int | None,
+        before: Any,
+        after: Any,
+        context: Mapping[str, Any] | None,
+        head: Any,
+    ) -> None:
+        """Run the guards, then append the audit entry (the caller mutates rows after)."""
+        change = Change(action, actor, model, version, before, after, dict(context or {}), s)
+        for guard in self.guards:
+            guard(change)
+        audit.append(
+            s, head, at=now_ms(), actor=actor, action=action, model=model, version=version,
+            before=before, after=after,
+        )
+
+    def record(
+        self, s: Session, *, actor: str, action: str, model: str, version: int | None,
+        before: Any, after: Any,
+    ) -> None:
+        """Append an audit entry for an extension's own change inside ``write()``."""
+        head = audit.lock_head(s)
+        audit.append(
+            s, head, at=now_ms(), actor=actor, action=action, model=model, version=version,
+            before=before, after=after,
+        )
+
+    # ------------------------------------------------------------------ lookups
+
+    def _model_row(self, s: Session, name: str) -> Any:
+        row = s.execute(select(M).where(M.c.name == name)).first()
+        if row is None:
+            names = [r[0] for r in s.execute(select(M.c.name).order_by(M.c.name).limit(50))]
+            raise RegistryNotFoundError(
+                f"no registered model named {name!r}; {_listing(names, 'registered models')}",
+                kind="model",
+                name=name,
+                available=names,
+            )
+        return row
+
+    def _version_row(self, s: Session, model: Any, version: int) -> Any:
+        row = s.execute(
+            select(V).where(V.c.model_id == model.id, V.c.version == version)
+        ).first()
+        if row is None:
+            have = [str(r[0]) for r in s.execute(
+                select(V.c.version).where(V.c.model_id == model.id).order_by(V.c.version)
+            )]
+            raise RegistryNotFoundError(
+                f"model {model.name!r} has no version {version}; "
+                f"{_listing(have, 'versions')}",
+                kind="version",
+                name=model.name,
+                available=have,
+            )
+        return row
+
+    def _one_version(self, s: Session, model: Any, version: int) -> ModelVersion:
+        row = self._version_row(s, model, version)
+        return convert.versions(s, [row], {model.id: model.name})[0]
+
+    def get_model(self, name: str) -> RegisteredModel:
+        check.name(name)
+        with self.read() as s:
+            return convert.models(s, [self._model_row(s, name)])[0]
+
+    def get_version(self, name: str, version: int | str) -> ModelVersion:
+        check.name(name)
+        number = check.version(version)
+        with self.read() as s:
+            return self._one_version(s, self._model_row(s, name), number)
+
+    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        check.name(name)
+        check.alias(alias)
+        with self.read() as s:
+            model = self._model_row(s, name)
+            row = s.execute(
+                select(A.c.version).where(A.c.model_id == model.id, A.c.alias == alias)
+            ).first()
+            if row is None:
+                have = [r[0] for r in s.execute(
+                    select(A.c.alias).where(A.c.model_id == model.id).order_by(A.c.alias)
+                )]
+                raise RegistryNotFoundError(
+                    f"model {name!r} has no alias {alias!r}; {_listing(have, 'aliases')}",
+                    kind="alias",
+                    name=name,
+                    available=have,
+                )
+            return self._one_version(s, model, row[0])
+
+    def get_latest_version(self, name: str, stage: str | None = None) -> ModelVersion:
+        check.name(name)
+        stage = check.stage(stage) if stage is not None else None
+        with self.read() as s:
+            model = self._model_row(s, name)
+            query = select(func.max(V.c.version)).where(V.c.model_id == model.id)
+            if stage is not None:
+                query = query.where(V.c.stage == stage)
+            latest = s.execute(query).scalar()
+            if latest is None:
+                where = f" in stage {stage}" if stage else ""
+                raise RegistryNotFoundError(
+                    f"model {name!r} has no versions{where}", kind="version", name=name
+                )
+            return self._one_version(s, model, int(latest))
+
+    def tree(self, digest: str) -> Tree:
+        """The file listing of a version's tree."""
+        with self.read() as s:
+            row = s.get(TreeRow, digest)
+            if row is None:
+                raise RegistryNotFoundError(
+                    f"no version files with digest {digest[:12]}", kind="version", name=digest
+                )
+            return Tree.from_json(row.files)
+
+    def local_path(self, version: ModelVersion) -> Path:
+        """The version's directory in the artifact root (built from blobs if needed)."""
+        return self.artifacts.materialize(self.tree(version.digest))
+
+    # ------------------------------------------------------------------ search
+
+    def search_models(
+        self,
+        name_like: str | None = None,
+        *,
+        tags: Mapping[str, str] | None = None,
+        alias: str | None = None,
+        max_results: int = 1000,
+        offset: int = 0,
+    ) -> list[RegisteredModel]:
+        """Models whose name matches a SQL LIKE pattern (``%``/``_``), with all ``tags``
+        and (optionally) an ``alias`` set, ordered by name."""
+        query = select(M)
+        if name_like is not None:
+            query = query.where(M.c.name.like(_like(name_like), escape="\\"))
+        for key, value in check.tags(dict(tags or {})).items():
+            mt = convert.MT.alias()
+            query = query.where(
+                select(mt.c.model_id)
+                .where(mt.c.model_id == M.c.id, mt.c.key == key, mt.c.value == value)
+                .exists()
+            )
+        if alias is not None:
+            check.alias(alias)
+            query = query.where(
+                select(A.c.model_id).where(A.c.model_id == M.c.id, A.c.alias == alias).exists()
+            )
+        query = query.order_by(M.c.name).limit(_limit(max_results)).offset(max(0, int(offset)))
+        with self.read() as s:
+            return convert.models(s, list(s.execute(query)))
+
+    def search_versions(
+        self,
+        name: str | None = None,
+        *,
+        name_like: str | None = None,
+        stage: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        alias: str | None = None,
+        run_id: str | None = None,
+        digest: str | None = None,
+        max_results: int = 1000,
+        offset: int = 0,
+    ) -> list[ModelVersion]:
+        """Versions filtered by model name (exact or LIKE pattern), stage, tags, alias,
+        run id or digest; newest first within a model, models by name."""
+        query = select(V, M.c.name.label("model_name")).join(M, M.c.id == V.c.model_id)
+        if name is not None:
+            query = query.where(M.c.name == check.name(name))
+        if name_like is not None:
+            query = query.where(M.c.name.like(_like(name_like), escape="\\"))
+        if stage is not None:
+            query = query.where(V.c.stage == check.stage(stage))
+        if run_id is not None:
+            query = query.where(V.c.run_id == run_id)
+        if digest is not None:
+            query = query.where(V.c.digest == digest)
+        for key, value in check.tags(dict(tags or {})).items():
+            vt = convert.VT.alias()
+            query = query.where(
+                select(vt.c.version_id)
+                .where(vt.c.version_id == V.c.id, vt.c.key == key, vt.c.value == value)
+                .exists()
+            )
+        if alias is not None:
+            check.alias(alias)
+            query = query.where(
+                select(A.c.model_id)
+                .where(A.c.model_id == V.c.model_id, A.c.version == V.c.version,
+                       A.c.alias == alias)
+                .exists()
+            )
+        query = (
+            query.order_by(M.c.name, V.c.version.desc())
+            .limit(_limit(max_results))
+            .offset(max(0, int(offset)))
+        )
+        with self.read() as s:
+            rows = list(s.execute(query))
+            return convert.versions(s, rows, {r.model_id: r.model_name for r in rows})
+
+    # ------------------------------------------------------------------ audit
+
+    def audit(self, name: str | None = None, limit: int | None = None) -> list[AuditEntry]:
+        """Audit entries (oldest first) for ``name``, or for everything."""
+        if name is not None:
+            check.name(name)
+        with self.read() as s:
+            return audit.entries(s, name, limit)
+
+    def verify_audit(self, name: str | None = None) -> AuditReport:
+        """Check the audit hash chain; see :func:`satchel.registry.audit.verify`."""
+        if name is not None:
+            check.name(name)
+        with self.read() as s:
+            return audit.verify(s, name)
+
+    def dispose(self) -> None:
+        """Close the database connections."""
+        self.engine.dispose()
+
+
+def _like(pattern: str) -> str:
+    """A user pattern: ``*`` and ``%`` match any run, ``?`` and ``_`` one character."""
+    if not isinstance(pattern, str) or len(pattern) > 1000:
+        raise RegistryInputError("a name pattern is a string up to 1000 characters",
+                                       field="name_like")
+    return pattern.replace("*", "%").replace("?", "_")
+
+
+def _limit(n: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n > 100_000:
+        raise RegistryInputError(
+            "max_results must be an integer from 1 to 100000", field="max_results",
+            limit="100000",
+        )
+    return n
+
