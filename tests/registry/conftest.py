@@ -69,7 +69,7 @@ def postgres_server() -> Iterator[str]:
         yield f"postgresql://satchel@127.0.0.1:{port}"
     finally:
         subprocess.run(
-            _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]),
+            _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
             capture_output=True, timeout=120,
         )
         shutil.rmtree(work, ignore_errors=True)
