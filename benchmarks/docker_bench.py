@@ -108,7 +108,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="sklearn only, no baseline")
     args = ap.parse_args()
 
-    from satchel.serving.docker import build_image, docker_client, generate_dockerfile
+    from satchel.serving.images.docker import build_image, docker_client, generate_dockerfile
 
     client = docker_client()
     base_size = int(client.inspect_image(args.base_image)["Size"])
@@ -127,7 +127,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="satchel-bench-") as tmp:
         import shutil
 
-        from satchel.serving import docker, wheels
+        from satchel.serving.images import docker, wheels
 
         frozen = wheels.satchel_wheel(Path(tmp, "frozen"))
 

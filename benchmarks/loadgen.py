@@ -115,7 +115,7 @@ def post(port: int, body: bytes, path: str = "/invocations") -> tuple[int, bytes
 
 
 def metrics(port: int) -> dict[str, float]:
-    from satchel.serving.metrics import parse_page
+    from satchel.serving.server.metrics import parse_page
 
     status, body = get(port, "/metrics", timeout=10)
     return parse_page(body.decode()) if status == 200 else {}

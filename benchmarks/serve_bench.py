@@ -84,7 +84,8 @@ def server_command(server: str, model: Path, port: int) -> tuple[list[str], dict
                 {**env, "FLOOR_MODEL": str(model / "model.pkl")})
     if server == "satchel-thread":
         # satchel with every request handed to a worker thread (the executor's other mode)
-        app = ("import uvicorn; from satchel.serving.rest import create_app, Executor; "
+        app = ("import uvicorn; from satchel.serving import create_app; "
+               "from satchel.serving.server.execution import Executor; "
                f"uvicorn.run(create_app({str(model)!r}, executor=Executor(inline_seconds=0)),"
                f" port={port}, access_log=False, log_level='warning')")
         return ([sys.executable, "-c", app], env)

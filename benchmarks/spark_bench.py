@@ -143,7 +143,7 @@ def per_batch(model_dir: Path, data: Path, batches: int) -> tuple[float, float]:
     import pyarrow.parquet as pq
 
     import satchel
-    from satchel.serving import spark_types, tabular
+    from satchel.serving.offline import spark_types, tabular
 
     model = satchel.load_model(model_dir)
     schema = model.signature.inputs if model.signature else None
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child_mlflow:
         return child_mlflow(args)
 
-    from satchel.serving import spark as satchel_spark
+    from satchel.serving.offline import spark as satchel_spark
 
     data, model = make_data(args.rows), make_model()
     spark = session()

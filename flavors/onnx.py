@@ -174,7 +174,7 @@ class OnnxFlavor:
             raise ModelFormatError(
                 f"{file.name} cannot be loaded by onnxruntime: {_first_line(exc)}", path=str(file)
             ) from None
-        return OnnxPredictor(session)
+        return OnnxPredictor(session, config.inputs)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -388,12 +388,15 @@ class OnnxPredictor:
 
     row_independent = True
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, inputs: Schema | None = None) -> None:
         self.session = session
         self._inputs = tuple(_input(a) for a in session.get_inputs())
         self._by_name = {i.name: i for i in self._inputs}
         self._output_names = [o.name for o in session.get_outputs()]
         self._run = session.run
+        # Model.predict fits tensors to the signature first (dtype, rank, fixed dims);
+        # when the signature says what the graph says, that check is the only one.
+        self._trusted = _signature_covers(inputs, self._inputs)
 
     def _fit(self, spec: _Input, arr: Any) -> Any:
         if type(arr) is not np.ndarray:
@@ -472,6 +475,12 @@ class OnnxPredictor:
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         """Run the session; see the module docstring for input routing and output shapes."""
         frame = None
+        if self._trusted and isinstance(data, (dict, np.ndarray)):
+            if isinstance(data, np.ndarray) and len(self._inputs) == 1:
+                return dict(zip(self._output_names,
+                                self._run(self._output_names, {self._inputs[0].name: data})))
+            if isinstance(data, dict) and data.keys() == self._by_name.keys():
+                return dict(zip(self._output_names, self._run(self._output_names, data)))
         if isinstance(data, dict):
             feeds = self._feed_dict(data)
         elif isinstance(data, np.ndarray):
@@ -501,6 +510,29 @@ class OnnxPredictor:
         if frame is None:
             return dict(zip(self._output_names, outputs))
         return _to_frame(self._output_names, outputs, frame)
+
+
+def _signature_covers(inputs: Schema | None, graph: tuple[_Input, ...]) -> bool:
+    """True when fitting to ``inputs`` already gives each graph input its dtype, rank and
+    fixed dimensions (a tensor signature naming exactly the graph's inputs)."""
+    if inputs is None or not inputs.is_tensor or len(inputs.inputs) != len(graph):
+        return False
+    specs = list(inputs.inputs)
+    if len(graph) == 1 and specs[0].name is None:
+        pairs = [(specs[0], graph[0])]
+    else:
+        by_name = {s.name: s for s in specs}
+        if set(by_name) != {g.name for g in graph}:
+            return False
+        pairs = [(by_name[g.name], g) for g in graph]
+    for spec, g in pairs:
+        if not isinstance(spec, TensorSpec) or g.dtype is None or g.shape is None:
+            return False
+        if np.dtype(spec.dtype) != g.dtype or len(spec.shape) != len(g.shape):
+            return False
+        if any(spec.shape[axis] != size for axis, size in g.fixed):
+            return False
+    return True
 
 
 def _names(keys: Any) -> list[str]:

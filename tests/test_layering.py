@@ -12,7 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CORE = sorted((ROOT / "src" / "satchel").rglob("*.py"))
 FLAVORS = sorted((ROOT / "flavors").glob("*.py"))
-SERVING = sorted((ROOT / "serving").glob("*.py"))
+SERVING = sorted((ROOT / "serving").rglob("*.py"))
+# serving/ is grouped by purpose; each folder is a package in pyproject.toml
+SERVING_PACKAGES = ("server", "protocols", "offline", "images")
 HEAVY = (
     "sklearn",
     "onnx",
@@ -101,29 +103,48 @@ def test_flavors_import_core_only(path: Path) -> None:
             assert mod == "satchel.flavors", f"{_rel(path)} imports another flavor: {mod}"
 
 
+def _in(path: Path, folder: str) -> bool:
+    return path.parent == ROOT / "serving" / folder
+
+
 @pytest.mark.parametrize("path", SERVING, ids=_rel)
 def test_serving_never_imports_a_flavor(path: Path) -> None:
     for mod, top in imports(path):
         assert not mod.startswith("satchel.flavors"), f"{_rel(path)} imports {mod}"
         root = mod.split(".")[0]
         if root in ("starlette", "uvicorn"):
-            assert path.name.startswith(
-                (
-                    "rest",
-                    "server",
-                    "app",
-                    "middleware",
-                    "batching",
-                    "workers",
-                    "metrics",
-                    "openapi",
-                    "limits",
-                )
-            ), f"{_rel(path)} imports {root}: only the REST server may"
+            # the HTTP transport and what serves it; never the data plane or a protocol
+            assert _in(path, "server") and path.name not in (
+                "dataplane.py", "repository.py", "batching.py", "options.py", "metrics.py",
+            ), f"{_rel(path)} imports {root}: only the HTTP transport may"
         if root == "pyspark":
-            assert path.name == "spark.py" and not top, f"{_rel(path)} imports pyspark"
+            assert path.name == "spark.py" and _in(path, "offline") and not top, (
+                f"{_rel(path)} imports pyspark")
         if root == "docker":
-            assert path.name == "docker.py" and not top, f"{_rel(path)} imports docker"
+            assert path.name == "docker.py" and _in(path, "images") and not top, (
+                f"{_rel(path)} imports docker")
+
+
+@pytest.mark.parametrize("path", [p for p in SERVING if _in(p, "protocols")], ids=_rel)
+def test_protocols_know_no_transport(path: Path) -> None:
+    """A protocol is a codec: no server module, no HTTP library (type hints excepted)."""
+    for mod, _ in imports(path):
+        assert mod.split(".")[0] not in ("starlette", "uvicorn", "grpc", "anyio"), (
+            f"{_rel(path)} imports {mod}")
+        assert not mod.startswith("satchel.serving.server"), f"{_rel(path)} imports {mod}"
+
+
+def test_every_serving_folder_is_a_packaged_package() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {p.parent for p in SERVING} - {ROOT / "serving"}
+    for folder in folders:
+        package = "satchel.serving." + folder.name
+        assert (folder / "__init__.py").exists(), f"{_rel(folder)} has no __init__.py"
+        assert package in config["packages"], f"{package} is missing from pyproject packages"
+        assert config["package-dir"][package] == _rel(folder)
+    assert {f.name for f in folders} >= set(SERVING_PACKAGES)
 
 
 def test_import_satchel_is_light() -> None:

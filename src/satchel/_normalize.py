@@ -7,6 +7,7 @@ light for models that never see a DataFrame.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,20 +24,28 @@ def pandas() -> Any:
     return pd
 
 
+def pandas_kind(obj: Any) -> str | None:
+    """``"frame"`` for a DataFrame, ``"series"`` for a Series, else None.
+
+    The one pandas probe: it never imports pandas (an object can only be a DataFrame
+    when pandas is already loaded), so callers on light paths stay light.
+    """
+    pd = sys.modules.get("pandas")
+    if pd is None:
+        return None
+    if isinstance(obj, pd.DataFrame):
+        return "frame"
+    if isinstance(obj, pd.Series):
+        return "series"
+    return None
+
+
 def _is_frame(data: Any) -> bool:
-    pd = _loaded_pandas()
-    return pd is not None and isinstance(data, pd.DataFrame)
+    return pandas_kind(data) == "frame"
 
 
 def _is_series(data: Any) -> bool:
-    pd = _loaded_pandas()
-    return pd is not None and isinstance(data, pd.Series)
-
-
-def _loaded_pandas() -> Any:
-    import sys
-
-    return sys.modules.get("pandas")
+    return pandas_kind(data) == "series"
 
 
 def to_frame(data: Any, names: Sequence[str]) -> Any:
@@ -155,7 +164,8 @@ def output(result: Any) -> Any:
 
 
 def num_rows(data: Any) -> int:
-    """Rows in an input or output: its length, or the length of its first array."""
+    """Rows in an input or output: its length, or the length of its first array (the one
+    row-count helper; a scalar counts as one row)."""
     if isinstance(data, dict):
         first = next(iter(data.values()), None)
         return 0 if first is None else len(first)

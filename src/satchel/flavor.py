@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from satchel.schema import Signature
+from satchel.schema import Schema, Signature
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ class LoadConfig:
     section: dict[str, Any]
     pyfunc: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)
+    # the model's input schema: ``Model.predict`` fits every input to it before the
+    # predictor sees it, so a predictor may skip checks this schema already makes
+    inputs: Schema | None = None
 
 
 @runtime_checkable

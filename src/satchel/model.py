@@ -206,6 +206,7 @@ def load_model(
         pyfunc=dict(pyfunc),
         # allow_pickle is still passed for flavors written against the old name.
         options={"allow_code": allow_code, "allow_pickle": allow_code, **options},
+        inputs=manifest.signature.inputs if manifest.signature is not None else None,
     )
     _warn_python_version(manifest)
     unsafe = getattr(flavor, "unsafe_format", None)

@@ -1,6 +1,6 @@
 """``satchel batch -m MODEL -i INPUT -o OUTPUT``: score a large file in constant memory.
 
-Parquet, CSV or JSONL in and out, one Arrow batch at a time (satchel.serving.batch);
+Parquet, CSV or JSONL in and out, one Arrow batch at a time (satchel.serving.offline.batch);
 ``--spark MASTER`` runs the same job on Spark. The output appears only when the run
 completes: an error, Ctrl-C or SIGTERM leaves neither it nor a temporary file.
 """
@@ -44,7 +44,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Score the file; data errors raise SatchelError (one line, exit 1)."""
-    from satchel.serving import batch
+    from satchel.serving.offline import batch
 
     if args.spark:
         result = batch.score_on_spark(args.model, args.input, args.output, args.spark,
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{result.seconds:.1f}s", file=sys.stderr)
         return 0
     from satchel.model import load_model
-    from satchel.serving.progress import Progress
+    from satchel.serving.offline.progress import Progress
 
     rows = args.batch_rows if args.batch_rows is not None else batch.DEFAULT_BATCH_ROWS
     model = load_model(args.model)

@@ -26,7 +26,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build; progress goes to stderr, ``<image id> <tag> <size bytes>`` to stdout."""
-    from satchel.serving.docker import build_image
+    from satchel.serving.images.docker import build_image
 
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)

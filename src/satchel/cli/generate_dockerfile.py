@@ -35,7 +35,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the context; print the Dockerfile's path."""
-    from satchel.serving.docker import generate_dockerfile
+    from satchel.serving.images.docker import generate_dockerfile
 
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)

@@ -44,23 +44,25 @@ def _kind(explicit: str | None, path: str | None) -> str:
 def run(args: argparse.Namespace) -> int:
     """Read, predict, write; data errors raise SatchelError (one line, exit 1)."""
     from satchel.model import load_model
-    from satchel.serving import codecs, dataplane, tables
+    from satchel.serving.protocols import mlflow, tables
+    from satchel.serving.server.execution import predict
+    from satchel.serving.server.repository import READY, ServedModel
 
     kind = _kind(args.input_type, args.input)
     if "/" in kind:
         media = kind  # a full content type, checked like a request's header
     elif kind in KINDS:
-        media = {"json": codecs.JSON, "csv": codecs.CSV, "parquet": codecs.PARQUET}[kind]
+        media = {"json": mlflow.JSON, "csv": mlflow.CSV, "parquet": mlflow.PARQUET}[kind]
     else:
         raise SystemExit(f"satchel predict: -t must be one of {', '.join(KINDS)} or a "
                          f"content type, not {kind!r}")
     body = (Path(args.input).read_bytes() if args.input and args.input != "-"
             else sys.stdin.buffer.read())
     model = load_model(args.model)
-    served = dataplane.ServedModel("model", model=model, state=dataplane.READY)
+    served = ServedModel("model", model=model, state=READY)
     sig = model.signature
-    parsed = codecs.parse_request(body, media, sig.inputs if sig is not None else None)
-    result = dataplane.predict(served, parsed.data, parsed.params)
+    parsed = mlflow.parse_request(body, media, sig.inputs if sig is not None else None)
+    result = predict(served, parsed.data, parsed.params)
     if result.dropped_columns:
         print(f"satchel: note: ignored input columns not in the signature: "
               f"{list(result.dropped_columns)}", file=sys.stderr)
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
               f"{list(result.unknown_params)}", file=sys.stderr)
     out_kind = _kind(args.output_format, args.output)
     if out_kind == "json":
-        data = codecs.format_predictions(result.output) + b"\n"
+        data = mlflow.format_predictions(result.output) + b"\n"
     else:
         data = tables.write_table(tables.output_frame(result.output), out_kind)
     if args.output and args.output != "-":

@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
@@ -32,7 +31,7 @@ def _env_flag(name: str, default: bool) -> bool:
 
 
 def _size(text: str) -> int:
-    from satchel.serving.options import parse_size
+    from satchel.serving.server.options import parse_size
 
     try:
         return parse_size(text)
@@ -41,37 +40,63 @@ def _size(text: str) -> int:
 
 
 def _parse_size(text: str) -> int:
-    from satchel.serving.options import parse_size
+    from satchel.serving.server.options import parse_size
 
     return parse_size(text)
 
 
-# option -> (environment variable, default, conversion), read in run(): a bad variable
-# must not break every other satchel command at parser construction
+def _defaults() -> dict[str, Any]:
+    """Each flag's default, read from the options classes (written there once)."""
+    from satchel.serving.server.options import (
+        BatchOptions,
+        Limits,
+        ProcessOptions,
+        ServeOptions,
+    )
+
+    batch, limits, process = BatchOptions(), Limits(), ProcessOptions()
+    return {
+        "host": process.host, "port": process.port, "workers": process.workers,
+        "max_batch_size": batch.max_batch_size, "max_batch_delay_ms": batch.max_batch_delay_ms,
+        "batching": ServeOptions().batching, "max_body_size": limits.max_body_size,
+        "timeout": limits.timeout, "max_queue": limits.max_queue,
+        "drain_timeout": process.drain_timeout, "log_level": process.log_level,
+        "log_format": process.log_format,
+    }
+
+
+# option -> (environment variable, conversion), read in run(): a bad variable must not
+# break every other satchel command at parser construction
 ENV = {
-    "port": ("SATCHEL_PORT", 8080, int),
-    "workers": ("SATCHEL_WORKERS", 1, int),
-    "max_batch_size": ("SATCHEL_MAX_BATCH_SIZE", 64, int),
-    "max_batch_delay_ms": ("SATCHEL_MAX_BATCH_DELAY_MS", 5.0, float),
-    "batching": ("SATCHEL_BATCHING", "auto", str),
-    "max_body_size": ("SATCHEL_MAX_BODY_SIZE", 100 * 2**20, _parse_size),
-    "timeout": ("SATCHEL_TIMEOUT", 60.0, float),
-    "max_queue": ("SATCHEL_MAX_QUEUE", 1024, int),
-    "drain_timeout": ("SATCHEL_DRAIN_TIMEOUT", 30.0, float),
-    "log_level": ("SATCHEL_LOG_LEVEL", "info", str.lower),
-    "log_format": ("SATCHEL_LOG_FORMAT", "text", str.lower),
+    "port": ("SATCHEL_PORT", int),
+    "workers": ("SATCHEL_WORKERS", int),
+    "max_batch_size": ("SATCHEL_MAX_BATCH_SIZE", int),
+    "max_batch_delay_ms": ("SATCHEL_MAX_BATCH_DELAY_MS", float),
+    "batching": ("SATCHEL_BATCHING", str),
+    "max_body_size": ("SATCHEL_MAX_BODY_SIZE", _parse_size),
+    "timeout": ("SATCHEL_TIMEOUT", float),
+    "max_queue": ("SATCHEL_MAX_QUEUE", int),
+    "drain_timeout": ("SATCHEL_DRAIN_TIMEOUT", float),
+    "log_level": ("SATCHEL_LOG_LEVEL", str.lower),
+    "log_format": ("SATCHEL_LOG_FORMAT", str.lower),
 }
 
 
 def _from_env(args: argparse.Namespace) -> None:
     """Fill every option not given on the command line from its variable or default."""
-    for dest, (var, default, convert) in ENV.items():
+    defaults = _defaults()
+    for dest, (var, convert) in ENV.items():
         if getattr(args, dest) is None:
-            setattr(args, dest, _env(var, default, convert))
+            setattr(args, dest, _env(var, defaults[dest], convert))
 
 
 def add_parser(sub: Any) -> None:
-    """Register the subcommand."""
+    """Register the subcommand (defaults and choices come from the options classes, a
+    light import: dataclasses only)."""
+    from satchel.serving.server.options import BATCHING_MODES, LOG_FORMATS, LOG_LEVELS
+
+    d = _defaults()
+    body_mib = d["max_body_size"] // 2**20
     p = sub.add_parser(
         "serve", help="serve models over REST (MLflow protocol and KServe V2)",
         description="Serve model directories over HTTP: /invocations, /ping, /health, "
@@ -82,38 +107,38 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--default", default=os.environ.get("SATCHEL_DEFAULT_MODEL") or None,
                    metavar="NAME", help="the model /invocations scores (env "
                    "SATCHEL_DEFAULT_MODEL; default: the first)")
-    p.add_argument("--host", default=os.environ.get("SATCHEL_HOST", "127.0.0.1"),
-                   help="address to listen on (env SATCHEL_HOST; default 127.0.0.1)")
+    p.add_argument("--host", default=os.environ.get("SATCHEL_HOST", d["host"]),
+                   help=f"address to listen on (env SATCHEL_HOST; default {d['host']})")
     p.add_argument("--port", type=int,
-                   help="port (env SATCHEL_PORT; default 8080)")
+                   help=f"port (env SATCHEL_PORT; default {d['port']})")
     p.add_argument("--workers", type=int,
                    help="worker processes sharing the loaded models (env SATCHEL_WORKERS; "
-                   "default 1)")
+                   f"default {d['workers']})")
     p.add_argument("--name", default=os.environ.get("SATCHEL_MODEL_NAME") or None,
                    help="name of a single unnamed model under /v2/models (env "
                    "SATCHEL_MODEL_NAME; default: the directory's name)")
     g = p.add_argument_group("batching")
     g.add_argument("--max-batch-size", type=int, metavar="ROWS",
                    help="most rows merged into one predict call (env SATCHEL_MAX_BATCH_SIZE; "
-                   "default 64)")
+                   f"default {d['max_batch_size']})")
     g.add_argument("--max-batch-delay-ms", type=float, metavar="MS",
                    help="longest a request waits for others to join its batch (env "
-                   "SATCHEL_MAX_BATCH_DELAY_MS; default 5)")
-    g.add_argument("--batching", choices=("auto", "on", "off"),
+                   f"SATCHEL_MAX_BATCH_DELAY_MS; default {d['max_batch_delay_ms']:g})")
+    g.add_argument("--batching", choices=BATCHING_MODES,
                    help="auto: batch models that declare rows independent; on: every model; "
-                   "off: none (env SATCHEL_BATCHING; default auto)")
+                   f"off: none (env SATCHEL_BATCHING; default {d['batching']})")
     g.add_argument("--no-batching", dest="batching", action="store_const", const="off",
                    help="the same as --batching off")
     g = p.add_argument_group("limits and access")
     g.add_argument("--max-body-size", type=_size, metavar="SIZE",
                    help="largest request body, e.g. 100MiB (env SATCHEL_MAX_BODY_SIZE; "
-                   "default 100MiB)")
+                   f"default {body_mib}MiB)")
     g.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="seconds until a request answers 504; 0: no limit (env "
-                   "SATCHEL_TIMEOUT; default 60)")
+                   f"SATCHEL_TIMEOUT; default {d['timeout']:g})")
     g.add_argument("--max-queue", type=int, metavar="N",
                    help="scoring requests a worker holds at once before answering 503; 0: no "
-                   "limit (env SATCHEL_MAX_QUEUE; default 1024)")
+                   f"limit (env SATCHEL_MAX_QUEUE; default {d['max_queue']})")
     g.add_argument("--auth-token-file", metavar="PATH",
                    default=os.environ.get("SATCHEL_AUTH_TOKEN_FILE") or None,
                    help="require 'Authorization: Bearer <token>' with the token in this file, "
@@ -121,11 +146,11 @@ def add_parser(sub: Any) -> None:
                    "itself in SATCHEL_AUTH_TOKEN)")
     g.add_argument("--drain-timeout", type=float, metavar="SECONDS",
                    help="on SIGTERM, seconds to finish requests in flight (env "
-                   "SATCHEL_DRAIN_TIMEOUT; default 30)")
+                   f"SATCHEL_DRAIN_TIMEOUT; default {d['drain_timeout']:g})")
     g = p.add_argument_group("logs")
     g.add_argument("--log-level", choices=LOG_LEVELS,
-                   help="log level (env SATCHEL_LOG_LEVEL; default info)")
-    g.add_argument("--log-format", choices=("text", "json"),
+                   help=f"log level (env SATCHEL_LOG_LEVEL; default {d['log_level']})")
+    g.add_argument("--log-format", choices=LOG_FORMATS,
                    help="text, or one JSON object per line (env SATCHEL_LOG_FORMAT)")
     g.add_argument("--no-access-log", dest="access_log", action="store_false",
                    default=_env_flag("SATCHEL_ACCESS_LOG", True),
@@ -139,7 +164,7 @@ def add_parser(sub: Any) -> None:
 def model_specs(raw: list[str] | None, name: str | None) -> list[tuple[str, str]]:
     """``[NAME=]PATH`` values as (name, path) pairs; a bare path is named ``name`` or after
     its directory."""
-    from satchel.serving.dataplane import default_name
+    from satchel.serving.server.repository import default_name
 
     if not raw:
         env = os.environ.get("SATCHEL_MODEL", "")
@@ -171,24 +196,46 @@ def _token(args: argparse.Namespace) -> str | None:
 def run(args: argparse.Namespace) -> int:
     """Load every model (errors exit 1 before listening), then serve until stopped."""
     _from_env(args)
-    for flag, value, allowed in (("--batching/SATCHEL_BATCHING", args.batching,
-                                  ("auto", "on", "off")),
-                                 ("--log-format/SATCHEL_LOG_FORMAT", args.log_format,
-                                  ("text", "json")),
-                                 ("--log-level/SATCHEL_LOG_LEVEL", args.log_level, LOG_LEVELS)):
-        if value not in allowed:
-            raise SystemExit(f"satchel serve: {flag} must be one of {list(allowed)}, "
-                             f"not {value!r}")
-    if args.workers < 1:
-        raise SystemExit("satchel serve: --workers must be at least 1")
-    if not 0 <= args.port <= 65535:
-        raise SystemExit("satchel serve: --port must be between 0 and 65535")
-    if args.max_batch_size < 1 or args.max_batch_delay_ms < 0:
-        raise SystemExit("satchel serve: --max-batch-size must be at least 1 and "
-                         "--max-batch-delay-ms at least 0")
-    if args.timeout < 0 or args.max_queue < 0 or args.max_body_size < 1:
-        raise SystemExit("satchel serve: --timeout and --max-queue must not be negative, "
-                         "--max-body-size must be positive")
+    from satchel.serving.server.options import (
+        BatchOptions,
+        Limits,
+        ProcessOptions,
+        ServeOptions,
+    )
+
+    try:
+        process = ProcessOptions(host=args.host, port=args.port, workers=args.workers,
+                                 drain_timeout=args.drain_timeout, log_level=args.log_level,
+                                 log_format=args.log_format, access_log=args.access_log)
+        options = ServeOptions(
+            batching=args.batching,
+            batch=BatchOptions(max_batch_size=args.max_batch_size,
+                               max_batch_delay_ms=args.max_batch_delay_ms),
+            limits=Limits(max_body_size=args.max_body_size, timeout=args.timeout or None,
+                          max_queue=args.max_queue or None, auth_token=_token(args),
+                          json_access_log=args.log_format == "json" and args.access_log),
+            metrics_interval=_env("SATCHEL_METRICS_INTERVAL", 1.0, float),
+        )
+    except ValueError as exc:
+        # the options name their field first; say which flag and variable set it
+        field, _, rest = str(exc).partition(" ")
+        if field in ENV:
+            field = f"--{field.replace('_', '-')}/{ENV[field][0]}"
+        raise SystemExit(f"satchel serve: {field} {rest}") from None
+    repository = _repository(args)
+    # Loading here, before the server binds, turns a broken model into one clear line
+    # and exit code 1 instead of a server that never becomes ready; with several workers
+    # it is also the one load they all share.
+    repository.load_pending()
+    from satchel.serving.server.run import serve
+
+    return serve(repository, options=options, process=process,
+                 debug=bool(args.debug or args.serve_debug))
+
+
+def _repository(args: argparse.Namespace) -> Any:
+    from satchel.serving.server.repository import ModelRepository
+
     specs = model_specs(args.model, args.name)
     names = [n for n, _ in specs]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -199,36 +246,8 @@ def run(args: argparse.Namespace) -> int:
         if args.default not in names:
             raise SystemExit(f"satchel serve: --default '{args.default}' is not one of the "
                              f"served models {names}")
-        specs.sort(key=lambda s: s[0] != args.default)  # the registry's first is the default
-    token = _token(args)
-
-    from dataclasses import replace
-
-    from satchel.serving.batching import BatchOptions
-    from satchel.serving.dataplane import ModelRegistry
-    from satchel.serving.limits import Limits
-    from satchel.serving.options import ServeOptions
-    from satchel.serving.server import serve
-
-    registry = ModelRegistry()
+        specs.sort(key=lambda s: s[0] != args.default)  # the repository's first is the default
+    repository = ModelRepository()
     for name, path in specs:
-        registry.add_path(name, path)
-    # Loading here, before the server binds, turns a broken model into one clear line
-    # and exit code 1 instead of a server that never becomes ready; with several workers
-    # it is also the one load they all share.
-    registry.load_pending()
-    options = ServeOptions(
-        batching=args.batching,
-        batch=BatchOptions(max_batch_size=args.max_batch_size,
-                           max_batch_delay_ms=args.max_batch_delay_ms),
-        limits=Limits(max_body_size=args.max_body_size, timeout=args.timeout or None,
-                      max_queue=args.max_queue or None, auth_token=token),
-        metrics_interval=_env("SATCHEL_METRICS_INTERVAL", 1.0, float),
-    )
-    if args.log_format == "json":
-        options = replace(options, limits=replace(options.limits,
-                                                  json_access_log=args.access_log))
-    return serve(registry, host=args.host, port=args.port, workers=args.workers,
-                 debug=bool(args.debug or args.serve_debug), log_level=args.log_level,
-                 access_log=args.access_log, options=options, log_format=args.log_format,
-                 drain_timeout=args.drain_timeout)
+        repository.add_path(name, path)
+    return repository

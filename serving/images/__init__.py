@@ -1,0 +1,1 @@
+"""Container images: the Dockerfile template, a hermetic build context, wheels."""

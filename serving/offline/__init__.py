@@ -1,0 +1,1 @@
+"""Scoring files and tables offline: `satchel batch` and the Spark UDF."""

@@ -1,0 +1,240 @@
+"""The data plane: the one place a scoring request is carried out, whatever its protocol
+and transport.
+
+``DataPlane.score(model, protocol, inbound)`` looks the model up and checks it is
+ready, reads and decodes the request with the protocol's codec, plans batching, runs
+the prediction (inline, in a thread, or merged with concurrent requests), encodes the
+reply and counts it in the metrics. Transports (HTTP in :mod:`.http`, gRPC) only
+translate their requests into an :class:`~satchel.serving.protocols.base.Inbound` and the
+:class:`~satchel.serving.protocols.base.Reply` (or a typed error) back.
+
+It also loads, unloads and swaps models at run time (:meth:`DataPlane.load`), and calls
+observers with each scored request after its reply is sent (:meth:`DataPlane.observe`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from satchel.serving.protocols.base import Decoded, Inbound, Protocol, Reply
+from satchel.serving.server.batching import Batcher
+from satchel.serving.server.execution import Executor, predict
+from satchel.serving.server.metrics import Metrics
+from satchel.serving.server.options import ServeOptions
+from satchel.serving.server.repository import ModelRepository, ServedModel
+
+log = logging.getLogger("satchel.serving")
+
+# (model name, decoded model input, model output), called after the reply is sent
+Observer = Callable[[str, Any, Any], None]
+_INLINE_ROWS = 1024  # replies to batched requests up to this many rows are encoded inline
+
+
+class DataPlane:
+    """Scores requests against a repository of models (see the module docstring).
+
+    Args:
+        repository: the served models.
+        options: batching, limits and metrics settings (default ``ServeOptions()``).
+        executor: where work runs (default :class:`Executor`).
+    """
+
+    def __init__(self, repository: ModelRepository, options: ServeOptions | None = None,
+                 executor: Executor | None = None) -> None:
+        self.repository = repository
+        self.options = options or ServeOptions()
+        self.executor = executor or Executor()
+        self.metrics = Metrics(self.options.metrics_dir,
+                               flush_interval=self.options.metrics_interval)
+        self._batchers: dict[ServedModel, Batcher | None] = {}
+        self._observers: list[Observer] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+        self.metrics.gauge_function("satchel_requests_queued", (), self.queued)
+        self.note_load_times()
+
+    # --- scoring -------------------------------------------------------------------------
+
+    def model(self, name: str | None, version: str | None = None) -> ServedModel:
+        """The served model ``name`` (the default model for None).
+
+        Raises:
+            ModelNotFoundError: no such model or version.
+        """
+        return self.repository.default if name is None else self.repository.get(name, version)
+
+    async def score(self, model: str | None, protocol: Protocol, inbound: Inbound, *,
+                    version: str | None = None) -> Reply:
+        """Score one request for ``model`` (None: the default model) in ``protocol``.
+
+        Raises:
+            ModelNotFoundError, ModelNotReadyError: no such model, or not loaded.
+            SatchelError: the request cannot be decoded, does not fit the signature, or
+                the model failed (the transport maps the class to its status).
+        """
+        served = self.model(model, version)
+        served.require()  # before reading the body: a model still loading answers at once
+        executor = self.executor
+        batcher = self.batcher(served)
+        if batcher is None:
+            message = await _message(inbound)
+            decoded, prediction, reply = await executor.run(
+                served, protocol.size(message), _score_alone, served, protocol, message, inbound)
+        else:
+            with batcher.incoming():  # the batch being formed may wait for this one
+                message = await _message(inbound)
+                size = protocol.size(message)
+                decoded = await executor.run_small(size <= executor.inline_bytes,
+                                                   protocol.decode, served, message, inbound)
+            plan = batcher.plan(decoded.data, decoded.params)
+            if plan is None:  # it would run alone: run it as unbatched requests run
+                decoded, prediction, reply = await executor.run(
+                    served, size, _predict_encode, served, protocol, decoded)
+                batcher = None
+            else:
+                prediction = await batcher.predict(decoded.data, decoded.params, plan)
+                reply = await executor.run_small(prediction.rows <= _INLINE_ROWS,
+                                                 protocol.encode, served, decoded, prediction)
+        self.metrics.rows(served.name, reply.rows)
+        if batcher is None:  # a batcher counts its own predict calls
+            self.metrics.batch(served.name, 1, reply.rows)
+        if self._observers:
+            reply.after = self._observation(served.name, decoded.data, prediction.output)
+        return reply
+
+    def batcher(self, served: ServedModel) -> Batcher | None:
+        """The model's batcher, or None when its requests run one by one."""
+        try:
+            return self._batchers[served]
+        except KeyError:
+            pass
+        model = served.require()
+        mode = self.options.batching
+        batcher = None
+        if mode == "on" or (mode == "auto" and model.row_independent):
+            name = served.name
+            batcher = Batcher(lambda data, params: predict(served, data, params),
+                              self.options.batch, name=name,
+                              observer=lambda requests, rows, _s: self.metrics.batch(
+                                  name, requests, rows))
+        self._batchers[served] = batcher
+        return batcher
+
+    def queued(self) -> float:
+        """Scoring requests waiting for a predict call: batch queues and the thread pool."""
+        waiting = sum(b.queued for b in self._batchers.values() if b is not None)
+        try:
+            import anyio.to_thread
+
+            waiting += anyio.to_thread.current_default_thread_limiter().statistics(
+            ).tasks_waiting
+        except Exception:  # noqa: BLE001 - no event loop here: nothing waits on it
+            pass
+        return float(waiting)
+
+    # --- observers -----------------------------------------------------------------------
+
+    def observe(self, observer: Observer) -> None:
+        """Call ``observer(model_name, model_input, model_output)`` for every scored request,
+        after its reply is sent (never on the request's critical path).
+
+        Observers run on the event loop: they must be quick (e.g. put the values on a
+        queue a monitoring thread drains). An observer that raises is logged, not fatal.
+        With no observer registered, scoring pays nothing for this.
+        """
+        self._observers.append(observer)
+
+    def _observation(self, name: str, data: Any, output: Any) -> Callable[[], None]:
+        observers = tuple(self._observers)
+
+        def notify() -> None:
+            for observer in observers:
+                try:
+                    observer(name, data, output)
+                except Exception:  # noqa: BLE001 - monitoring never fails serving
+                    log.exception("a request observer failed")
+
+        return notify
+
+    # --- the model repository at run time ------------------------------------------------
+
+    async def load(self, name: str, path: str | None = None) -> ServedModel:
+        """Load (or reload) a model and swap it in without stopping (see
+        :meth:`ModelRepository.load`); the old model's batcher closes once idle."""
+        old = self.repository.find(name)
+        served = await self.executor.thread(self.repository.load, name, path)
+        if old is not None:
+            self._retire(old)
+        self.note_load_times()
+        return served
+
+    async def unload(self, name: str) -> None:
+        """Stop serving a model; requests it already has finish."""
+        self._retire(self.repository.unload(name))
+
+    def _retire(self, served: ServedModel) -> None:
+        batcher = self._batchers.pop(served, None)
+        if batcher is None:
+            return
+        task = asyncio.get_running_loop().create_task(_close_when_idle(batcher))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    def note_load_times(self) -> None:
+        """Export each loaded model's load time as a gauge."""
+        for served in self.repository:
+            if served.load_seconds is not None:
+                self.metrics.set_gauge("satchel_model_load_seconds",
+                                       (("model", served.name),), served.load_seconds)
+
+    # --- lifespan ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Begin writing metric snapshots (a worker among several)."""
+        if self.metrics.directory is not None:
+            self.metrics.flush()
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.metrics.flush_interval)
+            self.metrics.flush()
+
+    async def stop(self) -> None:
+        """Stop batchers and the snapshot task; write a last snapshot."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        for batcher in self._batchers.values():
+            if batcher is not None:
+                await batcher.aclose()
+        for task in list(self._retiring):
+            task.cancel()
+        self.metrics.flush()
+
+
+async def _message(inbound: Inbound) -> Any:
+    return inbound.message if inbound.receive is None else await inbound.receive()
+
+
+def _score_alone(served: ServedModel, protocol: Protocol, message: Any, inbound: Inbound
+                 ) -> tuple[Decoded, Any, Reply]:
+    return _predict_encode(served, protocol, protocol.decode(served, message, inbound))
+
+
+def _predict_encode(served: ServedModel, protocol: Protocol, decoded: Decoded
+                    ) -> tuple[Decoded, Any, Reply]:
+    prediction = predict(served, decoded.data, decoded.params)
+    return decoded, prediction, protocol.encode(served, decoded, prediction)
+
+
+async def _close_when_idle(batcher: Batcher) -> None:
+    # requests already queued on a swapped-out model finish on it
+    while not batcher.idle:
+        await asyncio.sleep(0.05)
+    await batcher.aclose()

@@ -1,0 +1,221 @@
+"""The HTTP transport: starlette routes that translate requests to and from the data
+plane, and the mapping of satchel's error classes to HTTP statuses.
+
+Each scoring handler is a few lines: build an :class:`Inbound` from the request, call
+:meth:`DataPlane.score` with the path's protocol, turn the :class:`Reply` into a
+response. Every other decision (readiness, decoding, batching, threads, metrics) is
+the data plane's.
+
+Status codes (docs/protocol.md): 400 unreadable input or a signature violation, 401 no
+or a wrong bearer token, 404 unknown model or path, 405 wrong method, 408 a body that
+never arrives, 413 a body over the limit, 415 unsupported content type, 422 the model
+itself raised, 503 not loaded yet or too many requests waiting, 504 over the time
+limit, 500 only for the server's own faults.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from satchel._version import __version__
+from satchel.errors import (
+    InputFormatError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+    PredictionError,
+    SatchelError,
+    SignatureError,
+    UnsupportedMediaTypeError,
+)
+from satchel.serving.protocols import v2
+from satchel.serving.protocols.base import Inbound, Protocol, Reply
+from satchel.serving.protocols.mlflow import MLFLOW, error_code, error_details
+from satchel.serving.protocols.v2 import V2
+from satchel.serving.server.dataplane import DataPlane
+
+log = logging.getLogger("satchel.serving")
+
+DROPPED_HEADER = "X-Satchel-Dropped-Columns"
+UNKNOWN_PARAMS_HEADER = "X-Satchel-Unknown-Params"
+
+# error class -> HTTP status; the first match in this order wins
+ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (ModelNotFoundError, 404),
+    (ModelNotReadyError, 503),
+    (UnsupportedMediaTypeError, 415),
+    (InputFormatError, 400),
+    (SignatureError, 400),
+    (PredictionError, 422),
+    (SatchelError, 500),
+)
+_HTTP_CODES = {404: "ENDPOINT_NOT_FOUND", 405: "BAD_REQUEST", 413: "REQUEST_LIMIT_EXCEEDED"}
+
+
+def status_of(exc: BaseException) -> int:
+    """The HTTP status for an error raised while serving."""
+    for cls, status in ERROR_STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def protocol_of_path(path: str) -> Protocol:
+    """The protocol whose error bodies a path answers with: V2 under ``/v2``, else MLflow's."""
+    return V2 if path.startswith("/v2") else MLFLOW
+
+
+# --- requests and replies --------------------------------------------------------------
+
+
+def inbound(request: Request) -> Inbound:
+    """A starlette request as the data plane's :class:`Inbound` (the body read lazily)."""
+    content_type = None
+    # Straight from the ASGI scope: cheaper than building request.headers per request.
+    for key, value in request.scope["headers"]:
+        if key == b"content-type":
+            content_type = value.decode("latin-1")
+            break
+    return Inbound(receive=request.body, content_type=content_type)
+
+
+def response(reply: Reply) -> Response:
+    """A :class:`Reply` as a starlette response (with the policy's report headers)."""
+    headers = dict(reply.headers) if reply.headers else None
+    if reply.dropped_columns or reply.unknown_params:
+        headers = headers or {}
+        if reply.dropped_columns:
+            headers[DROPPED_HEADER] = ",".join(quote(c, safe="") for c in
+                                               reply.dropped_columns)
+        if reply.unknown_params:
+            headers[UNKNOWN_PARAMS_HEADER] = ",".join(quote(p, safe="") for p in
+                                                      reply.unknown_params)
+    background = BackgroundTask(reply.after) if reply.after is not None else None
+    return Response(reply.body, 200, headers, reply.content_type, background)
+
+
+# --- routes ------------------------------------------------------------------------------
+
+
+async def version(request: Request) -> Response:
+    return PlainTextResponse(__version__)
+
+
+def mlflow_routes(plane: DataPlane) -> list[BaseRoute]:
+    """MLflow's scoring protocol: ``/ping``, ``/health``, ``/version``, ``/invocations``
+    (on the repository's default model)."""
+
+    async def ping(request: Request) -> Response:
+        """200 once the default model is loaded; 503 (ModelNotReadyError) before."""
+        plane.model(None).require()
+        return Response("\n", 200, media_type="application/json")
+
+    async def invocations(request: Request) -> Response:
+        return response(await plane.score(None, MLFLOW, inbound(request)))
+
+    return [
+        Route("/ping", ping, methods=["GET"]),
+        Route("/health", ping, methods=["GET"]),
+        Route("/version", version, methods=["GET"]),
+        Route("/invocations", invocations, methods=["POST"]),
+    ]
+
+
+async def v2_server(request: Request) -> Response:
+    return JSONResponse(v2.server_metadata())
+
+
+async def v2_live(request: Request) -> Response:
+    return Response(status_code=200)
+
+
+def v2_routes(plane: DataPlane) -> list[BaseRoute]:
+    """The Open Inference Protocol's health, metadata and infer endpoints."""
+
+    def target(request: Request) -> tuple[str, str | None]:
+        params = request.path_params
+        return params["name"], params.get("version")
+
+    async def ready(request: Request) -> Response:
+        return Response(status_code=200 if plane.repository.ready else 503)
+
+    async def model(request: Request) -> Response:
+        served = plane.model(*target(request))
+        meta = served.cache.get("v2_metadata")
+        if meta is None:
+            m = served.require()
+            meta = served.cache["v2_metadata"] = v2.model_metadata(
+                served.name, served.version, m.signature, m.flavor.name)
+        return JSONResponse(meta)
+
+    async def model_ready(request: Request) -> Response:
+        return Response(status_code=200 if plane.model(*target(request)).ready else 503)
+
+    async def infer(request: Request) -> Response:
+        name, version_ = target(request)
+        return response(await plane.score(name, V2, inbound(request), version=version_))
+
+    routes: list[BaseRoute] = [
+        Route("/v2", v2_server, methods=["GET"]),
+        Route("/v2/health/live", v2_live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+    ]
+    for base in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
+        routes += [
+            Route(base, model, methods=["GET"]),
+            Route(base + "/ready", model_ready, methods=["GET"]),
+            Route(base + "/infer", infer, methods=["POST"]),
+        ]
+    return routes
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+def error_response(request: Request, status: int, code: str, message: str,
+                   extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+                   ) -> Response:
+    """An error in the body shape of the path's protocol."""
+    body = protocol_of_path(request.url.path).error_body(message, code, extra)
+    return Response(body, status, headers, "application/json")
+
+
+def exception_handlers(debug: bool = False) -> dict[Any, Callable[..., Any]]:
+    """starlette exception handlers mapping satchel's errors to statuses (no 500s for
+    client mistakes; a stack trace in the body only with ``debug``)."""
+
+    async def satchel_error(request: Request, exc: Exception) -> Response:
+        status = status_of(exc)
+        if status >= 500 and status != 503:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc)
+        extra = error_details(exc)
+        if debug:
+            extra["stack_trace"] = "".join(traceback.format_exception(exc))
+        return error_response(request, status, error_code(exc), str(exc)[:2000], extra)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
+        message = {404: f"no endpoint {request.method} {request.url.path[:200]}",
+                   405: f"method {request.method} is not allowed on {request.url.path[:200]}",
+                   }.get(exc.status_code, str(exc.detail))
+        return error_response(request, exc.status_code, code, message, None,
+                              dict(exc.headers or {}))
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # starlette re-raises after this handler, so the server logs the traceback.
+        message = (f"internal server error ({type(exc).__name__}: {str(exc)[:300]})" if debug
+                   else f"internal server error ({type(exc).__name__})")
+        return error_response(request, 500, "INTERNAL_ERROR", message,
+                              {"stack_trace": traceback.format_exc()} if debug else None)
+
+    return {SatchelError: satchel_error, HTTPException: http_error, Exception: server_error}

@@ -1,0 +1,99 @@
+"""The HTTP routes beside scoring: ``/metrics``, the model repository API, and the
+OpenAPI document with its docs page.
+
+They read the data plane (its metrics and repository) and own no scoring logic.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from satchel.errors import InputFormatError
+from satchel.serving.server.dataplane import DataPlane
+from satchel.serving.server.metrics import CONTENT_TYPE
+from satchel.serving.server.repository import FAILED, READY
+
+_STATES = {READY: "READY", FAILED: "UNAVAILABLE"}
+
+
+def page_routes(plane: DataPlane) -> list[BaseRoute]:
+    """``/metrics``, ``/v2/repository/index``, and (unless disabled) the docs."""
+    spec: dict[int, bytes] = {}  # the OpenAPI document per repository generation
+
+    async def metrics_page(request: Request) -> Response:
+        plane.note_load_times()  # models loaded in the background appear once loaded
+        # On the event loop, the only thread that changes the counts; reading the other
+        # workers' few small snapshot files takes well under a millisecond.
+        return Response(plane.metrics.render(), media_type=CONTENT_TYPE)
+
+    async def repository_index(request: Request) -> Response:
+        """MLServer's model repository index: every model with its state."""
+        ready: bool | None = None
+        if request.method == "POST":
+            body = await request.body()
+            if body.strip():
+                from satchel.serving.protocols.strict_json import loads
+
+                obj = loads(body)
+                if not isinstance(obj, dict) or not isinstance(obj.get("ready", False), bool):
+                    raise InputFormatError("the index request must be a JSON object with an "
+                                           "optional boolean 'ready'")
+                ready = obj.get("ready")
+        out = []
+        for served in plane.repository:
+            if ready is not None and served.ready != ready:
+                continue
+            entry: dict[str, Any] = {"name": served.name, "version": served.version,
+                                     "state": _STATES.get(served.state, "LOADING")}
+            if served.error:
+                entry["reason"] = served.error
+            out.append(entry)
+        return JSONResponse(out)
+
+    async def openapi(request: Request) -> Response:
+        repository = plane.repository
+        generation = repository.generation
+        body = spec.get(generation)
+        if body is None:
+            from satchel.serving.server.openapi import build_spec
+
+            default = repository.default.name if len(repository) else None
+            body = json.dumps(build_spec(repository, default,
+                                         auth=plane.options.limits.auth_token is not None),
+                              separators=(",", ":")).encode()
+            if repository.ready:  # built again after any load, unload or swap
+                spec.clear()
+                spec[generation] = body
+        return Response(body, media_type="application/json")
+
+    async def docs(request: Request) -> Response:
+        from satchel.serving.server.openapi import docs_page
+
+        return HTMLResponse(docs_page())
+
+    routes: list[BaseRoute] = [
+        Route("/metrics", metrics_page, methods=["GET"]),
+        Route("/v2/repository/index", repository_index, methods=["GET", "POST"]),
+    ]
+    if plane.options.docs:
+        routes += [Route("/openapi.json", openapi, methods=["GET"]),
+                   Route("/docs", docs, methods=["GET"])]
+    return routes
+
+
+def route_template(app: Any, scope: Any) -> str:
+    """The template of the route a request matches (``"other"`` for none): a metrics label
+    for requests answered before routing."""
+    from starlette.routing import Match
+
+    for route in app.router.routes:
+        match, _ = route.matches(scope)
+        path = getattr(route, "path", None)
+        if match is Match.FULL and isinstance(path, str):
+            return path
+    return "other"
