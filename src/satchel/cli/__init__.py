@@ -31,6 +31,7 @@ COMMANDS = (
     "monitor",
     "evaluate",
     "registry",
+    "env",
 )
 
 
@@ -55,6 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from satchel.errors import SatchelError
 
     try:
+        if getattr(args, "env_manager", None) is not None or hasattr(args, "wheelhouse"):
+            from satchel.cli._env_options import env_manager, run_in_env
+
+            if env_manager(args) == "venv":
+                return run_in_env(args, list(argv) if argv is not None else sys.argv[1:])
         code = args.func(args)
         return int(code or 0)
     except (SatchelError, OSError) as exc:

@@ -15,7 +15,11 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from satchel.cli._env_options import add_env_options
+
 FORMATS = ("parquet", "csv", "jsonl")
+
+
 
 
 def add_parser(sub: Any) -> None:
@@ -39,6 +43,7 @@ def add_parser(sub: Any) -> None:
                    help="run on Spark (e.g. local[4], spark://host:7077, yarn)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    add_env_options(p)
     p.set_defaults(func=run)
 
 

@@ -12,8 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from satchel.cli._env_options import add_env_options
+
 KINDS = ("json", "csv", "parquet")
 _EXTENSIONS = {".json": "json", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
 
 
 def add_parser(sub: Any) -> None:
@@ -30,6 +34,7 @@ def add_parser(sub: Any) -> None:
                    "else json)")
     p.add_argument("--output-format", choices=KINDS,
                    help="output format (default: from the output file's extension, else json)")
+    add_env_options(p)
     p.set_defaults(func=run)
 
 

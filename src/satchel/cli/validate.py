@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from satchel.cli._env_options import add_env_options
 from satchel.cli._load_options import add_load_options, load_options
 
 
@@ -13,6 +14,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("validate", help="verify digests, load the model and predict on its example")
     p.add_argument("model", help="model directory or models:/ URI")
     add_load_options(p)
+    add_env_options(p)
     p.set_defaults(func=run)
 
 
