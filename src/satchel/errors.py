@@ -278,14 +278,23 @@ class PolicyError(RegistryError):
         super().__init__(message)
         self.checks = list(checks)
 
+
 class EnvironmentBuildError(SatchelError):
     """A model's environment could not be built; the message quotes the installer's reason."""
+
     def __init__(self, message: str, *, requirement: str | None = None) -> None:
+        super().__init__(message)
         self.requirement = requirement
+
+
 class PythonMismatchError(EnvironmentBuildError):
     """The model needs another Python minor version than the running interpreter."""
+
     def __init__(self, message: str, *, wanted: str, host: str) -> None:
+        super().__init__(message)
         self.wanted = wanted
         self.host = host
+
+
 class WheelhouseMissingError(EnvironmentBuildError):
     """An offline environment build found no wheel for a requirement in the wheelhouse."""
