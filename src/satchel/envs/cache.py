@@ -111,7 +111,9 @@ class EnvCache:
             args = list(spec.requirements)
             if self.satchel_wheel is not None:
                 wheel = self.satchel_wheel(tmp / ".satchel-wheel")
-                args.insert(0, str(wheel))
+                # The serve extra: the commands that run inside (predict, batch, a model
+                # worker) decode requests and tables as the host does.
+                args.insert(0, f"satchel[serve] @ {wheel.resolve().as_uri()}")
             else:
                 raise EnvironmentBuildError("no satchel wheel provider: environments install "
                                             "the running satchel's wheel")
