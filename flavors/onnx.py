@@ -68,6 +68,8 @@ class OnnxFlavor:
     """The ``onnx`` flavor."""
 
     name = "onnx"
+    # Imported before a model's code paths are importable (satchel._checks).
+    libraries = ("onnx", "onnxruntime")
     loader_module = "mlflow.onnx"
     row_independent = True
 

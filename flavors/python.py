@@ -27,6 +27,8 @@ class PythonFlavor:
     """The ``python`` flavor (``loader_module: satchel.flavors.python``)."""
 
     name = "python"
+    # Imported before a model's code paths are importable (satchel._checks).
+    libraries = ("cloudpickle",)
     loader_module = "satchel.flavors.python"
     # Custom code may look across rows; servers batch it only if the model says so.
     row_independent = False

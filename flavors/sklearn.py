@@ -37,6 +37,8 @@ class SklearnFlavor:
     """The ``sklearn`` flavor."""
 
     name = "sklearn"
+    # Imported before a model's code paths are importable (satchel._checks).
+    libraries = ("sklearn", "cloudpickle")
     loader_module = "mlflow.sklearn"
     row_independent = True
     # xgboost, lightgbm and catboost estimators are BaseEstimators too: their own flavors

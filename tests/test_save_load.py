@@ -148,7 +148,11 @@ def test_existing_destination_refused_then_overwritten(tmp_path: Path, iris_logr
     assert (dest / "keep.txt").exists()
     satchel.save_model(iris_logreg, dest, overwrite=True)
     assert not (dest / "keep.txt").exists() and (dest / "MLmodel").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    # Overwriting publishes a versioned sibling behind a symlink (docs/format.md): the
+    # path and the one version it points to, nothing else.
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names[1] == "m" and names[0].startswith(".m.v-") and len(names) == 2
+    assert dest.is_symlink() and dest.resolve() == tmp_path / names[0]
     empty = tmp_path / "empty"
     empty.mkdir()
     satchel.save_model(iris_logreg, empty)  # an empty directory is fine

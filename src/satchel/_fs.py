@@ -1,59 +1,66 @@
-"""Filesystem helpers: atomic directory writes, digests, sizes."""
+"""Filesystem helpers: the digest walk, digests, sizes.
+
+What the digests cover is exactly what a loader may read: every regular file under the
+model directory, dot-files included. Two things are never digested and never read:
+``__pycache__`` directories (code paths are imported with bytecode off, see
+``satchel._codepath``) and the manifest itself. A symlink is never digested: a directory
+with digests that holds one is refused, and one without digests may only hold symlinks
+that stay inside it.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from satchel.errors import DestinationExistsError, IntegrityError
+from satchel._atomic import atomic_directory
+from satchel.errors import IntegrityError, ModelFormatError
+
+__all__ = [
+    "MANIFEST_NAME",
+    "atomic_directory",
+    "compute_digests",
+    "directory_size",
+    "sha256_file",
+    "verify_digests",
+]
 
 MANIFEST_NAME = "MLmodel"
+PYCACHE = "__pycache__"
 
-# Files other tools add beside a saved model that do not change what it computes.
+# Files other tools add beside a saved model that do not change what it computes and
+# that no loader reads.
 _IGNORED_EXTRA = {"registered_model_meta"}
 
 
-@contextlib.contextmanager
-def atomic_directory(dest: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling of ``dest``; on success rename it into place.
+def _walk(root: Path) -> Iterator[tuple[Path, bool]]:
+    """Every entry under ``root`` but ``__pycache__``: (path, is_symlink).
 
-    On any exception the temporary directory is removed and ``dest`` is untouched, so
-    a failed save leaves nothing behind. An existing non-empty ``dest`` is refused
-    unless ``overwrite`` is true.
+    Symlinked directories are yielded (as symlinks) and never descended into.
     """
-    target = Path(dest).absolute()
-    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
-        raise DestinationExistsError(
-            f"{target} already exists and is not empty; pass overwrite=True to replace it"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        yield tmp
-        old: Path | None = None
-        if target.exists():
-            # Move the old directory aside first so the swap is two renames, not a copy.
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.rmdir(old)
-            os.rename(target, old)
-        os.rename(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        keep = []
+        for d in sorted(dirnames):
+            if d == PYCACHE:
+                continue
+            full = Path(dirpath, d)
+            if full.is_symlink():
+                yield full, True
+            else:
+                keep.append(d)
+        dirnames[:] = keep
+        for name in sorted(filenames):
+            full = Path(dirpath, name)
+            yield full, full.is_symlink()
 
 
 def _files(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-        for name in sorted(filenames):
-            yield Path(dirpath, name)
+    """Regular files under ``root`` (the digest walk)."""
+    for p, link in _walk(root):
+        if not link:
+            yield p
 
 
 def sha256_file(path: Path) -> str:
@@ -66,22 +73,43 @@ def sha256_file(path: Path) -> str:
 
 
 def compute_digests(root: Path) -> dict[str, str]:
-    """sha256 of every file under ``root`` except MLmodel, keyed by relative POSIX path."""
+    """sha256 of every file under ``root`` except MLmodel, keyed by relative POSIX path.
+
+    Raises:
+        ModelFormatError: ``root`` holds a symlink (satchel saves regular files only).
+    """
     out = {}
-    for p in _files(root):
+    for p, link in _walk(root):
         rel = p.relative_to(root).as_posix()
+        if link:
+            raise ModelFormatError(
+                f"{rel} is a symlink; a model directory with digests holds regular files only",
+                path=str(root),
+            )
         if rel != MANIFEST_NAME:
             out[rel] = sha256_file(p)
     return out
 
 
 def verify_digests(root: Path, digests: dict[str, str]) -> None:
-    """Raise IntegrityError naming the first file that is missing, changed or unexpected."""
+    """Raise IntegrityError naming the first file that is missing, changed, unexpected or
+    a symlink: after this, every loadable file under ``root`` is one the digests cover."""
     for rel, want in digests.items():
-        p = root / rel
-        if not p.is_file():
+        parts = Path(rel).parts
+        if Path(rel).is_absolute() or ".." in parts or PYCACHE in parts:
             raise IntegrityError(
-                f"{rel} is missing from the model directory {root}", file=rel, path=str(root)
+                f"artifact_digests names {rel!r}, which is not a file inside the model",
+                file=rel,
+                path=str(root),
+            )
+        p = root / rel
+        if p.is_symlink() or not p.is_file():
+            raise IntegrityError(
+                f"{rel} is missing from the model directory {root}"
+                if not p.is_symlink()
+                else f"{rel} is a symlink; the digests cover regular files only",
+                file=rel,
+                path=str(root),
             )
         if sha256_file(p) != want:
             raise IntegrityError(
@@ -90,19 +118,36 @@ def verify_digests(root: Path, digests: dict[str, str]) -> None:
                 file=rel,
                 path=str(root),
             )
-    for p in _files(root):
+    for p, link in _walk(root):
         rel = p.relative_to(root).as_posix()
-        if (
-            rel == MANIFEST_NAME
-            or rel in digests
-            or rel in _IGNORED_EXTRA
-            or p.name.startswith(".")
-        ):
+        if link:
+            raise IntegrityError(
+                f"{rel} is a symlink, which the digests do not cover; a model directory "
+                "with digests holds regular files only",
+                file=rel,
+                path=str(root),
+            )
+        if rel == MANIFEST_NAME or rel in digests or rel in _IGNORED_EXTRA:
             continue
-        # An added file could be code (code/ is on sys.path at load): refuse it.
+        # An added file could be loaded (code/ is importable, a manifest may name it),
+        # hidden or not: refuse it.
         raise IntegrityError(
             f"{rel} was added to the model directory after it was saved", file=rel, path=str(root)
         )
+
+
+def check_symlinks(root: Path) -> None:
+    """For a directory without digests: refuse any symlink that resolves outside it."""
+    base = root.resolve()
+    for p, link in _walk(base):
+        if not link:
+            continue
+        target = p.resolve()
+        if target != base and base not in target.parents:
+            rel = p.relative_to(base).as_posix()
+            raise ModelFormatError(
+                f"{rel} is a symlink that leaves the model directory", path=str(base)
+            )
 
 
 def directory_size(root: Path) -> int:

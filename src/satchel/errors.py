@@ -152,6 +152,15 @@ class DestinationExistsError(SatchelError, FileExistsError):
     """A save would replace an existing, non-empty directory and ``overwrite`` was not set."""
 
 
+class ModelExistsError(DestinationExistsError):
+    """A model save lost the race for its path: something else is there (decided at the
+    final rename, so of several processes saving to one new path exactly one wins)."""
+
+
+class UnverifiedModelError(ModelFormatError):
+    """The caller required digests and the model directory records none."""
+
+
 class ModelNotFoundError(SatchelError, LookupError):
     """A request named a model, or a model version, that is not being served."""
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from satchel import _json, _normalize
 from satchel.errors import ExampleError
+from satchel.paths import member
 
 INPUT_EXAMPLE = "input_example.json"
 SERVING_EXAMPLE = "serving_input_example.json"
@@ -85,7 +86,9 @@ def load(directory: Path, info: dict[str, Any] | None) -> Example | None:
     """Read a saved example back (None when the model has none)."""
     if not info:
         return None
-    path = directory / str(info.get("artifact_path", INPUT_EXAMPLE))
+    path = member(
+        directory, info.get("artifact_path", INPUT_EXAMPLE), what="input example", must_exist=False
+    )
     try:
         raw = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as exc:

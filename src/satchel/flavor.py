@@ -69,6 +69,8 @@ class Flavor(Protocol):
       ``BaseEstimator``), so it is asked after the specific flavors.
     - ``input_example_option`` (str): a ``save`` keyword that ``save_model`` fills with
       the input example's data when the caller does not set it (a tracer needs one).
+    - ``libraries`` (tuple of module names): imported before a model's code paths are
+      put on ``sys.path``, so a file in ``code/`` never stands in for them; default ().
     - ``fallback`` (bool): only asked ``can_save`` after every other flavor declined.
     """
 

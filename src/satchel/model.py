@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from satchel import _normalize, plugins
-from satchel._fs import verify_digests
+from satchel import _codepath, _normalize, plugins
+from satchel._checks import check_directory, import_libraries
 from satchel.coercion import enforce_input, enforce_params
 from satchel.env import python_version
 from satchel.errors import (
@@ -25,7 +24,7 @@ from satchel.example import Example
 from satchel.example import load as load_example
 from satchel.flavor import Flavor, LoadConfig, Predictor
 from satchel.manifest import Manifest
-from satchel.paths import inside
+from satchel.paths import member
 from satchel.schema import Signature
 
 
@@ -164,10 +163,15 @@ def load_model(
     *,
     allow_code: bool = True,
     verify: bool = True,
+    require_digests: bool = False,
     allow_pickle: bool | None = None,
     **options: Any,
 ) -> Model:
     """Load a model directory (saved by satchel or by MLflow).
+
+    The path is resolved once, so a load reads one whole version of a model that another
+    process overwrites meanwhile (docs/format.md); if that version is removed under it,
+    the load starts again from the new one.
 
     Args:
         path: the model directory, or a registry URI: ``models:/NAME/VERSION``,
@@ -175,17 +179,20 @@ def load_model(
             (resolved through ``$SATCHEL_REGISTRY_URI``; see :mod:`satchel.registry`).
         allow_code: False refuses every format that runs code when loaded: pickle,
             cloudpickle, a Python source file (models from code), ``torch.load`` ...
-            (README, "runs code on load").
+            and a model with code paths (``code/``) (README, "runs code on load").
         verify: check ``artifact_digests`` when the manifest has them.
+        require_digests: refuse a directory whose manifest records no digests.
         allow_pickle: deprecated name of ``allow_code``.
         **options: flavor-specific load options (e.g. ``trusted_types`` for skops,
             ``allow_mlflow`` to load an MLflow custom model through mlflow itself).
 
     Raises:
-        ModelFormatError: no or unreadable MLmodel, a missing data file.
-        IntegrityError: a file changed, went missing or was added after saving.
+        ModelFormatError: no or unreadable MLmodel, a missing data file, a manifest path
+            outside the directory.
+        IntegrityError: a file changed, went missing, was added or is a symlink.
+        UnverifiedModelError: ``require_digests`` and the manifest has no digests.
         FlavorNotFoundError: no installed plugin loads this model.
-        CodeNotAllowedError: ``allow_code=False`` and the format runs code on load.
+        CodeNotAllowedError: ``allow_code=False`` and the model runs code on load.
         RegistryError: a ``models:/`` URI names no model, version or alias (subclasses
             say which and list what exists).
     """
@@ -195,10 +202,37 @@ def load_model(
         from satchel.registry.api import fetch
 
         registry_version, path = fetch(path)
-    root = Path(path).expanduser().resolve()
+    given = Path(path).expanduser()
+    for attempt in range(_LOAD_ATTEMPTS):
+        root = given.resolve()
+        try:
+            model = _load(root, allow_code, verify, require_digests, options)
+        except Exception:
+            # A concurrent overwrite swapped the version this load was reading: retry on
+            # the new one. Anything else is the model's own fault: raise it.
+            if attempt + 1 < _LOAD_ATTEMPTS and _moved(given, root):
+                continue
+            raise
+        model.registry_version = registry_version
+        return model
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+_LOAD_ATTEMPTS = 5
+
+
+def _moved(given: Path, root: Path) -> bool:
+    try:
+        return given.resolve() != root
+    except OSError:
+        return False
+
+
+def _load(
+    root: Path, allow_code: bool, verify: bool, require_digests: bool, options: dict[str, Any]
+) -> Model:
     manifest = Manifest.read(root)
-    if verify and manifest.artifact_digests:
-        verify_digests(root, manifest.artifact_digests)
+    check_directory(root, manifest, verify=verify, require_digests=require_digests)
     flavor = plugins.for_manifest(manifest, source=str(root / "MLmodel"))
     pyfunc = manifest.pyfunc or {}
     config = LoadConfig(
@@ -217,14 +251,18 @@ def load_model(
             "because allow_code=False"
         )
     code = pyfunc.get("code")
+    if code and not allow_code:
+        raise CodeNotAllowedError(
+            f"{root.name} has code paths ({code}/), Python that runs when the model loads; "
+            "it was refused because allow_code=False"
+        )
     if code:
-        code_dir = str(inside(root, str(code), what="code directory"))
-        if code_dir not in sys.path:
-            sys.path.insert(0, code_dir)
+        # The flavor's libraries first, the model's code last on sys.path: a file in
+        # code/ can never stand in for an installed module.
+        import_libraries(flavor)
+        _codepath.add(member(root, code, what="code directory"))
     predictor = flavor.load_predictor(root, config)
-    model = Model(root, manifest, flavor, config, predictor)
-    model.registry_version = registry_version
-    return model
+    return Model(root, manifest, flavor, config, predictor)
 
 
 def code_allowed(allow_code: bool, allow_pickle: bool | None, *, stacklevel: int = 2) -> bool:

@@ -1,8 +1,9 @@
 """The load opt-ins every command that loads a model takes, as ``load_model`` does.
 
 ``--no-code`` (``allow_code=False``; ``--no-pickle`` is its old name), ``--trust TYPE``
-(skops ``trusted_types``) and ``--allow-mlflow`` (load an MLflow model through mlflow
-itself, where satchel's own loader does not cover it). Each falls back to a
+(skops ``trusted_types``), ``--require-digests`` (refuse a model without digests) and
+``--allow-mlflow`` (load an MLflow model through mlflow itself, where satchel's own
+loader does not cover it). Each falls back to a
 ``SATCHEL_*`` environment variable so container entrypoints can set them.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 ENV_NO_CODE = "SATCHEL_NO_CODE"
 ENV_ALLOW_MLFLOW = "SATCHEL_ALLOW_MLFLOW"
 ENV_TRUST = "SATCHEL_TRUSTED_TYPES"
+ENV_REQUIRE_DIGESTS = "SATCHEL_REQUIRE_DIGESTS"
 
 
 def _flag(name: str) -> bool:
@@ -40,6 +42,14 @@ def add_load_options(p: argparse.ArgumentParser) -> None:
         help=f"a type a skops model may contain (repeatable; env {ENV_TRUST}, comma-separated)",
     )
     p.add_argument(
+        "--require-digests",
+        dest="require_digests",
+        action="store_true",
+        default=None,
+        help="refuse a model whose MLmodel records no artifact_digests (one saved by "
+        f"another tool), so every file loaded is checked (env {ENV_REQUIRE_DIGESTS}=1)",
+    )
+    p.add_argument(
         "--allow-mlflow",
         dest="allow_mlflow",
         action="store_true",
@@ -58,6 +68,9 @@ def load_options(args: argparse.Namespace) -> dict[str, Any]:
         trust = [t.strip() for t in os.environ.get(ENV_TRUST, "").split(",") if t.strip()]
     if trust:
         options["trusted_types"] = list(trust)
+    require = args.require_digests
+    if require if require is not None else _flag(ENV_REQUIRE_DIGESTS):
+        options["require_digests"] = True
     allow = args.allow_mlflow if args.allow_mlflow is not None else _flag(ENV_ALLOW_MLFLOW)
     if allow:
         options["allow_mlflow"] = True

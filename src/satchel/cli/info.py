@@ -51,6 +51,10 @@ def describe(path: Path) -> dict[str, Any]:
             )
     except SatchelError as exc:
         loader = f"unavailable: {exc}"
+    code = pyfunc.get("code")
+    if code:
+        runs = f"python code paths in {code}/ (refused when allow_code=False)"
+        unsafe = f"{unsafe}; {runs}" if unsafe else runs
     sig = manifest.signature
     return {
         "path": str(path),

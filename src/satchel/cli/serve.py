@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from satchel.cli._load_options import add_load_options, load_options
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
@@ -104,6 +106,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("-m", "--model", action="append", metavar="[NAME=]PATH",
                    help="a model directory, optionally named (repeat for several models; "
                    "env SATCHEL_MODEL, comma-separated)")
+    add_load_options(p)
     p.add_argument("--default", default=os.environ.get("SATCHEL_DEFAULT_MODEL") or None,
                    metavar="NAME", help="the model /invocations scores (env "
                    "SATCHEL_DEFAULT_MODEL; default: the first)")
@@ -249,5 +252,5 @@ def _repository(args: argparse.Namespace) -> Any:
         specs.sort(key=lambda s: s[0] != args.default)  # the repository's first is the default
     repository = ModelRepository()
     for name, path in specs:
-        repository.add_path(name, path)
+        repository.add_path(name, path, **load_options(args))
     return repository

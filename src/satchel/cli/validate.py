@@ -24,7 +24,13 @@ def run(args: argparse.Namespace) -> int:
     from satchel.model import load_model
 
     model = load_model(args.model, **load_options(args))
-    print(f"ok: digests verified, loaded as {model.flavor.name}")
+    digests = model.manifest.artifact_digests
+    checked = (
+        f"digests verified ({len(digests)} files)"
+        if digests
+        else "NO digests recorded, files not verified"
+    )
+    print(f"ok: {checked}, loaded as {model.flavor.name}")
     example = model.input_example()
     if example is None:
         print("ok: no input example saved; nothing to predict")

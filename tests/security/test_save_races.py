@@ -1,0 +1,147 @@
+"""Saves stay atomic when several real processes save and load one path."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import satchel
+
+# A saver: waits for the start file, saves a callable returning ``value``, prints the outcome.
+_SAVER = """
+import os, sys, time
+from pathlib import Path
+import satchel
+from satchel.errors import ModelExistsError
+path, value, start, overwrite = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4] == "1"
+rounds = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+
+class Const:
+    def __init__(self, v):
+        self.v = v
+    def __call__(self, df):
+        return df.assign(out=self.v)[["out"]]
+
+while not start.exists():
+    time.sleep(0.001)
+for i in range(rounds):
+    try:
+        satchel.save_model(Const(value + (i % 2)), path, overwrite=overwrite,
+                           pip_requirements=["x"], metadata={"value": value + (i % 2)})
+        print("OK", flush=True)
+    except ModelExistsError as exc:
+        print("EXISTS", exc, flush=True)
+"""
+
+# A loader: loads ``path`` in a loop until the stop file appears; reports every outcome.
+_LOADER = """
+import sys, time, collections, json
+from pathlib import Path
+import pandas as pd
+import satchel
+path, stop = sys.argv[1], Path(sys.argv[2])
+seen = collections.Counter()
+df = pd.DataFrame({"a": [1.0]})
+while not stop.exists():
+    try:
+        m = satchel.load_model(path)
+        out = int(m.predict(df)["out"].iloc[0])
+        meta = m.metadata["value"]
+        seen["ok" if out == meta else f"MIXED {out} vs {meta}"] += 1
+    except Exception as exc:
+        seen[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
+print(json.dumps(seen))
+"""
+
+
+def _start(script: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_overwrite_false_exactly_one_of_n_processes_wins(tmp_path: Path) -> None:
+    path = tmp_path / "model"
+    start = tmp_path / "go"
+    procs = [_start(_SAVER, str(path), str(10 * i), str(start), "0") for i in range(4)]
+    time.sleep(2.0)  # all four import satchel and wait at the line
+    start.touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    results = [o[0].split()[0] if o[0] else f"ERR {o[1][-300:]}" for o in outs]
+    assert sorted(results) == ["EXISTS", "EXISTS", "EXISTS", "OK"], results
+    winner = results.index("OK")
+    assert satchel.load_model(path).metadata["value"] == 10 * winner
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["go", "model"]  # no temp left
+
+
+def test_loads_during_overwrites_see_a_whole_model(tmp_path: Path) -> None:
+    path = tmp_path / "model"
+    start = tmp_path / "go"
+    stop = tmp_path / "stop"
+    satchel.save_model(lambda df: df.assign(out=0)[["out"]], path, metadata={"value": 0})
+    loaders = [_start(_LOADER, str(path), str(stop)) for _ in range(3)]
+    writer = _start(_SAVER, str(path), "1", str(start), "1", "40")
+    start.touch()
+    w_out, w_err = writer.communicate(timeout=300)
+    stop.touch()
+    assert w_out.split().count("OK") == 40, w_err[-500:]
+    seen: dict[str, int] = {}
+    for p in loaders:
+        out, err = p.communicate(timeout=120)
+        for k, v in json.loads(out.strip().splitlines()[-1]).items():
+            seen[k] = seen.get(k, 0) + v
+    assert seen.get("ok", 0) > 20, seen
+    assert set(seen) == {"ok"}, seen
+    # Only the path and the version it points to remain.
+    names = sorted(p.name for p in tmp_path.iterdir() if p.name not in ("go", "stop"))
+    assert len(names) == 2 and names[1] == "model" and names[0].startswith(".model.v-"), names
+
+
+_SLOW_SAVER = """
+import sys, time
+from pathlib import Path
+import satchel
+
+class Slow:
+    def __call__(self, df):
+        return df
+
+    def __reduce__(self):
+        Path(sys.argv[2]).touch()  # tell the test the save is under way
+        time.sleep(60)
+        return (int, ())
+
+satchel.save_model(Slow(), sys.argv[1], overwrite=True, flavor="python",
+                   pip_requirements=["x"])
+"""
+
+
+def test_killed_overwrite_leaves_old_model_and_next_save_cleans_up(tmp_path: Path) -> None:
+    path = tmp_path / "model"
+    satchel.save_model(lambda df: df.assign(out=7)[["out"]], path, metadata={"value": 7})
+    # A big file in the killed save's temp directory, as a real model would leave.
+    writing = tmp_path / "writing"
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_SAVER, str(path), str(writing)])
+    deadline = time.monotonic() + 60
+    while not writing.exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    left = [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    assert left, "the save writes into a temporary sibling"
+    (left[0] / "big.bin").write_bytes(os.urandom(1 << 20))
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # The interrupted overwrite changed nothing.
+    assert satchel.load_model(path).metadata["value"] == 7
+    # The next save to the same parent (another model) removes the dead save's leftovers.
+    satchel.save_model(lambda df: df, tmp_path / "other")
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    assert satchel.load_model(path).metadata["value"] == 7
