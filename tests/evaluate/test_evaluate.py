@@ -217,3 +217,20 @@ def test_unreadable_data(iris_model_dir: Path, tmp_path: Path) -> None:
         satchel.evaluate(iris_model_dir, empty, "species")
     with pytest.raises(InputFormatError, match="DataFrame or a file path"):
         satchel.evaluate(iris_model_dir, [1, 2, 3], "species")
+
+
+def test_slice_figures_equal_sklearn_on_the_slice(iris_model_dir: Path, iris_table: pd.DataFrame,
+                                                  iris_logreg: Any) -> None:
+    r = satchel.evaluate(iris_model_dir, iris_table, "species", slice_by=["site"], resamples=0)
+    for s in r.slices:
+        rows = iris_table[iris_table.site == s.value]
+        X = rows.drop(columns=["species", "site"])
+        pred, proba = iris_logreg.predict(X), iris_logreg.predict_proba(X)
+        assert list(s.metrics) == list(r.metrics)
+        assert s.metrics["accuracy"] == pytest.approx(skm.accuracy_score(rows.species, pred))
+        assert s.metrics["f1_macro"] == pytest.approx(
+            skm.f1_score(rows.species, pred, average="macro"))
+        assert s.metrics["roc_auc"] == pytest.approx(
+            skm.roc_auc_score(rows.species, proba, multi_class="ovr"))
+        assert s.metrics["log_loss"] == pytest.approx(
+            skm.log_loss(rows.species, proba, labels=[0, 1, 2]))

@@ -152,9 +152,9 @@ class ClassifierWeighted:
             "precision": prec, "recall": rec, "f1": f1,
         }
         if self.loss is not None:
-            out["log_loss"] = (w @ self.loss) / total
             aucs = [_weighted_auc(w, *parts) for parts in self.auc]
             out["roc_auc"] = np.mean(aucs, axis=0) if aucs else np.full(m, np.nan)
+            out["log_loss"] = (w @ self.loss) / total
         return out
 
 
