@@ -39,6 +39,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--batch-rows", type=int, default=65_536, metavar="N",
                    help="rows per batch read (default 65536)")
+    p.add_argument("--register-results", nargs="?", const="", default=None,
+                   metavar="NAME/VERSION",
+                   help="attach the result to a registry version (default: MODEL's, when "
+                   "it is a models:/ URI)")
+    p.add_argument("--registry-uri", metavar="URI", default=None,
+                   help="registry for --register-results (default $SATCHEL_REGISTRY_URI)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(func=run)
 
@@ -56,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
                       seed=args.seed, batch_rows=args.batch_rows,
                       dataset_name=args.dataset_name)
     verdicts = gates.check(result) if gates is not None else []
+    if args.register_results is not None:
+        attached = register(args, result)
+        if not args.quiet:
+            print(f"attached to {attached}", file=sys.stderr)
     if args.json:
         from satchel._fs import atomic_write_text
 
@@ -72,6 +82,23 @@ def run(args: argparse.Namespace) -> int:
               "; ".join(f"{v.gate}: {v.detail}" for v in failed), file=sys.stderr)
         return GATES_FAILED
     return 0
+
+
+def register(args: argparse.Namespace, result: Any) -> str:
+    """Attach ``result`` to the version named by --register-results (or by MODEL)."""
+    from satchel.errors import RegistryInputError
+    from satchel.registry import Registry
+    from satchel.registry.governance import Governance
+    from satchel.registry.uri import is_models_uri
+
+    reg = Registry(args.registry_uri)
+    ref = args.register_results or args.model
+    if not args.register_results and not is_models_uri(args.model):
+        raise RegistryInputError("--register-results needs NAME/VERSION when MODEL is not a "
+                                 "models:/ URI", field="register_results")
+    version = reg.resolve(ref)
+    Governance(reg).attach_results(version.name, version.version, result)
+    return f"models:/{version.name}/{version.version}"
 
 
 def summary(result: Any, verdicts: Any) -> str:

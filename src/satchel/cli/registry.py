@@ -82,6 +82,10 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--limit", type=int, default=None, help="only the newest N entries")
     r.set_defaults(func=_audit)
 
+    from satchel.cli import governance
+
+    governance.add_subcommands(rs, common)
+
 
 
 def _registry(args: argparse.Namespace) -> Any:

@@ -79,13 +79,14 @@ class Thresholds:
             raise PolicyFormatError(f"{source}: expected a mapping, got {type(data).__name__}")
         extra = sorted(set(map(str, data)) - _TOP_KEYS)
         if extra:
-            raise PolicyFormatError(f"{source}: unknown key(s) {extra}; allowed: {sorted(_TOP_KEYS)}")
+            raise PolicyFormatError(f"{source}: unknown key(s) {extra}; "
+                                    f"allowed: {sorted(_TOP_KEYS)}")
         metrics: dict[str, tuple[float | None, float | None]] = {}
         for name, bound in _mapping(data.get("metrics"), f"{source}: metrics").items():
             _check_metric(name, source)
             if not isinstance(bound, dict) or not bound or set(bound) - {"min", "max"}:
-                raise PolicyFormatError(f"{source}: metrics.{name} must be a mapping with min and/or "
-                                  f"max, got {bound!r:.80}")
+                raise PolicyFormatError(f"{source}: metrics.{name} must be a mapping with min "
+                                        f"and/or max, got {bound!r:.80}")
             metrics[name] = (_number(bound.get("min"), f"{source}: metrics.{name}.min"),
                              _number(bound.get("max"), f"{source}: metrics.{name}.max"))
         bias = _mapping(data.get("bias"), f"{source}: bias")
@@ -101,8 +102,8 @@ class Thresholds:
                         f"{source}: bias.min_selection_rate_ratio")
         nsr = data.get("no_significant_regression", False)
         if not isinstance(nsr, bool):
-            raise PolicyFormatError(f"{source}: no_significant_regression must be true or false, got "
-                              f"{type(nsr).__name__}")
+            raise PolicyFormatError(f"{source}: no_significant_regression must be true or "
+                                    f"false, got {type(nsr).__name__}")
         dataset = data.get("dataset")
         if dataset is not None and not isinstance(dataset, str):
             raise PolicyFormatError(f"{source}: dataset must be a name (text), got "

@@ -42,9 +42,12 @@ def open_store(uri: str, artifact_root: str | os.PathLike[str] | None = None) ->
 
                 store = HttpStore(uri)
             else:
+                from satchel.registry.governance.guard import install
                 from satchel.registry.sqlstore import SqlStore
 
                 store = SqlStore(uri, artifact_root)
+                # protected aliases and stages hold from every entry point
+                install(store)
             _STORES[key] = store
         return store
 

@@ -13,7 +13,7 @@ from typing import Any
 from satchel.errors import RegistryInputError, RegistrySchemaError, RegistryUnavailableError
 
 #: Every revision this satchel knows, oldest first (tests check it against migrations/).
-REVISIONS = ("r0001",)
+REVISIONS = ("r0001", "r0002")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "registry_alembic_version"
 
