@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,7 @@ __all__ = [
     "MANIFEST_NAME",
     "atomic_directory",
     "compute_digests",
+    "copy_model_tree",
     "directory_size",
     "sha256_file",
     "verify_digests",
@@ -148,6 +151,41 @@ def check_symlinks(root: Path) -> None:
             raise ModelFormatError(
                 f"{rel} is a symlink that leaves the model directory", path=str(base)
             )
+
+
+def copy_model_tree(src: Path, dst: Path) -> None:
+    """Copy a model directory without ever reading a file outside it.
+
+    Symlinks that stay inside are copied as the files they point to; one that leads
+    outside (a symlinked folder or a hidden symlink to a host file) is refused, checked
+    again for every entry as it is copied. ``__pycache__`` is left behind.
+
+    Raises:
+        ModelFormatError: an entry leads outside ``src``.
+    """
+    base = src.resolve()
+
+    def _inside(path: str) -> None:
+        target = Path(path).resolve()
+        if target != base and base not in target.parents:
+            rel = os.path.relpath(path, base)
+            raise ModelFormatError(
+                f"{rel} is a symlink that leads outside the model directory; it is not "
+                "copied",
+                path=str(base),
+            )
+
+    def _ignore(directory: str, names: list[str]) -> set[str]:
+        for name in names:
+            _inside(os.path.join(directory, name))
+        return {PYCACHE} & set(names)
+
+    def _copy(s: str, d: str) -> object:
+        _inside(s)
+        return shutil.copy2(s, d)
+
+    check_symlinks(base)
+    shutil.copytree(base, dst, ignore=_ignore, copy_function=_copy)
 
 
 def directory_size(root: Path) -> int:
