@@ -36,6 +36,8 @@ HEAVY = (
     "jax",
     "tensorflow",
     "transformers",
+    "grpc",
+    "google.protobuf",
 )
 
 
@@ -145,6 +147,19 @@ def test_every_serving_folder_is_a_packaged_package() -> None:
         assert package in config["packages"], f"{package} is missing from pyproject packages"
         assert config["package-dir"][package] == _rel(folder)
     assert {f.name for f in folders} >= set(SERVING_PACKAGES)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "serving").rglob("*.py")), ids=_rel)
+def test_grpcio_only_in_the_grpc_transport(path: Path) -> None:
+    """grpcio in the gRPC transport only; protobuf in it, the gRPC codec and the generated
+    module; so no other serving module (and never core) loads them."""
+    for mod, _ in imports(path):
+        if mod.split(".")[0] == "grpc":
+            assert path.parent.name == "server" and path.name == "grpc.py", (
+                f"{_rel(path)} imports {mod}: only serving/server/grpc.py may")
+        if mod.startswith("google.protobuf") or mod.endswith("_pb2"):
+            assert path.name.startswith("grpc") or path.name.endswith("_pb2.py"), (
+                f"{_rel(path)} imports {mod}: only the gRPC modules may")
 
 
 def test_import_satchel_is_light() -> None:

@@ -72,9 +72,18 @@ def create_app(model_or_path: Model | str | os.PathLike[str] | ModelRepository, 
             threading.Thread(target=repository.load_pending, kwargs={"raise_errors": False},
                              name="satchel-load", daemon=True).start()
         await plane.start()
+        grpc_server = None
+        if plane.options.grpc_port is not None:
+            # imported here: grpcio is only loaded when gRPC is asked for, and only in the
+            # process that serves (a worker, after the fork)
+            from satchel.serving.server.grpc import start_grpc
+
+            grpc_server = await start_grpc(plane)
         try:
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(plane.options.limits.timeout)
             await plane.stop()
 
     route_of: list[Any] = []  # filled once the app exists (the middleware is built first)

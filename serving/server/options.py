@@ -86,6 +86,10 @@ class ServeOptions:
         metrics_dir: where worker processes share their counts (None: one process).
         metrics_interval: seconds between a worker's metric snapshots.
         docs: serve ``/openapi.json`` and ``/docs``.
+        grpc_port: also serve the Open Inference Protocol over gRPC on this port, from the
+            app's event loop (None: no gRPC); with several workers, each listens on it
+            (``SO_REUSEPORT``).
+        grpc_host: the address the gRPC server listens on.
     """
 
     batching: str = "auto"
@@ -94,10 +98,14 @@ class ServeOptions:
     metrics_dir: str | None = None
     metrics_interval: float = 1.0
     docs: bool = True
+    grpc_port: int | None = None
+    grpc_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if self.batching not in BATCHING_MODES:
             raise ValueError(f"batching must be one of {BATCHING_MODES}, not {self.batching!r}")
+        if self.grpc_port is not None and not 0 <= self.grpc_port <= 65535:
+            raise ValueError("grpc_port must be between 0 and 65535")
 
 
 @dataclass(frozen=True)

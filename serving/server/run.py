@@ -14,6 +14,7 @@ import copy
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from dataclasses import replace
 from typing import Any
@@ -64,13 +65,49 @@ def serve(models: Model | str | ModelRepository, *, options: ServeOptions | None
 
     Returns:
         The process exit status (0 after a clean stop).
+
+    Raises:
+        OSError: the gRPC port (``options.grpc_port``) cannot be bound.
     """
+    options = options or ServeOptions()
+    reserved = None
+    if options.grpc_port is not None:
+        reserved = reserve_port(options.grpc_host, options.grpc_port, "gRPC")
+        options = replace(options, grpc_port=reserved.getsockname()[1])
+    try:
+        return _serve(models, options, process or ProcessOptions(), name, debug)
+    finally:
+        if reserved is not None:
+            reserved.close()
+
+
+def reserve_port(host: str, port: int, what: str) -> socket.socket:
+    """Claim ``port`` (any free one for 0) for a ``SO_REUSEPORT`` group before serving.
+
+    The socket is bound but never listens, so it takes no connections: a port already
+    taken fails here, once and clearly, instead of in every worker; port 0 becomes one
+    number every worker shares; and no other user's socket can join the port meanwhile.
+
+    Raises:
+        OSError: the port is in use or the address cannot be bound (names both).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen for {what} on {host}:{port}: "
+                      f"{exc.strerror or exc}") from None
+    return sock
+
+
+def _serve(models: Model | str | ModelRepository, options: ServeOptions,
+           process: ProcessOptions, name: str | None, debug: bool) -> int:
     import uvicorn
 
     from satchel.serving.server.app import create_app
-
-    options = options or ServeOptions()
-    process = process or ProcessOptions()
     json_logs = process.log_format == "json"
     common: dict[str, Any] = {
         "log_level": process.log_level, "lifespan": "on",

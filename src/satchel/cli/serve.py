@@ -59,6 +59,7 @@ def _defaults() -> dict[str, Any]:
     batch, limits, process = BatchOptions(), Limits(), ProcessOptions()
     return {
         "host": process.host, "port": process.port, "workers": process.workers,
+        "grpc_port": ServeOptions().grpc_port,
         "max_batch_size": batch.max_batch_size, "max_batch_delay_ms": batch.max_batch_delay_ms,
         "batching": ServeOptions().batching, "max_body_size": limits.max_body_size,
         "timeout": limits.timeout, "max_queue": limits.max_queue,
@@ -71,6 +72,7 @@ def _defaults() -> dict[str, Any]:
 # break every other satchel command at parser construction
 ENV = {
     "port": ("SATCHEL_PORT", int),
+    "grpc_port": ("SATCHEL_GRPC_PORT", int),
     "workers": ("SATCHEL_WORKERS", int),
     "max_batch_size": ("SATCHEL_MAX_BATCH_SIZE", int),
     "max_batch_delay_ms": ("SATCHEL_MAX_BATCH_DELAY_MS", float),
@@ -114,6 +116,11 @@ def add_parser(sub: Any) -> None:
                    help=f"address to listen on (env SATCHEL_HOST; default {d['host']})")
     p.add_argument("--port", type=int,
                    help=f"port (env SATCHEL_PORT; default {d['port']})")
+    p.add_argument("--grpc-port", type=int, metavar="PORT",
+                   help="also serve the Open Inference Protocol over gRPC on this port "
+                   "(KServe's inference.GRPCInferenceService), with the same models, token, "
+                   "limits, batching and metrics; every worker listens on it (env "
+                   "SATCHEL_GRPC_PORT; default: no gRPC; needs satchel[grpc])")
     p.add_argument("--workers", type=int,
                    help="worker processes sharing the loaded models (env SATCHEL_WORKERS; "
                    f"default {d['workers']})")
@@ -218,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
                           max_queue=args.max_queue or None, auth_token=_token(args),
                           json_access_log=args.log_format == "json" and args.access_log),
             metrics_interval=_env("SATCHEL_METRICS_INTERVAL", 1.0, float),
+            grpc_port=args.grpc_port, grpc_host=args.host,
         )
     except ValueError as exc:
         # the options name their field first; say which flag and variable set it
@@ -225,6 +233,12 @@ def run(args: argparse.Namespace) -> int:
         if field in ENV:
             field = f"--{field.replace('_', '-')}/{ENV[field][0]}"
         raise SystemExit(f"satchel serve: {field} {rest}") from None
+    if args.grpc_port is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("grpc") is None:
+            raise SystemExit("satchel serve: --grpc-port needs grpcio and protobuf: "
+                             "pip install 'satchel[grpc]'")
     repository = _repository(args)
     # Loading here, before the server binds, turns a broken model into one clear line
     # and exit code 1 instead of a server that never becomes ready; with several workers

@@ -1,0 +1,299 @@
+"""The gRPC transport: KServe's ``inference.GRPCInferenceService`` on grpcio's asyncio server.
+
+Thin by design: each method reads its message, calls the data plane (the same lookup,
+decode, batching, predict, encode and metrics as HTTP, through the gRPC codec of
+:mod:`satchel.serving.protocols.grpc`) and sends the reply. This module is the only
+place that knows gRPC status codes; the rest of satchel raises
+:mod:`satchel.errors` classes, mapped here:
+
+======================================  =====================
+error                                   status
+======================================  =====================
+ModelNotFoundError                      NOT_FOUND
+ModelNotReadyError                      UNAVAILABLE
+InputFormatError, SignatureError,       INVALID_ARGUMENT
+PredictionError (the model refused it)
+ModelFormatError, FlavorNotFoundError   FAILED_PRECONDITION (a load that fails; the old
+                                        model keeps serving)
+no or a wrong bearer token              UNAUTHENTICATED
+a message over the size limit           RESOURCE_EXHAUSTED (grpcio's own check)
+too many requests held                  UNAVAILABLE
+over the time limit                     DEADLINE_EXCEEDED
+anything else (the server's fault)      INTERNAL
+======================================  =====================
+
+The server runs on the event loop of the HTTP server it sits beside (started and
+stopped by the app's lifespan), so both transports share one process's batchers,
+thread pool and metrics. With several worker processes every worker runs one, all
+bound to the gRPC port with ``SO_REUSEPORT`` (grpcio's default on Linux): the kernel
+spreads connections over workers as it does for HTTP. grpcio is started only in the
+worker, after the fork (its threads and polling engine do not survive a fork).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from satchel.errors import (
+    FlavorNotFoundError,
+    InputFormatError,
+    ModelFormatError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+    PredictionError,
+    SatchelError,
+    SignatureError,
+)
+from satchel.serving.protocols import grpc as codec
+from satchel.serving.protocols.grpc import pb
+
+log = logging.getLogger("satchel.serving")
+
+# error class -> status; the first match in this order wins
+ERROR_STATUS: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (ModelNotFoundError, grpc.StatusCode.NOT_FOUND),
+    (ModelNotReadyError, grpc.StatusCode.UNAVAILABLE),
+    (InputFormatError, grpc.StatusCode.INVALID_ARGUMENT),
+    (SignatureError, grpc.StatusCode.INVALID_ARGUMENT),
+    (PredictionError, grpc.StatusCode.INVALID_ARGUMENT),
+    # a load of a directory that is broken, tampered with, or needs a missing flavor
+    (ModelFormatError, grpc.StatusCode.FAILED_PRECONDITION),
+    (FlavorNotFoundError, grpc.StatusCode.FAILED_PRECONDITION),
+    (SatchelError, grpc.StatusCode.INTERNAL),
+)
+OPEN_METHODS = frozenset({"ServerLive"})  # liveness needs no token, as on HTTP
+
+
+def status_of(exc: BaseException) -> grpc.StatusCode:
+    """The gRPC status for an error raised while serving."""
+    for cls, status in ERROR_STATUS:
+        if isinstance(exc, cls):
+            return status
+    return grpc.StatusCode.INTERNAL
+
+
+class Refused(Exception):
+    """A call refused by the transport itself (token, queue bound, time limit)."""
+
+    def __init__(self, status: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class GrpcLimits:
+    """What the transport enforces, taken from the HTTP server's limits.
+
+    Attributes:
+        max_message_size: largest request message in bytes (None: grpcio's 4 MiB default
+            is lifted to 2 GiB, protobuf's own limit).
+        timeout: seconds a call may take (None: no limit; a client deadline still holds).
+        max_queue: most ModelInfer calls held at once (None: no limit).
+        auth_token: the bearer token every call but ServerLive must carry (None: open).
+    """
+
+    max_message_size: int | None = 100 * 1024 * 1024
+    timeout: float | None = 60.0
+    max_queue: int | None = 1024
+    auth_token: str | None = None
+
+
+Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+class Transport:
+    """The service's methods wrapped with auth, limits, error mapping and metrics.
+
+    Args:
+        backend: what the methods do (a :class:`~satchel.serving.server.grpc_service.
+            InferenceService` over the data plane); it also counts each call.
+        limits: see :class:`GrpcLimits`.
+    """
+
+    def __init__(self, backend: Any, limits: GrpcLimits) -> None:
+        self.backend = backend
+        self.limits = limits
+        self._token = limits.auth_token.encode() if limits.auth_token else None
+        self._held = 0
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        """One generic handler serving every method under KServe's service name."""
+        b = self.backend
+        methods: dict[str, tuple[Handler, Any, bool]] = {
+            "ServerLive": (b.server_live, pb.ServerLiveRequest, False),
+            "ServerReady": (b.server_ready, pb.ServerReadyRequest, False),
+            "ModelReady": (b.model_ready, pb.ModelReadyRequest, False),
+            "ServerMetadata": (b.server_metadata, pb.ServerMetadataRequest, False),
+            "ModelMetadata": (b.model_metadata, pb.ModelMetadataRequest, False),
+            "ModelInfer": (b.model_infer, pb.ModelInferRequest, True),
+            "RepositoryIndex": (b.repository_index, pb.RepositoryIndexRequest, False),
+            "RepositoryModelLoad": (b.repository_load, pb.RepositoryModelLoadRequest, False),
+            "RepositoryModelUnload": (b.repository_unload, pb.RepositoryModelUnloadRequest,
+                                      False),
+        }
+        handlers = {
+            name: grpc.unary_unary_rpc_method_handler(
+                self._wrap(name, fn, scoring), request_deserializer=message.FromString,
+                response_serializer=_serialize)
+            for name, (fn, message, scoring) in methods.items()
+        }
+        return grpc.method_handlers_generic_handler(codec.SERVICE, handlers)
+
+    def _wrap(self, name: str, fn: Handler, scoring: bool) -> Handler:
+        route = f"/{codec.SERVICE}/{name}"
+        check_token = self._token is not None and name not in OPEN_METHODS
+        limits = self.limits
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            start = time.perf_counter()
+            status = grpc.StatusCode.OK
+            held = False
+            try:
+                if check_token:
+                    self._check_token(context)
+                if scoring:
+                    if limits.max_queue is not None and self._held >= limits.max_queue:
+                        raise Refused(grpc.StatusCode.UNAVAILABLE,
+                                      f"the server is full: {limits.max_queue} scoring "
+                                      "requests are already waiting or being scored; retry "
+                                      "later")
+                    self._held += 1
+                    held = True
+                if limits.timeout:
+                    try:
+                        async with asyncio.timeout(limits.timeout):
+                            return await fn(request, context)
+                    except TimeoutError:
+                        raise Refused(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                      f"the request took longer than the limit of "
+                                      f"{limits.timeout:g} s") from None
+                return await fn(request, context)
+            except Refused as exc:
+                status = exc.status
+                await context.abort(status, str(exc))
+            except SatchelError as exc:
+                status = status_of(exc)
+                if status is grpc.StatusCode.INTERNAL:
+                    log.error("%s failed: %s", route, exc)
+                await context.abort(status, str(exc)[:2000])
+            except asyncio.CancelledError:
+                status = grpc.StatusCode.CANCELLED
+                raise
+            except Exception as exc:
+                if _is_abort(exc):
+                    raise
+                status = grpc.StatusCode.INTERNAL
+                log.exception("%s failed", route)
+                await context.abort(status, f"internal server error ({type(exc).__name__})")
+            finally:
+                if held:
+                    self._held -= 1
+                self.backend.count(route, status.name, time.perf_counter() - start)
+            raise AssertionError("unreachable: abort raises")  # pragma: no cover
+
+        return call
+
+    def _check_token(self, context: grpc.aio.ServicerContext) -> None:
+        assert self._token is not None
+        auth = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                auth = value.encode() if isinstance(value, str) else value
+                break
+        if auth is None:
+            raise Refused(grpc.StatusCode.UNAUTHENTICATED, "this server needs a bearer token: "
+                          "send metadata 'authorization: Bearer <token>'")
+        scheme, _, given = auth.partition(b" ")
+        # compare_digest takes the same time wherever the first difference is
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self._token):
+            raise Refused(grpc.StatusCode.UNAUTHENTICATED, "the bearer token is not valid")
+
+
+def _serialize(message: Any) -> bytes:
+    data: bytes = message.SerializeToString()
+    return data
+
+
+def _is_abort(exc: BaseException) -> bool:
+    # context.abort raises grpc.aio.AbortError; let it through untouched
+    return type(exc).__name__ == "AbortError"
+
+
+def server_options(limits: GrpcLimits) -> list[tuple[str, Any]]:
+    """grpcio channel arguments for the server (message size limit, port sharing)."""
+    size = limits.max_message_size if limits.max_message_size is not None else 2**31 - 1
+    return [("grpc.max_receive_message_length", min(size, 2**31 - 1)),
+            ("grpc.max_send_message_length", -1),
+            ("grpc.so_reuseport", 1)]
+
+
+class GrpcServer:
+    """A running gRPC server (on the current event loop).
+
+    Args:
+        backend: see :class:`Transport`.
+        limits: see :class:`GrpcLimits`.
+        host, port: where to listen (port 0: any free port, see :attr:`port`).
+    """
+
+    def __init__(self, backend: Any, limits: GrpcLimits, *, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
+        self.transport = Transport(backend, limits)
+        self.host, self.requested_port = host, port
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self) -> int:
+        """Bind and start serving; the bound port.
+
+        Raises:
+            OSError: the address cannot be bound.
+        """
+        server = grpc.aio.server(options=server_options(self.transport.limits))
+        server.add_generic_rpc_handlers((self.transport.handler(),))
+        address = f"[{self.host}]" if ":" in self.host else self.host
+        try:
+            self.port = server.add_insecure_port(f"{address}:{self.requested_port}")
+        except RuntimeError as exc:
+            raise OSError(f"cannot listen for gRPC on {self.host}:{self.requested_port}: "
+                          f"{exc}") from None
+        await server.start()
+        self._server = server
+        log.info("serving gRPC on %s:%d", self.host, self.port)
+        return self.port
+
+    async def stop(self, grace: float | None = 5.0) -> None:
+        """Stop accepting calls; calls in flight get ``grace`` seconds to finish."""
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+
+
+async def start_grpc(plane: Any) -> GrpcServer:
+    """Start the gRPC server beside an HTTP app, on its event loop, over its data plane
+    (models, batchers, thread pool, metrics) and with its limits (called from the app's
+    lifespan; ``plane.options.grpc_port`` says where).
+
+    Raises:
+        OSError: the port cannot be bound.
+    """
+    from satchel.serving.server.grpc_service import InferenceService
+
+    options = plane.options
+    limits = options.limits
+    server = GrpcServer(InferenceService(plane),
+                        GrpcLimits(max_message_size=limits.max_body_size,
+                                   timeout=limits.timeout, max_queue=limits.max_queue,
+                                   auth_token=limits.auth_token),
+                        host=options.grpc_host, port=options.grpc_port)
+    await server.start()
+    return server

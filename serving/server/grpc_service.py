@@ -1,0 +1,121 @@
+"""What each method of the gRPC inference service does, in terms of the data plane.
+
+No grpcio here: a method takes a protobuf request and returns a protobuf reply, or raises
+a :mod:`satchel.errors` class that :mod:`satchel.serving.server.grpc` maps to a status.
+``ModelInfer`` is one call to :meth:`DataPlane.score` with the gRPC codec, so lookup,
+decoding, batching, predict, encoding and the row counts are the HTTP endpoints' own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from satchel.errors import InputFormatError
+from satchel.serving.protocols import grpc as codec
+from satchel.serving.protocols import v2
+from satchel.serving.protocols.base import Inbound
+from satchel.serving.protocols.grpc import GRPC, pb
+from satchel.serving.server.dataplane import DataPlane
+from satchel.serving.server.repository import FAILED, READY, ServedModel
+
+_STATES = {READY: "READY", FAILED: "UNAVAILABLE"}
+
+
+class InferenceService:
+    """The service's methods over one server's data plane (shared with HTTP)."""
+
+    def __init__(self, plane: DataPlane) -> None:
+        self.plane = plane
+
+    # --- health and metadata -----------------------------------------------------------
+
+    async def server_live(self, request: pb.ServerLiveRequest, context: Any
+                          ) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    async def server_ready(self, request: pb.ServerReadyRequest, context: Any
+                           ) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=self.plane.repository.ready)
+
+    def _served(self, name: str, version: str) -> ServedModel:
+        if not name:  # an empty name would mean the default model to the data plane
+            raise InputFormatError("the request needs a model name")
+        return self.plane.model(name, version or None)
+
+    async def model_ready(self, request: pb.ModelReadyRequest, context: Any
+                          ) -> pb.ModelReadyResponse:
+        return pb.ModelReadyResponse(ready=self._served(request.name, request.version).ready)
+
+    async def server_metadata(self, request: pb.ServerMetadataRequest, context: Any
+                              ) -> pb.ServerMetadataResponse:
+        return codec.server_metadata(v2.server_metadata())
+
+    async def model_metadata(self, request: pb.ModelMetadataRequest, context: Any
+                             ) -> pb.ModelMetadataResponse:
+        served = self._served(request.name, request.version)
+        meta = served.cache.get("v2_metadata")  # the document GET /v2/models/{name} answers
+        if meta is None:
+            m = served.require()
+            meta = served.cache["v2_metadata"] = v2.model_metadata(
+                served.name, served.version, m.signature, m.flavor.name)
+        return codec.model_metadata(meta)
+
+    # --- scoring -----------------------------------------------------------------------
+
+    async def model_infer(self, request: pb.ModelInferRequest, context: Any
+                          ) -> pb.ModelInferResponse:
+        if not request.model_name:
+            raise InputFormatError("the request needs a model_name")
+
+        async def receive() -> pb.ModelInferRequest:
+            # The message is here already; yielding once, while the batcher counts this
+            # call as incoming, lets calls grpcio has delivered meanwhile join its batch
+            # (an HTTP request gets the same chance while its body is read).
+            await asyncio.sleep(0)
+            return request
+
+        reply = await self.plane.score(request.model_name, GRPC, Inbound(receive=receive),
+                                       version=request.model_version or None)
+        if reply.after is not None:  # observers run once the reply is on its way
+            asyncio.get_running_loop().call_soon(reply.after)
+        body: pb.ModelInferResponse = reply.body
+        return body
+
+    # --- the model repository ----------------------------------------------------------
+
+    async def repository_index(self, request: pb.RepositoryIndexRequest, context: Any
+                               ) -> pb.RepositoryIndexResponse:
+        entries = []
+        for served in self.plane.repository:
+            if request.ready and not served.ready:
+                continue
+            entries.append({"name": served.name, "version": served.version,
+                            "state": _STATES.get(served.state, "LOADING"),
+                            "reason": served.error})
+        return codec.repository_index(entries)
+
+    async def repository_load(self, request: pb.RepositoryModelLoadRequest, context: Any
+                              ) -> pb.RepositoryModelLoadResponse:
+        codec.refuse_load_parameters(request.parameters, request.model_name)
+        if not request.model_name:
+            raise InputFormatError("the request needs a model_name")
+        await self.plane.load(request.model_name)
+        return pb.RepositoryModelLoadResponse()
+
+    async def repository_unload(self, request: pb.RepositoryModelUnloadRequest, context: Any
+                                ) -> pb.RepositoryModelUnloadResponse:
+        codec.refuse_load_parameters(request.parameters, request.model_name,
+                                     codec.UNLOAD_PARAMETERS)
+        if not request.model_name:
+            raise InputFormatError("the request needs a model_name")
+        await self.plane.unload(request.model_name)
+        return pb.RepositoryModelUnloadResponse()
+
+    # --- metrics ------------------------------------------------------------------------
+
+    def count(self, route: str, status: str, seconds: float) -> None:
+        """One answered call, in the HTTP requests' families (status: the gRPC code name)."""
+        metrics = self.plane.metrics
+        metrics.inc("satchel_requests_total", (("route", route), ("status", status)))
+        metrics.observe("satchel_request_duration_seconds", (("route", route),), seconds)
