@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from satchel import env
-from satchel._fs import atomic_directory, verify_digests
+from satchel._fs import atomic_directory, check_symlinks, copy_model_tree, verify_digests
 from satchel._version import __version__
 from satchel.errors import DockerUnavailableError, ImageBuildError
 from satchel.manifest import Manifest
@@ -122,11 +121,13 @@ def generate_dockerfile(model_path: str | os.PathLike[str], output_dir: str | os
         ImageBuildError: the template, the base image name or pip failed.
     """
     say = progress or (lambda _line: None)
-    src = Path(model_path)
+    src = Path(model_path).resolve()  # one version of a model being overwritten
     manifest = Manifest.read(src)
     if manifest.artifact_digests:
         # Fail before a long build rather than in a container that never turns healthy.
         verify_digests(src, manifest.artifact_digests)
+    # An image must carry the model and nothing of the host's: no symlink out of it.
+    check_symlinks(src)
     py = _python_minor(manifest)
     image = base_image or f"python:{py}-slim"
     if not _IMAGE_REF.match(image):
@@ -175,7 +176,7 @@ def _safe(value: str) -> str:
 
 
 def _copy_model(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_model_tree(src, dst)
     # The image runs as a non-root user: the model must be world-readable whatever the
     # umask it was saved under; modes are also part of Docker's layer cache key.
     for dirpath, _dirs, files in os.walk(dst):
