@@ -208,3 +208,15 @@ def test_datetime_objects_and_timezones() -> None:
         pd.DataFrame({"c": [dt.datetime(2024, 1, 1), dt.date(2024, 1, 2)]}), one(DataType.datetime)
     ).data
     assert str(out["c"].dtype) == "datetime64[ns]"
+
+
+def test_unnamed_schema_matches_columns_by_position() -> None:
+    schema = Schema([ColSpec(DataType.string)])
+    got = enforce_input(pd.DataFrame({"s": ["a", "b"], "extra": [1, 2]}), schema)
+    assert got.data.columns.tolist() == ["0"] and got.data["0"].tolist() == ["a", "b"]
+    assert got.dropped == ("extra",)
+    with pytest.raises(SignatureError, match="expected string"):
+        enforce_input(pd.DataFrame({"n": [1.5]}), schema)
+    two = Schema([ColSpec(DataType.double), ColSpec(DataType.double)])
+    with pytest.raises(SignatureError, match="missing required column"):
+        enforce_input(pd.DataFrame({"x": [1.0]}), two)

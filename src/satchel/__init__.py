@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from satchel._version import __version__
 
 if TYPE_CHECKING:
+    from satchel.code_model import set_model
     from satchel.convert import convert
     from satchel.errors import (
         FlavorNotFoundError,
@@ -50,6 +51,7 @@ _EXPORTS = {
     "infer_signature": "satchel.signature",
     "convert": "satchel.convert",
     "evaluate": "satchel.evaluate",
+    "set_model": "satchel.code_model",
     **{
         name: "satchel.schema"
         for name in (

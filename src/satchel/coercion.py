@@ -87,6 +87,13 @@ def _enforce_columns(data: Any, schema: Schema) -> Enforced:
     columns = df.columns.tolist()
     if columns == list(plan.names) and _fast_ok(df, plan):
         return Enforced(df)
+    if not schema.has_names and columns != list(plan.names) and len(columns) >= len(plan.names):
+        # An unnamed schema matches columns by position, whatever they are called (as
+        # MLflow does); extra columns on the right are dropped and reported.
+        dropped_right = tuple(str(c) for c in columns[len(plan.names) :])
+        df = df.iloc[:, : len(plan.names)].set_axis(list(plan.names), axis=1)
+        inner = _enforce_columns(df, schema)
+        return Enforced(inner.data, dropped_right + inner.dropped)
     present = set(columns)
     missing = [n for n, s in zip(plan.names, plan.specs) if s.required and n not in present]
     if missing:

@@ -54,6 +54,15 @@ class MissingLibraryError(FlavorLoadError, ImportError):
         self.module = module
 
 
+class MlflowNameError(FlavorLoadError):
+    """An MLflow model (a custom model's pickle, a models-from-code script) uses an MLflow
+    name satchel does not provide without mlflow; ``mlflow_name`` is that name."""
+
+    def __init__(self, message: str, *, mlflow_name: str) -> None:
+        super().__init__(message, flavor="mlflow_pyfunc")
+        self.mlflow_name = mlflow_name
+
+
 class UnsupportedModelError(SatchelError, TypeError):
     """``save_model`` was given an object that no installed flavor can save."""
 

@@ -22,6 +22,12 @@ LOADER_MODULES: dict[str, str] = {
     "mlflow.onnx": "onnx",
     "satchel.flavors.python": "python",
     "mlflow.pyfunc.model": "mlflow_pyfunc",
+    "mlflow.pyfunc.loaders.code_model": "mlflow_pyfunc",
+    # MLflow's chat/agent models: refused naming the MLflow class they need, unless
+    # loaded through mlflow itself (allow_mlflow=True).
+    "mlflow.pyfunc.loaders.chat_model": "mlflow_pyfunc",
+    "mlflow.pyfunc.loaders.chat_agent": "mlflow_pyfunc",
+    "mlflow.pyfunc.loaders.responses_agent": "mlflow_pyfunc",
     "mlflow.xgboost": "xgboost",
     "mlflow.lightgbm": "lightgbm",
     "mlflow.catboost": "catboost",
@@ -47,8 +53,8 @@ _HINTS: dict[str, str] = {
     "keras": "pip install 'satchel[keras]'",
     "tensorflow": "pip install 'satchel[keras]' (a .keras model) or tensorflow (a SavedModel)",
     "transformers": "pip install 'satchel[transformers]'",
-    "mlflow_pyfunc": "this is an MLflow custom PythonModel: install mlflow and load it with "
-    "allow_mlflow=True",
+    "mlflow_pyfunc": "this is an MLflow custom PythonModel, which satchel's built-in "
+    "mlflow_pyfunc flavor loads: reinstall satchel",
 }
 
 _cache: dict[str, Flavor] = {}

@@ -266,27 +266,26 @@ def test_mlflow_skops_trust_list_is_not_trusted_by_satchel(from_mlflow: dict[str
     assert err.value.types == [TREE]
 
 
-def test_mlflow_custom_model_is_a_clear_error_without_mlflow(from_mlflow: dict[str, Any]) -> None:
-    path = Path(from_mlflow["custom"]["path"])
-    for options in ({}, {"allow_mlflow": True}):
-        with pytest.raises(FlavorLoadError) as err:
-            satchel.load_model(path, **options)
-        assert "mlflow" in str(err.value) and "allow_mlflow=True" in str(err.value)
+def test_mlflow_custom_model_loads_without_mlflow(from_mlflow: dict[str, Any], work: Path) -> None:
+    entry = from_mlflow["custom"]
+    model = satchel.load_model(entry["path"])
+    assert model.flavor.name == "mlflow_pyfunc"
+    assert enc(model.predict(_data(work, "df"), params={"k": 3})) == entry["pred"]
+    with pytest.raises(FlavorLoadError) as err:  # through mlflow: it is not installed here
+        satchel.load_model(entry["path"], allow_mlflow=True)
+    assert "pip install mlflow" in str(err.value)
 
 
 CUSTOM_WITH_SATCHEL = (
     COMMON
     + """
 import satchel
-from satchel.errors import FlavorLoadError
 path = sys.argv[3]
-try:
-    satchel.load_model(path)
-    refused = None
-except FlavorLoadError as exc:
-    refused = str(exc)
+own = satchel.load_model(path)
 model = satchel.load_model(path, allow_mlflow=True)
-done({"refused": refused, "pred": enc(model.predict(df, params={"k": 3})),
+done({"own": enc(own.predict(df, params={"k": 3})),
+      "own_base": type(own.unwrap()).__mro__[1].__module__,
+      "pred": enc(model.predict(df, params={"k": 3})),
       "native": type(model.unwrap()).__name__, "flavor": model.flavor.name})
 """
 )
@@ -298,7 +297,9 @@ def test_mlflow_custom_model_loads_through_mlflow_when_allowed(
     entry = from_mlflow["custom"]
     got = run_mlflow(CUSTOM_WITH_SATCHEL, str(work), entry["path"], pythonpath=satchel_overlay)
     assert got["flavor"] == "mlflow_pyfunc"
-    assert got["refused"] is not None and "allow_mlflow=True" in got["refused"]
+    # Without allow_mlflow, satchel's own mapping is used even where mlflow is installed.
+    assert got["own_base"] == "satchel.flavors._mlflow_pyfunc_compat"
+    assert got["own"] == entry["pred"]
     assert got["native"] == "Doubler"
     assert got["pred"] == entry["pred"]
 
