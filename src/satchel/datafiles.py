@@ -69,7 +69,10 @@ def _batches(pa: Any, path: Path, fmt: str, columns: Sequence[str] | None,
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(path)
+        # buffered, no pre-buffering: stream pages instead of holding whole column chunks
+        # of a row group (a 1M-row group of 20 doubles would otherwise be ~160 MB at once);
+        # the buffer is per column, so it stays small
+        pf = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
         yield from pf.iter_batches(batch_size=batch_rows,
                                    columns=list(columns) if columns else None)
         return
