@@ -127,3 +127,88 @@ def iris_model_dir_2(
     satchel.save_model(LogisticRegression(C=0.1, max_iter=1000).fit(X, y), path,
                        input_example=X.head(5))
     return path
+
+
+TOKENS = {
+    "admin": "admin-token-0123456789",
+    "editor": "editor-token-0123456789",
+    "editor2": "editor2-token-0123456789",
+    "reader": "reader-token-0123456789",
+}
+
+
+class RegistryServer:
+    """A ``satchel registry serve`` subprocess on a free loopback port."""
+
+    def __init__(self, db_url: str, artifact_root: Path, token_file: Path | None) -> None:
+        self.db_url = db_url
+        self.artifact_root = artifact_root
+        self.token_file = token_file
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RegistryServer:
+        import sys
+        import urllib.request
+
+        cmd = [sys.executable, "-m", "satchel", "registry", "serve", "--registry-uri",
+               self.db_url, "--artifact-root", str(self.artifact_root), "--port",
+               str(self.port), "--log-level", "warning"]
+        if self.token_file is not None:
+            cmd += ["--auth-token-file", str(self.token_file)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"registry server exited: {err[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=1) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("registry server did not start in 60 s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture
+def token_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tokens"
+    path.write_text(
+        "# token identity role\n"
+        f"{TOKENS['admin']} root admin\n{TOKENS['editor']} erin editor\n"
+        f"{TOKENS['editor2']} ed editor\n{TOKENS['reader']} rita reader\n"
+    )
+    return path
+
+
+@pytest.fixture
+def server(db_url: str, tmp_path: Path, token_file: Path) -> Iterator[RegistryServer]:
+    """A running registry server with token roles over ``db_url``."""
+    srv = RegistryServer(db_url, tmp_path / "server-artifacts", token_file).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def remote(server: RegistryServer, tmp_path: Path) -> Any:
+    """``Registry(server.url)`` as the editor, caching into tmp_path."""
+    from satchel.registry import Registry
+    from satchel.registry.client import HttpStore
+
+    reg = Registry._from_store(
+        HttpStore(server.url, token=TOKENS["editor"], cache_dir=tmp_path / "cache"), "erin")
+    return reg

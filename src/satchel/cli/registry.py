@@ -82,10 +82,22 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--limit", type=int, default=None, help="only the newest N entries")
     r.set_defaults(func=_audit)
 
+    r = rs.add_parser("serve", parents=[common], help="serve this registry over HTTP "
+                      "(MLflow's registry REST API and satchel's own)")
+    r.add_argument("--host", default="127.0.0.1")
+    r.add_argument("--port", type=int, default=5000)
+    r.add_argument("--auth-token-file", default=None, metavar="FILE",
+                   help="lines 'TOKEN IDENTITY ROLE' (reader, editor, admin); without it "
+                        "every caller is an anonymous admin")
+    r.add_argument("--artifact-root", default=None, metavar="DIR",
+                   help="where version files live (default: fixed when the database was made)")
+    r.add_argument("--log-level", default="info",
+                   choices=["critical", "error", "warning", "info", "debug"])
+    r.set_defaults(func=_serve)
+
     from satchel.cli import governance
 
     governance.add_subcommands(rs, common)
-
 
 
 def _registry(args: argparse.Namespace) -> Any:
@@ -268,4 +280,23 @@ def _audit(args: argparse.Namespace) -> int:
         + (f"/{e.version}" if e.version is not None else "")
         + f"\t{json.dumps(e.before, default=str)} -> {json.dumps(e.after, default=str)}"
         for e in entries] or ["no audit entries"])
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from satchel.errors import RegistryInputError
+    from satchel.registry.api import open_store
+    from satchel.registry.uri import default_registry_uri, is_http
+
+    uri = args.registry_uri or default_registry_uri()
+    if is_http(uri):
+        raise RegistryInputError("registry serve needs a database URL, not a server URL",
+                                 field="registry_uri")
+    if not 0 <= args.port <= 65535:
+        raise RegistryInputError("--port must be between 0 and 65535", field="port")
+    store = open_store(uri, args.artifact_root)
+    from satchel.serving.registry.server import serve
+
+    serve(store, host=args.host, port=args.port, token_file=args.auth_token_file,
+          log_level=args.log_level)
     return 0
