@@ -14,7 +14,7 @@ CORE = sorted((ROOT / "src" / "satchel").rglob("*.py"))
 FLAVORS = sorted((ROOT / "flavors").glob("*.py"))
 SERVING = sorted((ROOT / "serving").rglob("*.py"))
 # serving/ is grouped by purpose; each folder is a package in pyproject.toml
-SERVING_PACKAGES = ("server", "protocols", "offline", "images")
+SERVING_PACKAGES = ("server", "protocols", "offline", "images", "registry")
 HEAVY = (
     "sklearn",
     "onnx",
@@ -119,8 +119,9 @@ def test_serving_never_imports_a_flavor(path: Path) -> None:
         assert not mod.startswith("satchel.flavors"), f"{_rel(path)} imports {mod}"
         root = mod.split(".")[0]
         if root in ("starlette", "uvicorn"):
-            # the HTTP transport and what serves it; never the data plane or a protocol
-            assert _in(path, "server") and path.name not in (
+            # the HTTP transports (scoring server, registry server) and what serves them;
+            # never the data plane or a protocol
+            assert (_in(path, "server") or _in(path, "registry")) and path.name not in (
                 "dataplane.py", "repository.py", "batching.py", "options.py", "metrics.py",
             ), f"{_rel(path)} imports {root}: only the HTTP transport may"
         if root == "pyspark":
