@@ -17,6 +17,7 @@ the server's own ``/metrics`` afterwards: every ModelInfer must have answered OK
 Needs ``wrk`` and ``h2load`` (Debian: wrk, nghttp2-client). Never run as a test.
 
     python benchmarks/grpc_bench.py [--rows 1] [--conns 8,32] [--rounds 3] [--duration 5]
+                                    [--batching auto|off]
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--batching", choices=("auto", "off"), default="auto",
+                        help="the server's batching (auto: the default, batched)")
     args = parser.parse_args()
     for tool in ("wrk", "h2load"):
         if shutil.which(tool) is None:
@@ -126,7 +129,7 @@ def main() -> int:
         script = loadgen.wrk_script(work, json_body)
         grpc_port = loadgen.free_port()
         server = loadgen.start_server(model, "--name", "iris", "--grpc-port", str(grpc_port),
-                                      log=work / "serve.log")
+                                      "--batching", args.batching, log=work / "serve.log")
         try:
             import tritonclient.grpc as tg
 
@@ -176,6 +179,7 @@ def main() -> int:
                              f"{statistics.median(r.mean_ms for r in runs):.2f}",
                              sum(r.failed for r in runs), f"{ratio:.2f}"])
         print(f"\niris LogisticRegression, {args.rows} row(s) per request, one worker, "
+              f"batching {args.batching}, "
               f"{args.rounds} interleaved rounds of {args.duration:g} s (medians; ratio = "
               "req/s over invocations/wrk of the same round)\n")
         print(loadgen.table(rows, ["conns", "path", "req/s", "latency ms*", "failed",

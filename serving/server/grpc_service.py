@@ -23,10 +23,20 @@ _STATES = {READY: "READY", FAILED: "UNAVAILABLE"}
 
 
 class InferenceService:
-    """The service's methods over one server's data plane (shared with HTTP)."""
+    """The service's methods over one server's data plane (shared with HTTP).
 
-    def __init__(self, plane: DataPlane) -> None:
+    Args:
+        plane: the data plane.
+        gather_seconds: how long a ModelInfer call for a batched model waits, while other
+            calls are in flight, for calls behind it to join its batch (capped by the
+            batch delay; measured in benchmarks/grpc_bench.py).
+    """
+
+    def __init__(self, plane: DataPlane, *, gather_seconds: float = 0.0005) -> None:
         self.plane = plane
+        # never longer than the batch delay the operator allows
+        self.gather_seconds = min(gather_seconds, plane.options.batch.max_batch_delay_ms / 1000)
+        self._calls = 0  # ModelInfer calls in flight
 
     # --- health and metadata -----------------------------------------------------------
 
@@ -67,16 +77,26 @@ class InferenceService:
                           ) -> pb.ModelInferResponse:
         if not request.model_name:
             raise InputFormatError("the request needs a model_name")
+        version = request.model_version or None
+        gather = self.gather_seconds if self._calls else 0.0
 
         async def receive() -> pb.ModelInferRequest:
-            # The message is here already; yielding once, while the batcher counts this
-            # call as incoming, lets calls grpcio has delivered meanwhile join its batch
-            # (an HTTP request gets the same chance while its body is read).
-            await asyncio.sleep(0)
+            # The message is here already, but calls behind it are still being delivered
+            # (grpcio hands the loop one call at a time). While other calls are in flight,
+            # waiting a moment here, counted by the batcher as incoming, lets them join
+            # this call's batch, as HTTP requests do while their bodies are read. A model
+            # that is not batched has nothing to wait for.
+            batched = gather and self.plane.batcher(self.plane.model(request.model_name,
+                                                                     version)) is not None
+            await asyncio.sleep(gather if batched else 0)
             return request
 
-        reply = await self.plane.score(request.model_name, GRPC, Inbound(receive=receive),
-                                       version=request.model_version or None)
+        self._calls += 1
+        try:
+            reply = await self.plane.score(request.model_name, GRPC, Inbound(receive=receive),
+                                           version=version)
+        finally:
+            self._calls -= 1
         if reply.after is not None:  # observers run once the reply is on its way
             asyncio.get_running_loop().call_soon(reply.after)
         body: pb.ModelInferResponse = reply.body
