@@ -73,6 +73,11 @@ def score_file(model: Model, input_path: str | os.PathLike[str],
         raise InputFormatError(f"batch rows must be at least 1, not {batch_rows}")
     src, dst = Path(input_path), Path(output_path)
     in_fmt, out_fmt = format_of(src, input_format), format_of(dst, output_format)
+    if dst.is_dir():
+        # Checked before anything is written: replacing a directory with a file would
+        # fail only at the final rename, after all the scoring, leaving a temp file.
+        raise OutputError(f"{dst} is a directory; the output is one file: name a file "
+                          "such as scores.parquet (--overwrite replaces files only)")
     if dst.exists() and not overwrite:
         raise DestinationExistsError(f"{dst} already exists; pass --overwrite to replace it")
     if dst.exists() and dst.resolve() == src.resolve():
@@ -304,10 +309,15 @@ class _atomic_file:
         return self.tmp
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            os.replace(self.tmp, self.dest)
-        else:
+        if exc_type is not None:
             self.tmp.unlink(missing_ok=True)
+            return
+        try:
+            os.replace(self.tmp, self.dest)
+        except OSError as err:
+            # e.g. a directory appeared at the destination meanwhile: no temp file stays
+            self.tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {self.dest}: {err.strerror or err}") from None
 
 
 class _Writer:

@@ -1,8 +1,8 @@
 """Strict JSON (RFC 8259) for request bodies, shared by every JSON protocol.
 
-Python's json module reads NaN/Infinity literals as floats and keeps the last of
-duplicate keys silently; both are client mistakes answered with a clear error here, as
-are an empty body, bad UTF-8 and nesting too deep.
+Python's json module reads NaN/Infinity literals (and numbers beyond a double, such as
+1e999) as floats and keeps the last of duplicate keys silently; all are client mistakes
+answered with a clear error here, as are an empty body, bad UTF-8 and nesting too deep.
 """
 
 from __future__ import annotations
@@ -34,9 +34,21 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+def _float(text: str) -> float:
+    value = float(text)
+    if value in (_INF, -_INF):
+        # 1e999 is valid JSON syntax but no double holds it: float() would make it
+        # Infinity, a value the client never sent.
+        raise _Refused(f"the number {text[:40]} is out of range for a 64-bit float "
+                       "(largest about 1.8e308)")
+    return value
+
+
+_INF = float("inf")
 # Strict RFC 8259 JSON: Python's json module would read NaN/Infinity literals as floats
 # and keep the last of duplicate keys silently; both are answered with a 400 here.
-_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant)
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant,
+                            parse_float=_float)
 
 
 def loads(body: bytes | str) -> Any:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from satchel.errors import InputFormatError, SatchelError
+from satchel.errors import InputFormatError, PredictionError, SatchelError
 from satchel.model import Prediction
 from satchel.serving.server.repository import ServedModel
 
@@ -78,6 +78,11 @@ def predict(served: ServedModel, data: Any, params: dict[str, Any] | None) -> Pr
         result = model.predict_detailed(data, params)
     except SatchelError:
         raise
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # Raised by the model's own code (uvicorn handles the server's signals, so a
+        # real Ctrl-C never arrives here): the model failed, the server stays up.
+        raise PredictionError(f"the model raised {type(exc).__name__}",
+                              error_class=type(exc).__name__) from None
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         # Model errors arrive as PredictionError; anything else escaped while reading
         # the input (pandas or numpy refusing its shape) and is the client's to fix.

@@ -88,17 +88,34 @@ def inbound(request: Request) -> Inbound:
     return Inbound(receive=request.body, content_type=content_type)
 
 
+# A reply header listing names stays well under every client's line limit (http.client
+# refuses 64 KiB): the first names that fit, then how many more.
+MAX_LIST_HEADER = 4096
+
+
+def bounded_list(names: tuple[str, ...] | list[str], limit: int = MAX_LIST_HEADER) -> str:
+    """``names`` URL-quoted and comma-joined, cut to ``limit`` characters with a count
+    of the names left out (``...;more=N``)."""
+    out: list[str] = []
+    size = 0
+    for i, name in enumerate(names):
+        item = quote(name, safe="")
+        if size + len(item) + 1 > limit - 16:
+            return ",".join(out) + f";more={len(names) - i}"
+        out.append(item)
+        size += len(item) + 1
+    return ",".join(out)
+
+
 def response(reply: Reply) -> Response:
     """A :class:`Reply` as a starlette response (with the policy's report headers)."""
     headers = dict(reply.headers) if reply.headers else None
     if reply.dropped_columns or reply.unknown_params:
         headers = headers or {}
         if reply.dropped_columns:
-            headers[DROPPED_HEADER] = ",".join(quote(c, safe="") for c in
-                                               reply.dropped_columns)
+            headers[DROPPED_HEADER] = bounded_list(reply.dropped_columns)
         if reply.unknown_params:
-            headers[UNKNOWN_PARAMS_HEADER] = ",".join(quote(p, safe="") for p in
-                                                      reply.unknown_params)
+            headers[UNKNOWN_PARAMS_HEADER] = bounded_list(reply.unknown_params)
     background = BackgroundTask(reply.after) if reply.after is not None else None
     return Response(reply.body, 200, headers, reply.content_type, background)
 

@@ -94,11 +94,13 @@ class ServingMiddleware:
         start = time.perf_counter()
         limits = self.limits
         request_id = auth = length = None
+        auths = 0
         for name, value in scope["headers"]:
             if name == REQUEST_ID:
                 request_id = value
             elif name == b"authorization":
                 auth = value
+                auths += 1
             elif name == b"content-length":
                 length = value
         if request_id is None or not _SANE_ID.fullmatch(request_id):
@@ -123,7 +125,9 @@ class ServingMiddleware:
         if scoring:
             self._scoring += 1
         try:
-            refusal = self._refuse(scope, auth, length, scoring)
+            refusal = (self._refuse(scope, auth, length, scoring) if auths < 2 else
+                       (400, "BAD_REQUEST", "the request has more than one Authorization "
+                        "header; send one", {"connection": "close"}))
             if refusal is not None:
                 await _reply(scope, send_with_id, *refusal)
             else:

@@ -119,6 +119,12 @@ class ProcessOptions:
         log_level: one of :data:`LOG_LEVELS`.
         log_format: ``"text"`` or ``"json"`` (one object per line).
         access_log: log each request.
+        header_timeout: seconds a connection may take to send a request's headers
+            (from opening, or from its previous reply) before it is closed.
+        idle_timeout: seconds a keep-alive connection may sit idle after a reply.
+        max_connections: open connections at most (None: what the descriptor limit
+            leaves room for); at the cap the oldest one still waiting for headers is
+            closed, or the new one gets 503.
     """
 
     host: str = "127.0.0.1"
@@ -128,8 +134,15 @@ class ProcessOptions:
     log_level: str = "info"
     log_format: str = "text"
     access_log: bool = True
+    header_timeout: float = 10.0
+    idle_timeout: float = 5.0
+    max_connections: int | None = None
 
     def __post_init__(self) -> None:
+        if self.header_timeout <= 0 or self.idle_timeout <= 0:
+            raise ValueError("header_timeout and idle_timeout must be positive")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
         if not 0 <= self.port <= 65535:

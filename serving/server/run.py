@@ -108,8 +108,16 @@ def _serve(models: Model | str | ModelRepository, options: ServeOptions,
     import uvicorn
 
     from satchel.serving.server.app import create_app
+    from satchel.serving.server.connections import budget, protocol_class, quiet_accept_errors
+
     json_logs = process.log_format == "json"
+    cap, backlog = budget(process.max_connections)
+    quiet_accept_errors()
     common: dict[str, Any] = {
+        # slow or silent clients are closed; the process never runs out of descriptors
+        "http": protocol_class(process.header_timeout, cap),
+        "backlog": backlog,
+        "timeout_keep_alive": process.idle_timeout,
         "log_level": process.log_level, "lifespan": "on",
         # in JSON mode satchel writes the access lines itself (with the request id)
         "access_log": process.access_log and not json_logs,

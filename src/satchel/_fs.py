@@ -196,8 +196,6 @@ def directory_size(root: Path) -> int:
 def atomic_write_text(dest: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to a hidden temporary sibling, then rename it onto ``dest``: readers
     see the old file or the whole new one, and a failed write leaves nothing behind."""
-    import tempfile
-
     target = Path(dest)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

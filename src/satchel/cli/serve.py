@@ -64,7 +64,8 @@ def _defaults() -> dict[str, Any]:
         "batching": ServeOptions().batching, "max_body_size": limits.max_body_size,
         "timeout": limits.timeout, "max_queue": limits.max_queue,
         "drain_timeout": process.drain_timeout, "log_level": process.log_level,
-        "log_format": process.log_format,
+        "log_format": process.log_format, "header_timeout": process.header_timeout,
+        "idle_timeout": process.idle_timeout, "max_connections": process.max_connections or 0,
     }
 
 
@@ -83,6 +84,9 @@ ENV = {
     "drain_timeout": ("SATCHEL_DRAIN_TIMEOUT", float),
     "log_level": ("SATCHEL_LOG_LEVEL", str.lower),
     "log_format": ("SATCHEL_LOG_FORMAT", str.lower),
+    "header_timeout": ("SATCHEL_HEADER_TIMEOUT", float),
+    "idle_timeout": ("SATCHEL_IDLE_TIMEOUT", float),
+    "max_connections": ("SATCHEL_MAX_CONNECTIONS", int),
 }
 
 
@@ -154,6 +158,16 @@ def add_parser(sub: Any) -> None:
                    help="require 'Authorization: Bearer <token>' with the token in this file, "
                    "on every path but liveness (env SATCHEL_AUTH_TOKEN_FILE, or the token "
                    "itself in SATCHEL_AUTH_TOKEN)")
+    g.add_argument("--header-timeout", type=float, metavar="SECONDS",
+                   help="close a connection that has not sent a request's headers within "
+                   f"this time (env SATCHEL_HEADER_TIMEOUT; default {d['header_timeout']:g})")
+    g.add_argument("--idle-timeout", type=float, metavar="SECONDS",
+                   help="close a keep-alive connection idle this long after a reply (env "
+                   f"SATCHEL_IDLE_TIMEOUT; default {d['idle_timeout']:g})")
+    g.add_argument("--max-connections", type=int, metavar="N",
+                   help="open connections at most; at the cap the oldest one still waiting "
+                   "for its headers is closed, else the new one gets 503; 0: what the "
+                   "descriptor limit allows (env SATCHEL_MAX_CONNECTIONS; default 0)")
     g.add_argument("--drain-timeout", type=float, metavar="SECONDS",
                    help="on SIGTERM, seconds to finish requests in flight (env "
                    f"SATCHEL_DRAIN_TIMEOUT; default {d['drain_timeout']:g})")
@@ -216,7 +230,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         process = ProcessOptions(host=args.host, port=args.port, workers=args.workers,
                                  drain_timeout=args.drain_timeout, log_level=args.log_level,
-                                 log_format=args.log_format, access_log=args.access_log)
+                                 log_format=args.log_format, access_log=args.access_log,
+                                 header_timeout=args.header_timeout,
+                                 idle_timeout=args.idle_timeout,
+                                 max_connections=args.max_connections or None)
         options = ServeOptions(
             batching=args.batching,
             batch=BatchOptions(max_batch_size=args.max_batch_size,
