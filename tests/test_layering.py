@@ -14,7 +14,7 @@ CORE = sorted((ROOT / "src" / "satchel").rglob("*.py"))
 FLAVORS = sorted((ROOT / "flavors").glob("*.py"))
 SERVING = sorted((ROOT / "serving").rglob("*.py"))
 # serving/ is grouped by purpose; each folder is a package in pyproject.toml
-SERVING_PACKAGES = ("server", "protocols", "offline", "images", "registry")
+SERVING_PACKAGES = ("server", "protocols", "offline", "images", "registry", "monitoring")
 HEAVY = (
     "sklearn",
     "onnx",

@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from satchel.model import Model
+from satchel.serving.monitoring.attach import attach as attach_monitoring
 from satchel.serving.server.dataplane import DataPlane
 from satchel.serving.server.execution import Executor
 from satchel.serving.server.http import exception_handlers, mlflow_routes, v2_routes
@@ -65,6 +66,7 @@ def create_app(model_or_path: Model | str | os.PathLike[str] | ModelRepository, 
     freeze_heap()
 
     plane = DataPlane(repository, options, executor)
+    monitoring = attach_monitoring(plane, plane.options.monitor, plane.options.payload_log)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -79,12 +81,14 @@ def create_app(model_or_path: Model | str | os.PathLike[str] | ModelRepository, 
             from satchel.serving.server.grpc import start_grpc
 
             grpc_server = await start_grpc(plane)
+        monitoring.start()
         try:
             yield
         finally:
             if grpc_server is not None:
                 await grpc_server.stop(plane.options.limits.timeout)
             await plane.stop()
+            monitoring.stop()
 
     route_of: list[Any] = []  # filled once the app exists (the middleware is built first)
     app = Starlette(
@@ -99,4 +103,5 @@ def create_app(model_or_path: Model | str | os.PathLike[str] | ModelRepository, 
     route_of.append(functools.partial(route_template, app))
     app.state.dataplane = plane
     app.state.repository = repository
+    app.state.monitor = monitoring.monitor
     return app

@@ -83,6 +83,7 @@ class Metrics:
         self._live_gauges: list[tuple[str, Labels, Callable[[], float]]] = []
         self.in_flight = 0
         self._last_flush = 0.0
+        self._collectors: list[Callable[[], str]] = []
 
     # --- the request path --------------------------------------------------------------
 
@@ -123,6 +124,13 @@ class Metrics:
     def gauge_function(self, name: str, labels: Labels, fn: Callable[[], float]) -> None:
         """A gauge read when written (e.g. a queue's length)."""
         self._live_gauges.append((name, labels, fn))
+
+    def add_collector(self, render: Callable[[], str]) -> None:
+        """Families rendered by someone else (e.g. drift), appended to the page as text.
+
+        ``render`` merges across workers itself; it is called on each scrape.
+        """
+        self._collectors.append(render)
 
     # --- snapshots -----------------------------------------------------------------------
 
@@ -207,7 +215,13 @@ class Metrics:
                     gauges[key] = max(gauges.get(key, value), value)
                 elif alive:
                     gauges[key] = gauges.get(key, 0.0) + value
-        return format_page(counters, hists, gauges)
+        page = format_page(counters, hists, gauges)
+        for collect in self._collectors:
+            try:
+                page += collect()
+            except Exception:  # noqa: BLE001 - a broken collector must not break /metrics
+                log.exception("a metrics collector failed")
+        return page
 
 
 def _alive(pid: int) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from satchel.serving.monitoring.options import MonitorOptions, PayloadLogOptions
+
 BATCHING_MODES = ("auto", "on", "off")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 LOG_FORMATS = ("text", "json")
@@ -90,6 +92,8 @@ class ServeOptions:
             app's event loop (None: no gRPC); with several workers, each listens on it
             (``SO_REUSEPORT``).
         grpc_host: the address the gRPC server listens on.
+        monitor: drift windows against each model's reference profile.
+        payload_log: opt-in sampled request logging (None: off, the default).
     """
 
     batching: str = "auto"
@@ -100,6 +104,8 @@ class ServeOptions:
     docs: bool = True
     grpc_port: int | None = None
     grpc_host: str = "127.0.0.1"
+    monitor: MonitorOptions = field(default_factory=MonitorOptions)
+    payload_log: PayloadLogOptions | None = None
 
     def __post_init__(self) -> None:
         if self.batching not in BATCHING_MODES:

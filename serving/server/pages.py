@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from satchel.errors import InputFormatError
+from satchel.errors import InputFormatError, ModelNotFoundError
 from satchel.serving.server.dataplane import DataPlane
 from satchel.serving.server.metrics import CONTENT_TYPE
 from satchel.serving.server.repository import FAILED, READY
@@ -71,6 +71,16 @@ def page_routes(plane: DataPlane) -> list[BaseRoute]:
                 spec[generation] = body
         return Response(body, media_type="application/json")
 
+    async def drift(request: Request) -> Response:
+        """The model's drift figures over the monitoring window (every worker merged)."""
+        served = plane.model(request.path_params["name"])
+        served.require()
+        monitor = getattr(request.app.state, "monitor", None)
+        if monitor is None:
+            raise ModelNotFoundError(f"drift monitoring is off in this server (model "
+                                     f"'{served.name}')", name=served.name)
+        return JSONResponse(monitor.report(served.name))
+
     async def docs(request: Request) -> Response:
         from satchel.serving.server.openapi import docs_page
 
@@ -79,6 +89,7 @@ def page_routes(plane: DataPlane) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Route("/metrics", metrics_page, methods=["GET"]),
         Route("/v2/repository/index", repository_index, methods=["GET", "POST"]),
+        Route("/v2/models/{name}/drift", drift, methods=["GET"]),
     ]
     if plane.options.docs:
         routes += [Route("/openapi.json", openapi, methods=["GET"]),

@@ -12,7 +12,7 @@ import pytest
 from satchel.cli import main
 from satchel.monitoring import PROFILE_FILE
 
-from .conftest import make_frame
+from ..conftest import make_frame
 
 
 def _write(frame: Any, path: Path) -> Path:

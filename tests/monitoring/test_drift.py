@@ -12,7 +12,7 @@ import satchel
 from satchel.monitoring import Profile, Tally, js_distance, psi
 from satchel.monitoring.profile import build_profile
 
-from .conftest import make_frame
+from ..conftest import make_frame
 
 
 def test_psi_and_js_of_identical_histograms_are_zero() -> None:

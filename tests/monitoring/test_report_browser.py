@@ -11,7 +11,7 @@ import pytest
 
 from satchel.cli import main
 
-from .conftest import make_frame
+from ..conftest import make_frame
 
 pytestmark = pytest.mark.browser
 

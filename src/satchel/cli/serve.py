@@ -171,6 +171,24 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--drain-timeout", type=float, metavar="SECONDS",
                    help="on SIGTERM, seconds to finish requests in flight (env "
                    f"SATCHEL_DRAIN_TIMEOUT; default {d['drain_timeout']:g})")
+    g = p.add_argument_group("monitoring")
+    g.add_argument("--monitor-window", metavar="DURATION",
+                   default=os.environ.get("SATCHEL_MONITOR_WINDOW") or None,
+                   help="drift figures cover this much recent traffic, older data weighing "
+                   "less, e.g. 15m, 1h (env SATCHEL_MONITOR_WINDOW; default 1h)")
+    g.add_argument("--no-monitor", dest="monitor", action="store_false",
+                   default=_env_flag("SATCHEL_MONITOR", True),
+                   help="do not measure drift (env SATCHEL_MONITOR=0)")
+    g.add_argument("--log-payloads", metavar="DIR",
+                   default=os.environ.get("SATCHEL_LOG_PAYLOADS") or None,
+                   help="write a sample of requests and predictions to rotating Parquet files "
+                   "in DIR (off by default; env SATCHEL_LOG_PAYLOADS)")
+    g.add_argument("--log-sample", type=float, metavar="FRACTION",
+                   default=_env("SATCHEL_LOG_SAMPLE", 0.01, float),
+                   help="fraction of requests logged with --log-payloads (default 0.01)")
+    g.add_argument("--log-redact", metavar="COL,COL", default=os.environ.get(
+                   "SATCHEL_LOG_REDACT", ""),
+                   help="input columns never written to the payload log")
     g = p.add_argument_group("logs")
     g.add_argument("--log-level", choices=LOG_LEVELS,
                    help=f"log level (env SATCHEL_LOG_LEVEL; default {d['log_level']})")
@@ -203,6 +221,34 @@ def model_specs(raw: list[str] | None, name: str | None) -> list[tuple[str, str]
         else:
             out.append((name if name and len(raw) == 1 else default_name(spec), spec))
     return out
+
+
+def _monitor_options(args: argparse.Namespace) -> Any:
+    from satchel.serving.monitoring.options import MonitorOptions, parse_duration
+
+    window = MonitorOptions().window
+    if args.monitor_window:
+        try:
+            window = parse_duration(args.monitor_window)
+        except ValueError as exc:
+            raise SystemExit(f"satchel serve: --monitor-window: {exc}") from None
+    return MonitorOptions(enabled=args.monitor, window=window)
+
+
+def _payload_options(args: argparse.Namespace) -> Any:
+    if not args.log_payloads:
+        return None
+    from satchel.serving.monitoring.options import PayloadLogOptions
+    from satchel.serving.monitoring.payloads import check_directory
+
+    try:
+        options = PayloadLogOptions(
+            directory=args.log_payloads, sample=args.log_sample,
+            redact=tuple(c.strip() for c in args.log_redact.split(",") if c.strip()))
+    except ValueError as exc:
+        raise SystemExit(f"satchel serve: --log-sample: {exc}") from None
+    check_directory(options.directory)  # not writable: one clear line now, not a crash later
+    return options
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -243,6 +289,8 @@ def run(args: argparse.Namespace) -> int:
                           json_access_log=args.log_format == "json" and args.access_log),
             metrics_interval=_env("SATCHEL_METRICS_INTERVAL", 1.0, float),
             grpc_port=args.grpc_port, grpc_host=args.host,
+            monitor=_monitor_options(args),
+            payload_log=_payload_options(args),
         )
     except ValueError as exc:
         # the options name their field first; say which flag and variable set it

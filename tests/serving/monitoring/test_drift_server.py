@@ -1,0 +1,160 @@
+"""Drift measured by a real server: /v2/models/{name}/drift and /metrics, with one worker
+and two, from reference-like and shifted traffic; opt-in payload logs."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from satchel.cli import main
+from satchel.serving.server.metrics import parse_page
+
+from ...conftest import make_frame
+
+
+def _send(server: Any, frame: Any, rows_per_request: int = 50) -> int:
+    sent = 0
+    for start in range(0, len(frame), rows_per_request):
+        part = frame.iloc[start:start + rows_per_request]
+        body = {"dataframe_split": json.loads(part.to_json(orient="split", index=False))}
+        reply = server.post_json("/invocations", body)
+        assert reply.status == 200, reply.body
+        sent += len(part)
+    return sent
+
+
+def _drift(server: Any, name: str = "credit") -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while True:
+        reply = server.get(f"/v2/models/{name}/drift")
+        assert reply.status == 200, reply.body
+        report = reply.json()
+        if report["inputs"] and report["inputs"][0]["count"] > 0 or time.monotonic() > deadline:
+            return report
+        time.sleep(0.1)
+
+
+def _by_column(report: dict[str, Any], side: str = "inputs") -> dict[str, Any]:
+    return {f["column"]: f for f in report[side]}
+
+
+def test_reference_like_traffic_shows_no_drift(profiled_model_dir: Path,
+                                               start_server: Any) -> None:
+    with start_server(f"credit={profiled_model_dir}") as server:
+        sent = _send(server, make_frame(2000, seed=21))
+        report = _drift(server)
+        assert report["has_reference"] is True
+        assert report["window_seconds"] == 3600
+        ins = _by_column(report)
+        assert set(ins) == {"income", "age", "city"}
+        assert all(f["psi"] < 0.1 for f in ins.values()), ins
+        assert ins["income"]["count"] == pytest.approx(sent)
+        assert _by_column(report, "outputs")["prediction"]["psi"] < 0.1
+        page = parse_page(server.get("/metrics").body.decode())
+        key = 'satchel_drift_psi{model="credit",column="income",side="input"}'
+        assert page[key] < 0.1
+        assert page['satchel_monitor_requests_total{model="credit",outcome="counted"}'] == 40
+
+
+def test_shifted_columns_and_only_those_cross_the_threshold(profiled_model_dir: Path,
+                                                            start_server: Any) -> None:
+    current = make_frame(2000, seed=22, shift=25.0)
+    current.loc[current.index[:400], "city"] = "marseille"
+    with start_server(f"credit={profiled_model_dir}", "--monitor-window", "15m") as server:
+        _send(server, current)
+        report = _drift(server)
+        assert report["window_seconds"] == 900
+        ins = _by_column(report)
+        over = sorted(c for c, f in ins.items() if f["psi"] > 0.2)
+        assert over == ["city", "income"]
+        assert ins["city"]["out_of_range_rate"] == pytest.approx(0.2)
+        page = parse_page(server.get("/metrics").body.decode())
+        psi = {k: v for k, v in page.items() if k.startswith("satchel_drift_psi{")}
+        flagged = sorted(k.split('column="')[1].split('"')[0] for k, v in psi.items()
+                         if v > 0.2 and 'side="input"' in k)
+        assert flagged == ["city", "income"]
+        assert page['satchel_drift_out_of_range_rate{model="credit",column="city",'
+                    'side="input"}'] == pytest.approx(0.2)
+
+
+def test_two_workers_merge_their_windows(profiled_model_dir: Path, start_server: Any) -> None:
+    with start_server(f"credit={profiled_model_dir}", "--workers", "2",
+                      env={"SATCHEL_METRICS_INTERVAL": "0.05"}) as server:
+        sent = _send(server, make_frame(1500, seed=23), rows_per_request=25)
+        time.sleep(1.6)  # each worker has written its window since
+        report = _drift(server)
+        assert report["requests_counted"] == 60
+        assert _by_column(report)["income"]["count"] == pytest.approx(sent)
+
+
+def test_a_model_without_profile_reports_raw_figures(iris_model_dir: Path,
+                                                     start_server: Any) -> None:
+    with start_server(f"iris={iris_model_dir}") as server:
+        row = {"dataframe_records": [{"sepal_length": 5.1, "sepal_width": 3.5,
+                                      "petal_length": 1.4, "petal_width": 0.2}]}
+        for _ in range(3):
+            assert server.post_json("/invocations", row).status == 200
+        report = _drift(server, "iris")
+        deadline = time.monotonic() + 5
+        while not report["raw_inputs"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+            report = _drift(server, "iris")
+        assert report["has_reference"] is False and report["inputs"] == []
+        raw = {r["column"]: r for r in report["raw_inputs"]}
+        assert raw["sepal_length"]["mean"] == pytest.approx(5.1)
+        assert raw["sepal_length"]["count"] == 3
+        assert server.get("/v2/models/nope/drift").status == 404
+    assert server.log.read_text().count("has no reference profile") == 1
+
+
+def test_no_monitor_turns_the_route_off(iris_model_dir: Path, start_server: Any) -> None:
+    with start_server(f"iris={iris_model_dir}", "--no-monitor") as server:
+        reply = server.get("/v2/models/iris/drift")
+        assert reply.status == 404
+        assert "monitoring is off" in reply.body.decode()
+        assert "satchel_drift_psi{" not in server.get("/metrics").body.decode()
+
+
+def test_payload_logs_are_sampled_redacted_parquet(profiled_model_dir: Path, tmp_path: Path,
+                                                   start_server: Any) -> None:
+    logs = tmp_path / "payloads"
+    with start_server(f"credit={profiled_model_dir}", "--log-payloads", str(logs),
+                      "--log-sample", "1", "--log-redact", "city") as server:
+        sent = _send(server, make_frame(500, seed=24, shift=25.0))
+    files = sorted(logs.rglob("*.parquet"))
+    assert files and not list(logs.rglob("*.partial"))  # closed and renamed at shutdown
+    table = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    assert len(table) == sent
+    assert "city" not in table.columns
+    assert {"income", "age", "output.prediction", "_logged_at"} <= set(table.columns)
+    # the logs feed the offline drift report
+    out = tmp_path / "drift.json"
+    assert main(["monitor", str(profiled_model_dir), "--data", str(logs), "--no-predict",
+                 "--json", str(out)]) == 1
+    assert "income" in json.loads(out.read_text())["over_threshold"]
+
+
+def test_unwritable_payload_directory_fails_at_start(iris_model_dir: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["serve", "-m", str(iris_model_dir), "--log-payloads",
+                 str(blocker / "logs")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write payload logs to" in err and "Not a directory" in err
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--monitor-window", "soon"], "is not a duration"),
+    (["--monitor-window", "0s"], "not a positive duration"),
+    (["--log-payloads", "/tmp/x", "--log-sample", "2"], "must be in (0, 1]"),
+])
+def test_bad_monitoring_flags_are_clear_errors(iris_model_dir: Path, bad: list[str],
+                                               message: str) -> None:
+    with pytest.raises(SystemExit, match=message.replace("(", r"\(").replace("]", r"\]")):
+        main(["serve", "-m", str(iris_model_dir), *bad])
