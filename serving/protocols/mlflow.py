@@ -21,6 +21,7 @@ import numpy as np
 from satchel import _json, _normalize
 from satchel.errors import (
     InputFormatError,
+    LimitExceededError,
     ModelNotFoundError,
     ModelNotReadyError,
     PredictionError,
@@ -344,6 +345,7 @@ ERROR_CODES: tuple[tuple[type[BaseException], str], ...] = (
     (ModelNotFoundError, "RESOURCE_DOES_NOT_EXIST"),
     (ModelNotReadyError, "TEMPORARILY_UNAVAILABLE"),
     (UnsupportedMediaTypeError, "BAD_REQUEST"),
+    (LimitExceededError, "REQUEST_LIMIT_EXCEEDED"),
     (InputFormatError, "BAD_REQUEST"),
     (SignatureError, "INVALID_PARAMETER_VALUE"),
     (PredictionError, "BAD_REQUEST"),

@@ -15,6 +15,7 @@ import numpy as np
 
 from satchel.errors import InputFormatError, SatchelError
 from satchel.schema import ColSpec, DataType, Schema
+from satchel.serving.protocols import budget
 
 # --- CSV and Parquet -------------------------------------------------------------------
 
@@ -52,10 +53,12 @@ def parse_parquet(body: bytes) -> Any:
         import pyarrow.parquet as pq
     except ImportError:
         raise SatchelError("reading Parquet needs pyarrow: pip install 'satchel[serve]'") from None
+    budget.check_parquet(body)  # from the metadata, before any column is decoded
     try:
         table = pq.read_table(io.BytesIO(body))
     except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, ...
         raise InputFormatError(f"malformed Parquet: {_first_line(exc)}") from None
+    budget.current().check(table.num_rows, table.nbytes, "the Parquet body")
     return table.to_pandas()
 
 

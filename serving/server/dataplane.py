@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from satchel.serving.protocols import budget
 from satchel.serving.protocols.base import Decoded, Inbound, Protocol, Reply
 from satchel.serving.server.batching import Batcher
 from satchel.serving.server.execution import Executor, predict
@@ -48,6 +49,8 @@ class DataPlane:
         self.repository = repository
         self.options = options or ServeOptions()
         self.executor = executor or Executor()
+        limits = self.options.limits
+        self.budget = budget.DecodeBudget(limits.max_rows, limits.decoded_bytes_limit)
         self.metrics = Metrics(self.options.metrics_dir,
                                flush_interval=self.options.metrics_interval)
         self._batchers: dict[ServedModel, Batcher | None] = {}
@@ -76,6 +79,11 @@ class DataPlane:
             SatchelError: the request cannot be decoded, does not fit the signature, or
                 the model failed (the transport maps the class to its status).
         """
+        with budget.using(self.budget):
+            return await self._score(model, protocol, inbound, version)
+
+    async def _score(self, model: str | None, protocol: Protocol, inbound: Inbound,
+                     version: str | None) -> Reply:
         served = self.model(model, version)
         served.require()  # before reading the body: a model still loading answers at once
         executor = self.executor
@@ -89,7 +97,7 @@ class DataPlane:
                 message = await _message(inbound)
                 size = protocol.size(message)
                 decoded = await executor.run_small(size <= executor.inline_bytes,
-                                                   protocol.decode, served, message, inbound)
+                                                   _decode, served, protocol, message, inbound)
             plan = batcher.plan(decoded.data, decoded.params)
             if plan is None:  # it would run alone: run it as unbatched requests run
                 decoded, prediction, reply = await executor.run(
@@ -222,9 +230,16 @@ async def _message(inbound: Inbound) -> Any:
     return inbound.message if inbound.receive is None else await inbound.receive()
 
 
+def _decode(served: ServedModel, protocol: Protocol, message: Any, inbound: Inbound
+            ) -> Decoded:
+    decoded = protocol.decode(served, message, inbound)
+    budget.current().check_decoded(decoded.data)  # whatever the protocol or format
+    return decoded
+
+
 def _score_alone(served: ServedModel, protocol: Protocol, message: Any, inbound: Inbound
                  ) -> tuple[Decoded, Any, Reply]:
-    return _predict_encode(served, protocol, protocol.decode(served, message, inbound))
+    return _predict_encode(served, protocol, _decode(served, protocol, message, inbound))
 
 
 def _predict_encode(served: ServedModel, protocol: Protocol, decoded: Decoded

@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 from satchel._version import __version__
 from satchel.errors import (
     InputFormatError,
+    LimitExceededError,
     ModelNotFoundError,
     ModelNotReadyError,
     PredictionError,
@@ -53,6 +54,7 @@ ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (ModelNotFoundError, 404),
     (ModelNotReadyError, 503),
     (UnsupportedMediaTypeError, 415),
+    (LimitExceededError, 413),
     (InputFormatError, 400),
     (SignatureError, 400),
     (PredictionError, 422),

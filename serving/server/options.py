@@ -18,6 +18,10 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 LOG_FORMATS = ("text", "json")
 LIVENESS_PATHS = frozenset({"/ping", "/health", "/v2/health/live"})
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
+# A request may decode to this many times its body limit: JSON and CSV grow a few times
+# into columns; a compressed Parquet body may claim far more, which is refused from its
+# metadata before it is decoded.
+DECODED_PER_BODY_BYTE = 8
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,9 @@ class Limits:
         open_paths: paths that need no token.
         json_access_log: write one JSON line per request to the ``satchel.access`` logger.
         retry_after: seconds suggested in ``Retry-After``.
+        max_rows: most rows one request may decode to (None: no limit).
+        max_decoded_bytes: most bytes one request may decode to; None derives it from
+            the body limit (:data:`DECODED_PER_BODY_BYTE` times ``max_body_size``).
     """
 
     max_body_size: int | None = DEFAULT_MAX_BODY
@@ -65,8 +72,23 @@ class Limits:
     open_paths: frozenset[str] = field(default=LIVENESS_PATHS)
     json_access_log: bool = False
     retry_after: int = 1
+    max_rows: int | None = None
+    max_decoded_bytes: int | None = None
+
+    @property
+    def decoded_bytes_limit(self) -> int | None:
+        """The decoded-size cap in effect (given, or derived from the body limit)."""
+        if self.max_decoded_bytes is not None:
+            return self.max_decoded_bytes
+        if self.max_body_size is None:
+            return None
+        return DECODED_PER_BODY_BYTE * self.max_body_size
 
     def __post_init__(self) -> None:
+        if self.max_rows is not None and self.max_rows < 1:
+            raise ValueError("max_rows must be at least 1")
+        if self.max_decoded_bytes is not None and self.max_decoded_bytes < 1:
+            raise ValueError("max_decoded_bytes must be positive")
         if self.max_body_size is not None and self.max_body_size < 1:
             raise ValueError("max_body_size must be positive")
         if self.timeout is not None and self.timeout < 0:

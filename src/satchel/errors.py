@@ -108,6 +108,15 @@ class InputFormatError(SatchelError, ValueError):
     """Input data could not be parsed (malformed JSON, CSV, Parquet, unknown format keys)."""
 
 
+class LimitExceededError(InputFormatError):
+    """An input is over a size limit once decoded (rows, decoded bytes); ``limit`` names
+    the setting that refused it."""
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 class UnsupportedMediaTypeError(InputFormatError):
     """The content type or charset of an input is not one satchel reads."""
 

@@ -66,6 +66,7 @@ def _defaults() -> dict[str, Any]:
         "drain_timeout": process.drain_timeout, "log_level": process.log_level,
         "log_format": process.log_format, "header_timeout": process.header_timeout,
         "idle_timeout": process.idle_timeout, "max_connections": process.max_connections or 0,
+        "max_rows": limits.max_rows or 0, "max_decoded_size": limits.max_decoded_bytes or 0,
     }
 
 
@@ -85,6 +86,8 @@ ENV = {
     "log_level": ("SATCHEL_LOG_LEVEL", str.lower),
     "log_format": ("SATCHEL_LOG_FORMAT", str.lower),
     "header_timeout": ("SATCHEL_HEADER_TIMEOUT", float),
+    "max_rows": ("SATCHEL_MAX_ROWS", int),
+    "max_decoded_size": ("SATCHEL_MAX_DECODED_SIZE", _parse_size),
     "idle_timeout": ("SATCHEL_IDLE_TIMEOUT", float),
     "max_connections": ("SATCHEL_MAX_CONNECTIONS", int),
 }
@@ -158,6 +161,13 @@ def add_parser(sub: Any) -> None:
                    help="require 'Authorization: Bearer <token>' with the token in this file, "
                    "on every path but liveness (env SATCHEL_AUTH_TOKEN_FILE, or the token "
                    "itself in SATCHEL_AUTH_TOKEN)")
+    g.add_argument("--max-rows", type=int, metavar="N",
+                   help="most rows one request may decode to, else 413; 0: no limit (env "
+                   "SATCHEL_MAX_ROWS; default 0)")
+    g.add_argument("--max-decoded-size", type=_size, metavar="SIZE",
+                   help="most bytes one request may decode to, else 413 (a Parquet body is "
+                   "measured from its metadata first); default 8 x --max-body-size (env "
+                   "SATCHEL_MAX_DECODED_SIZE)")
     g.add_argument("--header-timeout", type=float, metavar="SECONDS",
                    help="close a connection that has not sent a request's headers within "
                    f"this time (env SATCHEL_HEADER_TIMEOUT; default {d['header_timeout']:g})")
@@ -286,6 +296,8 @@ def run(args: argparse.Namespace) -> int:
                                max_batch_delay_ms=args.max_batch_delay_ms),
             limits=Limits(max_body_size=args.max_body_size, timeout=args.timeout or None,
                           max_queue=args.max_queue or None, auth_token=_token(args),
+                          max_rows=args.max_rows or None,
+                          max_decoded_bytes=args.max_decoded_size or None,
                           json_access_log=args.log_format == "json" and args.access_log),
             metrics_interval=_env("SATCHEL_METRICS_INTERVAL", 1.0, float),
             grpc_port=args.grpc_port, grpc_host=args.host,
