@@ -25,6 +25,7 @@ from satchel._fs import atomic_directory, check_symlinks, copy_model_tree, verif
 from satchel._version import __version__
 from satchel.errors import DockerUnavailableError, ImageBuildError
 from satchel.manifest import Manifest
+from satchel.model import check_load_options
 from satchel.serving.images.wheels import (
     download_wheels,
     image_requirements,
@@ -96,7 +97,8 @@ def signature_digest(manifest: Manifest) -> str:
 def generate_dockerfile(model_path: str | os.PathLike[str], output_dir: str | os.PathLike[str],
                         *, base_image: str | None = None, platform: str | None = None,
                         parquet: bool = True, overwrite: bool = False,
-                        progress: Progress | None = None) -> Path:
+                        progress: Progress | None = None,
+                        load_options: Mapping[str, Any] | None = None) -> Path:
     """Write a self-contained build context for ``model_path`` into ``output_dir``.
 
     The context holds the rendered ``Dockerfile``, a ``.dockerignore``, the model
@@ -112,6 +114,11 @@ def generate_dockerfile(model_path: str | os.PathLike[str], output_dir: str | os
         parquet: install pyarrow (Parquet request bodies); False saves ~155 MB.
         overwrite: replace an existing non-empty ``output_dir``.
         progress: called with one line per step (default: silent).
+        load_options: the image's ``load_model`` opt-ins (``allow_code``,
+            ``trusted_types``, ``allow_mlflow``), baked in as the ``SATCHEL_NO_CODE``,
+            ``SATCHEL_TRUSTED_TYPES`` and ``SATCHEL_ALLOW_MLFLOW`` variables its
+            ``satchel serve`` reads; a model they refuse is refused here, before any
+            download. ``allow_mlflow`` also installs the model's mlflow requirement.
 
     Returns:
         The path of the rendered Dockerfile.
@@ -128,6 +135,9 @@ def generate_dockerfile(model_path: str | os.PathLike[str], output_dir: str | os
         verify_digests(src, manifest.artifact_digests)
     # An image must carry the model and nothing of the host's: no symlink out of it.
     check_symlinks(src)
+    opts = dict(load_options or {})
+    check_load_options(src, **opts)
+    load_env = _load_env(opts)
     py = _python_minor(manifest)
     image = base_image or f"python:{py}-slim"
     if not _IMAGE_REF.match(image):
@@ -136,7 +146,8 @@ def generate_dockerfile(model_path: str | os.PathLike[str], output_dir: str | os
     with atomic_directory(output_dir, overwrite=overwrite) as ctx:
         say(f"building the satchel {__version__} wheel")
         wheel = satchel_wheel(ctx / "satchel")
-        lines = image_requirements(env.read_requirements(src), say)
+        lines = image_requirements(env.read_requirements(src), say,
+                                   with_mlflow=bool(opts.get("allow_mlflow")))
         say(f"downloading wheels for {docker_platform}, CPython {py}")
         pins = download_wheels(lines, wheel, ctx / "wheels", platform=docker_platform,
                                python_version=py, parquet=parquet)
@@ -148,11 +159,33 @@ def generate_dockerfile(model_path: str | os.PathLike[str], output_dir: str | os
             "MODEL_UUID": _safe(manifest.model_uuid or "unknown"),
             "FLAVOR": _safe(_flavor_name(manifest)),
             "SIGNATURE_DIGEST": signature_digest(manifest),
+            **load_env,
         }
         (ctx / "Dockerfile").write_text(render_dockerfile(values), "utf-8")
         (ctx / ".dockerignore").write_text(_DOCKERIGNORE, "utf-8")
         os.chmod(ctx, 0o755)  # a temporary directory starts as 0700
     return Path(output_dir) / "Dockerfile"
+
+
+_TYPE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _load_env(options: Mapping[str, Any]) -> dict[str, str]:
+    """Placeholder values giving the image's ``satchel serve`` these load opt-ins."""
+    known = {"allow_code", "trusted_types", "allow_mlflow"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ImageBuildError(f"images take the load options {sorted(known)}, not {unknown}")
+    trusted = [str(t) for t in options.get("trusted_types") or ()]
+    bad = [t for t in trusted if not _TYPE_NAME.match(t)]
+    if bad:
+        # The names go into the Dockerfile: only dotted Python names, nothing else.
+        raise ImageBuildError(f"trusted type {bad[0]!r} is not a dotted Python name")
+    return {
+        "NO_CODE": "0" if options.get("allow_code", True) else "1",
+        "ALLOW_MLFLOW": "1" if options.get("allow_mlflow") else "0",
+        "TRUSTED_TYPES": ",".join(trusted) or ",",  # "," reads as no types
+    }
 
 
 def _python_minor(manifest: Manifest) -> str:
@@ -219,7 +252,8 @@ def build_image(model_path: str | os.PathLike[str], tag: str, *, base_image: str
                 platform: str | None = None, parquet: bool = True,
                 progress: Progress | None = None,
                 context_dir: str | os.PathLike[str] | None = None,
-                nocache: bool = False) -> BuiltImage:
+                nocache: bool = False,
+                load_options: Mapping[str, Any] | None = None) -> BuiltImage:
     """Build a serving image for ``model_path`` and tag it ``tag``.
 
     The context is generated by :func:`generate_dockerfile` (in a temporary directory
@@ -238,7 +272,8 @@ def build_image(model_path: str | os.PathLike[str], tag: str, *, base_image: str
     with tempfile.TemporaryDirectory(prefix="satchel-image-") as tmp:
         ctx = Path(context_dir) if context_dir is not None else Path(tmp, "context")
         generate_dockerfile(model_path, ctx, base_image=base_image, platform=platform,
-                            parquet=parquet, overwrite=context_dir is not None, progress=say)
+                            parquet=parquet, overwrite=context_dir is not None, progress=say,
+                            load_options=load_options)
         return _run_build(client, ctx, tag, say, platform=platform, nocache=nocache)
 
 

@@ -55,16 +55,18 @@ def resolve_platform(platform: str | None = None) -> tuple[str, str]:
     return ("linux/amd64" if arch == "x86_64" else "linux/arm64"), f"{MANYLINUX}_{arch}"
 
 
-def image_requirements(lines: list[str], say: Callable[[str], None]) -> list[str]:
+def image_requirements(lines: list[str], say: Callable[[str], None], *,
+                       with_mlflow: bool = False) -> list[str]:
     """The model's requirement lines minus those the image satisfies otherwise.
 
     A ``satchel`` line must accept this satchel's version: its own wheel is the one
-    installed, so the image runs exactly the satchel that built it.
+    installed, so the image runs exactly the satchel that built it. mlflow is dropped
+    unless ``with_mlflow`` (the image loads the model through mlflow, ``--allow-mlflow``).
     """
     kept = []
     for line in lines:
         name = env.requirement_name(line)
-        if name in _DROPPED:
+        if name in _DROPPED and not with_mlflow:
             say(f"not installing {line!r}: satchel serves MLflow models without mlflow")
         elif name == "satchel":
             if not _accepts(line, __version__):

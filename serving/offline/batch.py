@@ -401,7 +401,7 @@ def _json_values(arr: Any) -> list[str]:
 def score_on_spark(model_path: str | os.PathLike[str], input_path: str, output_path: str,
                    master: str, *, output_format: str | None = None,
                    input_format: str | None = None, keep: Sequence[str] = (),
-                   overwrite: bool = False) -> BatchResult:
+                   overwrite: bool = False, **load_options: Any) -> BatchResult:
     """The same job on Spark (``satchel.serving.offline.spark.run_batch``, the module that may
     import pyspark): Spark reads, :func:`spark_udf` scores, Spark writes a directory of
     part files that is renamed onto ``output_path`` when complete."""
@@ -410,5 +410,5 @@ def score_on_spark(model_path: str | os.PathLike[str], input_path: str, output_p
     in_fmt, out_fmt = format_of(input_path, input_format), format_of(output_path, output_format)
     start = time.monotonic()
     spark.run_batch(model_path, input_path, output_path, master, in_fmt, out_fmt, keep,
-                    overwrite)
+                    overwrite, load_options)
     return BatchResult(None, time.monotonic() - start, Path(output_path))

@@ -42,7 +42,7 @@ from satchel.errors import (
     UnknownParamsWarning,
 )
 from satchel.manifest import Manifest
-from satchel.model import Model, load_model
+from satchel.model import Model, check_load_options, load_model
 from satchel.schema import Schema
 from satchel.serving.offline import spark_types, tabular
 
@@ -63,10 +63,11 @@ class _Plan:
     params: dict[str, Any] | None
     arrow_type: Any
     type_name: str
+    load_options: tuple[tuple[str, Any], ...] = ()
 
 
 def spark_udf(spark: Any, model_uri: str | os.PathLike[str], result_type: Any = None,
-              params: dict[str, Any] | None = None) -> SparkUDF:
+              params: dict[str, Any] | None = None, **load_options: Any) -> SparkUDF:
     """A Spark column function that scores rows with the model at ``model_uri``.
 
     Args:
@@ -77,6 +78,8 @@ def spark_udf(spark: Any, model_uri: str | os.PathLike[str], result_type: Any = 
             ``struct<...>`` for several named outputs).
         params: inference params, checked once here against the param schema and passed
             to every predict call.
+        **load_options: as :func:`satchel.load_model` (``allow_code``, ``trusted_types``,
+            ``allow_mlflow`` ...), checked here and used by every executor's load.
 
     Returns:
         A :class:`SparkUDF`: ``udf()``, ``udf("a", "b")``, ``udf(col1, col2)`` or
@@ -93,6 +96,8 @@ def spark_udf(spark: Any, model_uri: str | os.PathLike[str], result_type: Any = 
     if manifest.artifact_digests:
         verify_digests(root, manifest.artifact_digests)
     plugins.for_manifest(manifest, source=str(root / MANIFEST_NAME))
+    # A model refused for running code is refused here, not in every executor.
+    check_load_options(root, **load_options)
     sig = manifest.signature
     checked: dict[str, Any] | None = dict(params) if params else None
     if sig is not None:
@@ -104,7 +109,8 @@ def spark_udf(spark: Any, model_uri: str | os.PathLike[str], result_type: Any = 
                              else spark_types.infer_ddl(sig.outputs if sig is not None else None))
     arrow_type = _arrow_type(spark_type, spark_type.simpleString())  # OutputError if unsupported
     archive, digest = _ship(spark, root, manifest)
-    plan = _Plan(archive, digest, checked, arrow_type, spark_type.simpleString())
+    plan = _Plan(archive, digest, checked, arrow_type, spark_type.simpleString(),
+                 tuple(sorted(load_options.items())))
     return SparkUDF(plan, spark_type, sig.inputs if sig is not None else None, root.name)
 
 
@@ -229,15 +235,16 @@ def _ship(spark: Any, root: Path, manifest: Manifest) -> tuple[str, str]:
 
 def _worker_model(plan: _Plan) -> Model:
     """The model for ``plan`` in this Python worker, loaded from Spark's copy on first use."""
-    model = _MODELS.get(plan.digest)
+    key = f"{plan.digest}:{plan.load_options!r}"  # the same model loaded another way differs
+    model = _MODELS.get(key)
     if model is None:
         with _LOCK:
-            model = _MODELS.get(plan.digest)
+            model = _MODELS.get(key)
             if model is None:
                 from pyspark import SparkFiles
 
-                model = load_model(SparkFiles.get(plan.archive))
-                _MODELS[plan.digest] = model
+                model = load_model(SparkFiles.get(plan.archive), **dict(plan.load_options))
+                _MODELS[key] = model
     return model
 
 
@@ -387,7 +394,7 @@ def _arrow_type(t: Any, whole: str, top: bool = True) -> Any:
 
 def run_batch(model_path: str | os.PathLike[str], input_path: str, output_path: str,
               master: str, in_fmt: str, out_fmt: str, keep: Sequence[str] = (),
-              overwrite: bool = False) -> None:
+              overwrite: bool = False, load_options: dict[str, Any] | None = None) -> None:
     """``satchel batch --spark``: read with Spark, score with :func:`spark_udf`, write a
     directory of part files to a hidden sibling, then rename it onto ``output_path``.
 
@@ -417,7 +424,7 @@ def run_batch(model_path: str | os.PathLike[str], input_path: str, output_path: 
         missing = [k for k in keep if k not in df.columns]
         if missing:
             raise InputFormatError(f"--keep columns {missing} not in {input_path}")
-        udf = spark_udf(spark, model_path)
+        udf = spark_udf(spark, model_path, **(load_options or {}))
         scored = df.select(*[df[_quote(k)] for k in keep], udf().alias("__satchel_prediction"))
         out = scored.select(*[_quote(k) for k in keep], *_prediction_columns(udf.returnType))
         _write_atomic(spark, out, output_path, out_fmt, overwrite)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from satchel.cli._env_options import add_env_options
+from satchel.cli._load_options import add_load_options, load_options
 
 FORMATS = ("parquet", "csv", "jsonl")
 
@@ -44,6 +45,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     add_env_options(p)
+    add_load_options(p)
     p.set_defaults(func=run)
 
 
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         result = batch.score_on_spark(args.model, args.input, args.output, args.spark,
                                       output_format=args.format,
                                       input_format=args.input_format, keep=args.keep,
-                                      overwrite=args.overwrite)
+                                      overwrite=args.overwrite, **load_options(args))
         if not args.quiet:
             print(f"satchel batch: wrote {result.output} (Spark part files) in "
                   f"{result.seconds:.1f}s", file=sys.stderr)
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from satchel.serving.offline.progress import Progress
 
     rows = args.batch_rows if args.batch_rows is not None else batch.DEFAULT_BATCH_ROWS
-    model = load_model(args.model)
+    model = load_model(args.model, **load_options(args))
     if not model.row_independent and not args.quiet:
         print(f"satchel batch: note: the model does not declare its rows independent; it "
               f"sees the input {rows} rows at a time", file=sys.stderr)

@@ -26,6 +26,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build; progress goes to stderr, ``<image id> <tag> <size bytes>`` to stdout."""
+    from satchel.cli._load_options import load_options
     from satchel.serving.images.docker import build_image
 
     def say(line: str) -> None:
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     image = build_image(args.model, args.tag, base_image=args.base_image,
                         platform=args.platform, parquet=args.parquet, progress=say,
-                        context_dir=args.context, nocache=args.nocache)
+                        context_dir=args.context, nocache=args.nocache,
+                        load_options=load_options(args))
     print(f"{image.id} {image.tag} {image.size}")
     return 0

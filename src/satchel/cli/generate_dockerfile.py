@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from satchel.cli._load_options import add_load_options, load_options
+
 
 def add_common(p: argparse.ArgumentParser) -> None:
     """Options shared with ``build-docker``."""
@@ -18,6 +20,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-parquet", dest="parquet", action="store_false",
                    help="leave pyarrow out (~155 MB smaller; Parquet request bodies are "
                    "then refused)")
+    # The image's own load opt-ins, baked in as SATCHEL_* variables its serve reads.
+    add_load_options(p)
 
 
 def add_parser(sub: Any) -> None:
@@ -42,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     path = generate_dockerfile(args.model, args.output, base_image=args.base_image,
                                platform=args.platform, parquet=args.parquet,
-                               overwrite=args.overwrite, progress=say)
+                               overwrite=args.overwrite, progress=say,
+                               load_options=load_options(args))
     print(path)
     return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from satchel.cli._env_options import add_env_options
+from satchel.cli._load_options import add_load_options, load_options
 
 KINDS = ("json", "csv", "parquet")
 _EXTENSIONS = {".json": "json", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -35,6 +36,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--output-format", choices=KINDS,
                    help="output format (default: from the output file's extension, else json)")
     add_env_options(p)
+    add_load_options(p)
     p.set_defaults(func=run)
 
 
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                          f"content type, not {kind!r}")
     body = (Path(args.input).read_bytes() if args.input and args.input != "-"
             else sys.stdin.buffer.read())
-    model = load_model(args.model)
+    model = load_model(args.model, **load_options(args))
     served = ServedModel("model", model=model, state=READY)
     sig = model.signature
     parsed = mlflow.parse_request(body, media, sig.inputs if sig is not None else None)

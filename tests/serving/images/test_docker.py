@@ -46,7 +46,8 @@ def _values(**override: str) -> dict[str, str]:
     values = {"BASE_IMAGE": "python:3.11-slim", "PYTHON_VERSION": "3.11",
               "PLATFORM": "linux/amd64", "SATCHEL_VERSION": "0.1.0",
               "SATCHEL_WHEEL": "satchel-0.1.0-py3-none-any.whl", "MODEL_UUID": "abc123",
-              "FLAVOR": "sklearn", "SIGNATURE_DIGEST": "sha256:00"}
+              "FLAVOR": "sklearn", "SIGNATURE_DIGEST": "sha256:00",
+              "NO_CODE": "0", "ALLOW_MLFLOW": "0", "TRUSTED_TYPES": ","}
     values.update(override)
     return values
 
