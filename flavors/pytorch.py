@@ -15,7 +15,7 @@ Two storage formats, both in MLflow's layout (``data/model.pth`` or ``data/model
 Prediction follows MLflow's pyfunc wrapper: a DataFrame is fed as one float32 tensor and
 the output comes back as a DataFrame on the input's index; an ndarray is fed with its own
 dtype and an ndarray comes back; params are keyword arguments of ``forward``. Inference
-runs on ``device`` (load option, else the manifest's ``model_config.device``, else
+runs on ``device`` (load option, else the manifest's pyfunc ``config.device``, else
 ``MLFLOW_DEFAULT_PREDICTION_DEVICE``, else CUDA when available, else CPU).
 """
 
@@ -117,7 +117,7 @@ class PytorchFlavor:
             pyfunc={
                 "data": DATA_DIR,
                 "pickle_module_name": MLFLOW_PICKLE_MODULE,
-                "model_config": {"device": None},
+                "config": {"device": None},  # MLflow's key for pyfunc's model_config
             },
             requirements=("cloudpickle",) if serialization_format == "pickle" else (),
         )
@@ -201,7 +201,7 @@ def _is_torchscript(file: Path) -> bool:
 def _device(torch: Any, config: LoadConfig) -> str:
     device = config.options.get("device")
     if device is None:
-        device = (config.pyfunc.get("model_config") or {}).get("device")
+        device = (config.pyfunc.get("config") or {}).get("device")
     if device is None:
         device = os.environ.get("MLFLOW_DEFAULT_PREDICTION_DEVICE") or (
             "cuda" if torch.cuda.is_available() else "cpu"

@@ -58,6 +58,8 @@ def to_frame(data: Any, names: Sequence[str]) -> Any:
             return data.to_frame(name=names[0])
         # A Series with named entries is one row (MLflow and pandas both read it so).
         return data.to_frame().T.reset_index(drop=True)
+    if isinstance(data, str) and len(names) == 1:
+        return pd.DataFrame({names[0]: [data]})  # one text for a one-column model (MLflow too)
     if isinstance(data, dict):
         if data and all(np.ndim(v) == 0 for v in data.values()):
             return pd.DataFrame([data])

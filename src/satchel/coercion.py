@@ -85,6 +85,11 @@ def _enforce_columns(data: Any, schema: Schema) -> Enforced:
     plan = _plan(schema)
     df = _normalize.to_frame(data, plan.names)
     columns = df.columns.tolist()
+    if columns != list(plan.names) and len(columns) == len(plan.names) and not schema.has_names:
+        # An unnamed schema takes a frame's columns by position, whatever their names
+        # (MLflow's rule; e.g. a text model's one string column called "text").
+        df = df.set_axis(list(plan.names), axis=1)
+        columns = list(plan.names)
     if columns == list(plan.names) and _fast_ok(df, plan):
         return Enforced(df)
     if not schema.has_names and columns != list(plan.names) and len(columns) >= len(plan.names):
