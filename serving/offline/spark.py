@@ -274,22 +274,24 @@ def _empty(arrow_type: Any) -> Any:
     return pa.array([], type=arrow_type)
 
 
-def _make_udf(plan: _Plan, names: list[str], return_type: Any) -> Any:
+def _make_udf(plan: _Plan, names: list[str], return_type: Any,
+              scorer: Any = None) -> Any:
     from collections.abc import Iterator
 
+    scorer = scorer or _score
     if _arrow_udf_available():
         import pyarrow as pa
         from pyspark.sql.pandas.functions import arrow_udf
 
         def predict(batches: Any) -> Any:
-            return _score(plan, names, batches)
+            return scorer(plan, names, batches)
 
         # real objects, not strings: pyspark reads these hints to pick the UDF kind
         predict.__annotations__ = {"batches": Iterator[tuple[pa.Array, ...]],
                                    "return": Iterator[pa.Array]}
         factory: Any = arrow_udf  # pyspark's overloads cannot type a UDF built at runtime
         return factory(predict, return_type)
-    return _make_pandas_udf(plan, names, return_type)
+    return _make_pandas_udf(plan, names, return_type, scorer)
 
 
 def _arrow_udf_available() -> bool:
@@ -298,7 +300,8 @@ def _arrow_udf_available() -> bool:
     return hasattr(pf, "arrow_udf")
 
 
-def _make_pandas_udf(plan: _Plan, names: list[str], return_type: Any) -> Any:
+def _make_pandas_udf(plan: _Plan, names: list[str], return_type: Any,
+                     scorer: Any = None) -> Any:
     """Spark < 4.1: the same scorer behind an iterator pandas_udf (Spark converts to pandas,
     so integer columns with nulls arrive as float64: see docs/spark.md)."""
     from collections.abc import Iterator
@@ -321,7 +324,7 @@ def _make_pandas_udf(plan: _Plan, names: list[str], return_type: Any) -> Any:
 
         inputs = (tuple(arrow(x) for x in (b if isinstance(b, tuple) else (b,)))
                   for b in batches)
-        for out in _score(plan, names, inputs):
+        for out in (scorer or _score)(plan, names, inputs):
             if struct:
                 yield pd.DataFrame({f.name: out.field(i).to_pandas()
                                     for i, f in enumerate(out.type)})
@@ -472,3 +475,104 @@ def _write_atomic(spark: Any, df: Any, output: str, fmt: str, overwrite: bool) -
     except BaseException:
         fs.delete(tmp, True)
         raise
+
+
+# --- satchel evaluate --spark -----------------------------------------------------------
+
+
+def _score_evaluation(plan: _Plan, names: list[str], batches: Any) -> Any:
+    """Executor side of the evaluation UDF: predictions and probabilities per row."""
+    from satchel.serving.offline import evaluation
+
+    model = _worker_model(plan)
+    sig = model.signature
+    schema = sig.inputs if sig is not None else None
+    for batch in batches:
+        arrays = batch if isinstance(batch, tuple) else (batch,)
+        if not len(arrays[0]):
+            yield _empty(plan.arrow_type)
+            continue
+        columns, fields = tabular.expand_struct(arrays, names, schema)
+        yield evaluation.score(model, tabular.model_input(columns, fields or names, schema))
+
+
+class _EvaluationUDF(SparkUDF):
+    def __call__(self, *cols: Any) -> Any:
+        names, columns = self._bind(cols)
+        return _make_udf(self._plan, names, self.returnType, _score_evaluation)(*columns)
+
+
+def evaluation_udf(spark: Any, model_uri: str | os.PathLike[str]) -> SparkUDF:
+    """A column of ``struct<code, value, text, proba>`` per row (see
+    ``satchel.serving.offline.evaluation``), the model shipped and cached as for
+    :func:`spark_udf`."""
+    from satchel.serving.offline import evaluation
+
+    root = _local_dir(model_uri)
+    manifest = Manifest.read(root)
+    if manifest.artifact_digests:
+        verify_digests(root, manifest.artifact_digests)
+    archive, digest = _ship(spark, root, manifest)
+    spark_type = _parse_type(evaluation.DDL)
+    plan = _Plan(archive, digest, None, evaluation.arrow_type(), spark_type.simpleString())
+    sig = manifest.signature
+    return _EvaluationUDF(plan, spark_type, sig.inputs if sig is not None else None, root.name)
+
+
+def collect_for_evaluation(master: str, data_path: str, fmt: str, target: str,
+                           slice_by: Sequence[str], model_path: str | os.PathLike[str],
+                           baseline_path: str | os.PathLike[str] | None,
+                           classes: list[Any] | None, base_classes: list[Any] | None
+                           ) -> dict[str, Any]:
+    """Read the table with Spark, predict on the executors, and bring back to the driver
+    only the target, the slice columns and each model's predictions and probabilities,
+    in the file's row order (so the bootstrap draws the same rows as in memory)."""
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    from satchel.errors import EvaluationError
+    from satchel.serving.offline import evaluation
+
+    local = master.startswith("local")
+    if local:
+        data_path = _absolute(data_path)
+    started = SparkSession.getActiveSession() is None
+    builder = SparkSession.builder.master(master).appName("satchel evaluate")
+    if local:
+        builder = (builder.config("spark.pyspark.python", sys.executable)
+                   .config("spark.driver.bindAddress", "127.0.0.1")
+                   .config("spark.driver.host", "127.0.0.1").config("spark.ui.enabled", "false"))
+    spark = builder.getOrCreate()
+    try:
+        spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+        reader = spark.read
+        if fmt == "csv":
+            df = reader.option("header", True).option("inferSchema", True).csv(data_path)
+        elif fmt == "jsonl":
+            df = reader.json(data_path)
+        else:
+            df = reader.parquet(data_path)
+        for c in [target, *slice_by]:
+            if c not in df.columns:
+                raise EvaluationError(f"column '{c}' is not in the data (it has: "
+                                      f"{', '.join(df.columns[:30])})", column=c)
+        df = df.withColumn("__satchel_row", F.monotonically_increasing_id())
+        cols = [F.col("__satchel_row"), F.col(_quote(target)).alias("__satchel_target"),
+                *[F.col(_quote(c)).alias(f"__satchel_slice_{i}") for i, c in enumerate(slice_by)],
+                evaluation_udf(spark, model_path)().alias("__satchel_model")]
+        if baseline_path is not None:
+            cols.append(evaluation_udf(spark, baseline_path)().alias("__satchel_baseline"))
+        collected: Any = df.select(*cols).toPandas()
+        frame = collected.sort_values("__satchel_row", kind="stable")
+    finally:
+        if started:
+            spark.stop()
+    pred, proba = evaluation.decode(frame, "__satchel_model", classes)
+    out: dict[str, Any] = {
+        "y": frame["__satchel_target"].to_numpy(), "pred": pred, "proba": proba,
+        "slices": {c: frame[f"__satchel_slice_{i}"].to_numpy() for i, c in enumerate(slice_by)},
+        "base_pred": None, "base_proba": None}
+    if baseline_path is not None:
+        out["base_pred"], out["base_proba"] = evaluation.decode(frame, "__satchel_baseline",
+                                                                base_classes)
+    return out

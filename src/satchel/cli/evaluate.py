@@ -39,6 +39,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--batch-rows", type=int, default=65_536, metavar="N",
                    help="rows per batch read (default 65536)")
+    p.add_argument("--spark", metavar="MASTER",
+                   help="read and predict on Spark (e.g. local[4]); the driver keeps only "
+                   "targets, predictions and slice values; figures as in memory")
     p.add_argument("--register-results", nargs="?", const="", default=None,
                    metavar="NAME/VERSION",
                    help="attach the result to a registry version (default: MODEL's, when "
@@ -55,12 +58,17 @@ def run(args: argparse.Namespace) -> int:
 
     # read the gates first: a bad threshold file fails before an hour-long evaluation
     gates = Thresholds.load(args.thresholds) if args.thresholds else None
-    from satchel.evaluate.engine import evaluate
+    if args.spark:
+        from satchel.cli import _evaluate_spark
 
-    result = evaluate(args.model, args.data, args.target, baseline=args.baseline,
-                      slice_by=args.slice_by, task_type=args.task, resamples=args.resamples,
-                      seed=args.seed, batch_rows=args.batch_rows,
-                      dataset_name=args.dataset_name)
+        result = _evaluate_spark.run(args)
+    else:
+        from satchel.evaluate.engine import evaluate
+
+        result = evaluate(args.model, args.data, args.target, baseline=args.baseline,
+                          slice_by=args.slice_by, task_type=args.task,
+                          resamples=args.resamples, seed=args.seed,
+                          batch_rows=args.batch_rows, dataset_name=args.dataset_name)
     verdicts = gates.check(result) if gates is not None else []
     if args.register_results is not None:
         attached = register(args, result)
