@@ -376,3 +376,46 @@ def test_repository_index_load_and_unload(start_server: Any, iris_model_dir: Pat
                 call()
             assert _status(info) == "StatusCode.NOT_FOUND"
         c.close()
+
+
+class Sleepy(satchel.PythonModel):
+    """x (double) -> x, after sleeping ``params["sleep"]`` seconds."""
+
+    def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+        import time as _time
+
+        _time.sleep((params or {}).get("sleep", 0.0))
+        return model_input["x"].to_numpy()
+
+
+def test_time_limit_and_queue_bound(start_server: Any, save_python_model: Any,
+                                    tmp_path: Path) -> None:
+    from satchel.schema import ColSpec, DataType, ParamSchema, ParamSpec, Schema, Signature
+
+    sig = Signature(inputs=Schema([ColSpec(DataType.double, "x")]),
+                    params=ParamSchema([ParamSpec("sleep", DataType.double, 0.0)]))
+    path = save_python_model(Sleepy(), tmp_path / "sleepy", signature=sig)
+    port = _free_port()
+    x = _inputs(pd.DataFrame({"x": [1.0]}))
+    with start_server(f"sleepy={path}", "--grpc-port", str(port), "--timeout", "2",
+                      "--max-queue", "1", "--batching", "off"):
+        c = tg.InferenceServerClient(f"127.0.0.1:{port}")
+        with pytest.raises(InferenceServerException) as info:
+            c.infer("sleepy", x, parameters={"sleep": 4.0})
+        assert _status(info) == "StatusCode.DEADLINE_EXCEEDED"
+        assert "longer than the limit of 2 s" in info.value.message()
+        done: list[Any] = []
+        c.async_infer("sleepy", x, lambda result, error: done.append((result, error)),
+                      parameters={"sleep": 0.8})
+        time.sleep(0.3)  # the first call is being scored: the queue (1) is full
+        with pytest.raises(InferenceServerException) as info:
+            c.infer("sleepy", x)
+        assert _status(info) == "StatusCode.UNAVAILABLE"
+        assert "the server is full" in info.value.message()
+        deadline = time.monotonic() + 10
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert done and done[0][1] is None, (done[0][1].status(), done[0][1].message())
+        assert done[0][0].as_numpy("output-0").tolist() == [1.0]
+        assert c.infer("sleepy", x).as_numpy("output-0").tolist() == [1.0]  # room again
+        c.close()
