@@ -107,7 +107,8 @@ def generate_dockerfile(model_path: str | os.PathLike[str], output_dir: str | os
     satchel's own wheel (``satchel/``). It is written atomically.
 
     Args:
-        model_path: a model directory (MLmodel inside).
+        model_path: a model directory (MLmodel inside), or a ``models:/`` registry URI
+            (resolved once; the image is labelled with the model, version and digest).
         output_dir: the context directory; an existing non-empty one needs ``overwrite``.
         base_image: the image to build on; default ``python:<model's major.minor>-slim``.
         platform: ``linux/amd64`` or ``linux/arm64``; default the host's architecture.
@@ -128,6 +129,18 @@ def generate_dockerfile(model_path: str | os.PathLike[str], output_dir: str | os
         ImageBuildError: the template, the base image name or pip failed.
     """
     say = progress or (lambda _line: None)
+    registry_labels: dict[str, str] = {}
+    if isinstance(model_path, str) and model_path.startswith("models:"):
+        # Resolved once, here: the image holds exactly this version and says which.
+        from satchel.registry.api import fetch
+
+        version, model_path = fetch(model_path)
+        registry_labels = {
+            "satchel.registry.model": _safe(version.name),
+            "satchel.registry.version": str(version.version),
+            "satchel.registry.digest": version.digest,
+        }
+        say(f"registry: {version.name} version {version.version} ({version.digest[:12]})")
     src = Path(model_path).resolve()  # one version of a model being overwritten
     manifest = Manifest.read(src)
     if manifest.artifact_digests:
@@ -161,7 +174,11 @@ def generate_dockerfile(model_path: str | os.PathLike[str], output_dir: str | os
             "SIGNATURE_DIGEST": signature_digest(manifest),
             **load_env,
         }
-        (ctx / "Dockerfile").write_text(render_dockerfile(values), "utf-8")
+        dockerfile = render_dockerfile(values)
+        if registry_labels:
+            dockerfile += "LABEL " + " \\\n      ".join(
+                f'{k}="{v}"' for k, v in registry_labels.items()) + "\n"
+        (ctx / "Dockerfile").write_text(dockerfile, "utf-8")
         (ctx / ".dockerignore").write_text(_DOCKERIGNORE, "utf-8")
         os.chmod(ctx, 0o755)  # a temporary directory starts as 0700
     return Path(output_dir) / "Dockerfile"

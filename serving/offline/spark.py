@@ -72,7 +72,8 @@ def spark_udf(spark: Any, model_uri: str | os.PathLike[str], result_type: Any = 
 
     Args:
         spark: a (classic) SparkSession.
-        model_uri: a local model directory (or ``file://`` URI) on the driver.
+        model_uri: a local model directory (or ``file://`` URI) on the driver, or a
+            ``models:/`` registry URI (resolved once, on the driver).
         result_type: a Spark DataType or DDL string; inferred from the output signature
             when None (scalar types, ``array<...>`` for 2-D outputs such as predict_proba,
             ``struct<...>`` for several named outputs).
@@ -177,6 +178,12 @@ def _quote(name: str) -> str:
 
 def _local_dir(model_uri: str | os.PathLike[str]) -> Path:
     text = os.fspath(model_uri)
+    if text.startswith("models:"):
+        # Resolved once on the driver; executors get the resolved version's files, so an
+        # alias that moves mid-job never splits one job across two versions.
+        from satchel.registry.api import fetch
+
+        return fetch(text)[1].resolve()
     if text.startswith("file://"):
         text = text[len("file://"):]
     elif "://" in text or text.split(":", 1)[0] in ("runs", "models"):

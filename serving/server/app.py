@@ -74,6 +74,11 @@ def create_app(model_or_path: Model | str | os.PathLike[str] | ModelRepository, 
             threading.Thread(target=repository.load_pending, kwargs={"raise_errors": False},
                              name="satchel-load", daemon=True).start()
         await plane.start()
+        follower = None
+        if plane.options.follow:
+            from satchel.serving.server.follow import start_following
+
+            follower = start_following(plane)
         grpc_server = None
         if plane.options.grpc_port is not None:
             # imported here: grpcio is only loaded when gRPC is asked for, and only in the
@@ -85,6 +90,8 @@ def create_app(model_or_path: Model | str | os.PathLike[str] | ModelRepository, 
         try:
             yield
         finally:
+            if follower is not None:
+                follower.cancel()
             if grpc_server is not None:
                 await grpc_server.stop(plane.options.limits.timeout)
             await plane.stop()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -170,11 +171,13 @@ class DataPlane:
 
     # --- the model repository at run time ------------------------------------------------
 
-    async def load(self, name: str, path: str | None = None) -> ServedModel:
+    async def load(self, name: str, path: str | None = None, **options: Any) -> ServedModel:
         """Load (or reload) a model and swap it in without stopping (see
-        :meth:`ModelRepository.load`); the old model's batcher closes once idle."""
+        :meth:`ModelRepository.load`, which takes ``options``); the old model's batcher
+        closes once idle."""
         old = self.repository.find(name)
-        served = await self.executor.thread(self.repository.load, name, path)
+        served = await self.executor.thread(
+            functools.partial(self.repository.load, name, path, **options))
         if old is not None:
             self._retire(old)
         self.note_load_times()

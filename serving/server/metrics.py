@@ -61,6 +61,8 @@ FAMILIES = {f.name: f for f in (
            "Scoring requests waiting for a predict call to start."),
     Family("satchel_model_load_seconds", "gauge", "Seconds it took to load each model.",
            aggregate="max"),
+    Family("satchel_model_version", "gauge",
+           "Registry version each model serves (models:/ sources).", aggregate="max"),
     Family("satchel_workers", "gauge", "Worker processes reporting metrics."),
 )}
 

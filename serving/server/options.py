@@ -116,6 +116,11 @@ class ServeOptions:
         grpc_host: the address the gRPC server listens on.
         monitor: drift windows against each model's reference profile.
         payload_log: opt-in sampled request logging (None: off, the default).
+        follow: model name -> ``models:/`` URI to re-resolve every ``follow_interval``
+            seconds; when it names another version, that version is loaded beside the
+            old one, verified, checked on its input example and swapped in
+            (:mod:`satchel.serving.server.follow`).
+        follow_interval: seconds between registry polls.
     """
 
     batching: str = "auto"
@@ -128,6 +133,8 @@ class ServeOptions:
     grpc_host: str = "127.0.0.1"
     monitor: MonitorOptions = field(default_factory=MonitorOptions)
     payload_log: PayloadLogOptions | None = None
+    follow: dict[str, str] = field(default_factory=dict)
+    follow_interval: float = 30.0
 
     def __post_init__(self) -> None:
         if self.batching not in BATCHING_MODES:

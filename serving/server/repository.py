@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,16 +183,22 @@ class ModelRepository:
         raise ModelNotFoundError(f"model '{name[:100]}' is not served here{where}",
                                  name=name)
 
-    def load(self, name: str, path: str | os.PathLike[str] | None = None,
+    def load(self, name: str, path: str | os.PathLike[str] | None = None, *,
+             version: str | None = None, check: Callable[[Model], None] | None = None,
              **load_options: Any) -> ServedModel:
         """Load (or reload) ``name`` from ``path`` (default: :meth:`path_of`) and swap it in.
 
         Blocking: run it off the event loop. Requests that already hold the old model
         finish on it; later ones get the new one.
 
+        ``version`` replaces the version reported for ``name``; ``check(model)`` runs on
+        the new model before the swap (e.g. predict its input example) and may raise to
+        keep the old one.
+
         Raises:
             ModelNotFoundError: no path given and none known for ``name``.
-            SatchelError: the directory does not load or verify (the old model stays).
+            SatchelError: the directory does not load or verify, or ``check`` raised (the
+                old model stays).
         """
         source = str(path) if path is not None else self.path_of(name)
         old = self._models.get(name)
@@ -200,7 +206,11 @@ class ModelRepository:
                                         else self._root_options))
         start = time.perf_counter()
         model = load_model(source, **options)
-        served = ServedModel(name, old.version if old is not None else None, model, source,
+        if check is not None:
+            check(model)
+        if version is None and old is not None:
+            version = old.version
+        served = ServedModel(name, version, model, source,
                              READY, load_seconds=time.perf_counter() - start,
                              load_options=options)
         with self._lock:

@@ -11,7 +11,7 @@ from satchel.cli._load_options import add_load_options, load_options
 
 def add_common(p: argparse.ArgumentParser) -> None:
     """Options shared with ``build-docker``."""
-    p.add_argument("-m", "--model", required=True, help="model directory")
+    p.add_argument("-m", "--model", required=True, help="model directory or models:/ URI")
     p.add_argument("--base-image", default=None, metavar="IMAGE",
                    help="image to build on (default: python:<model's X.Y>-slim)")
     p.add_argument("--platform", default=None, metavar="PLATFORM",

@@ -123,6 +123,9 @@ def add_parser(sub: Any) -> None:
                    help=f"address to listen on (env SATCHEL_HOST; default {d['host']})")
     p.add_argument("--port", type=int,
                    help=f"port (env SATCHEL_PORT; default {d['port']})")
+    p.add_argument("--registry-poll", type=float, default=None, metavar="SECONDS",
+                   help="re-resolve models:/ sources (e.g. -m fraud=models:/fraud@champion) "
+                   "every SECONDS and hot-swap a new version after verifying it")
     p.add_argument("--grpc-port", type=int, metavar="PORT",
                    help="also serve the Open Inference Protocol over gRPC on this port "
                    "(KServe's inference.GRPCInferenceService), with the same models, token, "
@@ -228,6 +231,10 @@ def model_specs(raw: list[str] | None, name: str | None) -> list[tuple[str, str]
         left, sep, right = spec.partition("=")
         if sep and _NAME.fullmatch(left) and not Path(spec).exists():
             out.append((left, right))
+        elif spec.startswith("models:"):
+            from satchel.registry.uri import parse
+
+            out.append((name if name and len(raw) == 1 else parse(spec).name, spec))
         else:
             out.append((name if name and len(raw) == 1 else default_name(spec), spec))
     return out
@@ -303,6 +310,7 @@ def run(args: argparse.Namespace) -> int:
             grpc_port=args.grpc_port, grpc_host=args.host,
             monitor=_monitor_options(args),
             payload_log=_payload_options(args),
+            **_follow(args),
         )
     except ValueError as exc:
         # the options name their field first; say which flag and variable set it
@@ -321,6 +329,12 @@ def run(args: argparse.Namespace) -> int:
     # and exit code 1 instead of a server that never becomes ready; with several workers
     # it is also the one load they all share.
     repository.load_pending()
+    from satchel.serving.server.follow import served_version
+
+    for served in repository:
+        # models:/ sources report the registry version they resolved to (V2 metadata).
+        if served.version is None and served_version(served.model) is not None:
+            served.version = served_version(served.model)
     from satchel.serving.server.run import serve
 
     return serve(repository, options=options, process=process,
@@ -345,3 +359,17 @@ def _repository(args: argparse.Namespace) -> Any:
     for name, path in specs:
         repository.add_path(name, path, **load_options(args))
     return repository
+
+
+def _follow(args: argparse.Namespace) -> dict[str, Any]:
+    """ServeOptions fields for ``--registry-poll``: which models follow which URI."""
+    if args.registry_poll is None:
+        return {}
+    if args.registry_poll <= 0:
+        raise SystemExit("satchel serve: --registry-poll must be a positive number of seconds")
+    follow = {name: path for name, path in model_specs(args.model, args.name)
+              if path.startswith("models:")}
+    if not follow:
+        raise SystemExit("satchel serve: --registry-poll needs a models:/ source, e.g. "
+                         "-m fraud=models:/fraud@champion")
+    return {"follow": follow, "follow_interval": args.registry_poll}
