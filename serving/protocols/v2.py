@@ -28,9 +28,17 @@ from satchel.model import Prediction
 from satchel.schema import ColSpec, DataType, Schema
 from satchel.serving.protocols.base import Decoded, Inbound, Protocol, Reply, reply_of
 from satchel.serving.protocols.strict_json import loads
+from satchel.serving.protocols.v2_binary import (
+    HEADER,
+    BinaryReader,
+    read_tensor,
+    split_body,
+    write_tensor,
+)
 from satchel.serving.protocols.v2_tensors import (
     DATATYPES,
     model_metadata,
+    output_array,
     request_content_type,
     server_metadata,
     tensor,
@@ -43,8 +51,8 @@ if TYPE_CHECKING:
     from satchel.serving.server.repository import ServedModel
 
 __all__ = ["DATATYPES", "V2", "InferRequest", "V2Protocol", "decode_infer", "encode_infer",
-           "model_metadata", "output_tensors", "server_metadata", "tensor_metadata",
-           "wire_array", "wire_datatype"]
+           "encode_reply", "model_metadata", "output_arrays", "output_tensors",
+           "server_metadata", "tensor_metadata", "wire_array", "wire_datatype"]
 # request-level ``parameters`` that steer decoding and are not model params
 PROTOCOL_PARAMETERS = frozenset({"content_type", "headers", "binary_data_output"})
 REQUEST_CONTENT_TYPES = ("pd", "np", "dict")
@@ -59,25 +67,35 @@ class InferRequest:
         params: model params taken from the request's ``parameters`` (None if none).
         id: the request id, echoed in the response.
         outputs: names of the outputs asked for; empty means all.
+        binary: names of the outputs to send as binary data (the binary extension).
+        binary_default: send outputs not named in ``outputs`` as binary
+            (``parameters.binary_data_output``).
     """
 
     data: Any
     params: dict[str, Any] | None
     id: str | None = None
     outputs: tuple[str, ...] = field(default=())
+    binary: frozenset[str] = frozenset()
+    binary_default: bool = False
 
 
 # --- requests --------------------------------------------------------------------------
 
 
-def decode_infer(body: bytes, schema: Schema | None) -> InferRequest:
-    """Decode ``POST .../infer`` JSON into the model's input.
+def decode_infer(body: bytes, schema: Schema | None,
+                 header_length: str | None = None) -> InferRequest:
+    """Decode ``POST .../infer`` (JSON, or a JSON header plus binary tensor data when
+    ``header_length`` — the ``Inference-Header-Content-Length`` header — is given) into
+    the model's input.
 
     Raises:
         InputFormatError: malformed JSON, a missing or wrong field, an unknown datatype,
-            data that does not fill the shape, or values outside the datatype.
+            data that does not fill the shape, values outside the datatype, or binary
+            sizes that do not add up.
     """
-    obj = loads(body)
+    header, binary = split_body(body, header_length)
+    obj = loads(header)
     if not isinstance(obj, dict):
         raise InputFormatError("the inference request must be a JSON object with 'inputs'")
     inputs = obj.get("inputs")
@@ -90,20 +108,26 @@ def decode_infer(body: bytes, schema: Schema | None) -> InferRequest:
     parameters = _object(obj.get("parameters"), "parameters")
     tensors: dict[str, np.ndarray] = {}
     codecs: dict[str, str] = {}
+    reader = BinaryReader(binary)
     for i, item in enumerate(inputs):
-        name, arr, codec = decode_tensor(item, i)
+        name, arr, codec = decode_tensor(item, i, reader)
         if name in tensors:
             raise InputFormatError(f"input '{name}' is given twice")
         tensors[name] = arr
         if codec:
             codecs[name] = codec
+    reader.finish()
+    binary_default = parameters.get("binary_data_output", False)
+    if not isinstance(binary_default, bool):
+        raise InputFormatError("parameters.binary_data_output must be true or false")
     content_type = parameters.get("content_type")
     if content_type is not None and content_type not in REQUEST_CONTENT_TYPES:
         raise InputFormatError(f"parameters.content_type '{str(content_type)[:40]}' is not "
                                f"supported; use one of {list(REQUEST_CONTENT_TYPES)}")
     data = arrange(tensors, codecs, schema, content_type)
     params = {k: v for k, v in parameters.items() if k not in PROTOCOL_PARAMETERS} or None
-    return InferRequest(data, params, request_id, _requested_outputs(obj.get("outputs")))
+    outputs, binary_outputs = _requested_outputs(obj.get("outputs"))
+    return InferRequest(data, params, request_id, outputs, binary_outputs, binary_default)
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
@@ -114,17 +138,30 @@ def _object(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _requested_outputs(value: Any) -> tuple[str, ...]:
+def _requested_outputs(value: Any) -> tuple[tuple[str, ...], frozenset[str]]:
+    """(names asked for, names asked for as binary data)."""
     if value is None:
-        return ()
+        return (), frozenset()
     if not isinstance(value, list) or not all(
             isinstance(o, dict) and isinstance(o.get("name"), str) for o in value):
         raise InputFormatError("'outputs' must be a list of objects with a 'name'")
-    return tuple(o["name"] for o in value)
+    binary = set()
+    for o in value:
+        flag = _object(o.get("parameters"), f"output '{o['name'][:100]}' parameters").get(
+            "binary_data", False)
+        if not isinstance(flag, bool):
+            raise InputFormatError(f"output '{o['name'][:100]}': parameters.binary_data must "
+                                   "be true or false")
+        if flag:
+            binary.add(o["name"])
+    return tuple(o["name"] for o in value), frozenset(binary)
 
 
-def decode_tensor(item: Any, i: int) -> tuple[str, np.ndarray, str | None]:
-    """One request tensor as (name, array shaped as declared, per-input content type)."""
+def decode_tensor(item: Any, i: int, reader: BinaryReader | None = None
+                  ) -> tuple[str, np.ndarray, str | None]:
+    """One request tensor as (name, array shaped as declared, per-input content type);
+    its values come from ``data`` or, with ``parameters.binary_data_size``, from the
+    binary section ``reader`` hands out."""
     if not isinstance(item, dict):
         raise InputFormatError(f"inputs[{i}] must be an object")
     name = item.get("name")
@@ -139,9 +176,17 @@ def decode_tensor(item: Any, i: int) -> tuple[str, np.ndarray, str | None]:
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise InputFormatError(f"{where}: datatype {str(datatype)[:40]!r} is not one of "
                                f"{list(DATATYPES)}")
+    parameters = _object(item.get("parameters"), f"{where} parameters")
+    codec = parameters.get("content_type")
+    if "binary_data_size" in parameters:
+        if "data" in item:
+            raise InputFormatError(f"{where}: give either 'data' or "
+                                   "parameters.binary_data_size, not both")
+        chunk = (reader or BinaryReader(None)).take(parameters["binary_data_size"], where)
+        arr = read_tensor(chunk, datatype, shape, where)
+        return name, arr.reshape(shape), codec if isinstance(codec, str) else None
     if "data" not in item:
         raise InputFormatError(f"{where}: 'data' is missing")
-    codec = _object(item.get("parameters"), f"{where} parameters").get("content_type")
     arr = wire_array(item["data"], datatype, where)
     count = math.prod(shape)
     if arr.size != count:
@@ -187,6 +232,8 @@ def _frame(tensors: dict[str, np.ndarray], codecs: dict[str, str],
         spec = specs.get(name)
         if spec is not None and spec.type is DataType.binary and arr.dtype == object:
             arr = _binary(arr, codecs.get(name, "base64"), name)
+        elif spec is not None and spec.type is DataType.string and arr.dtype == object:
+            arr = _text(arr, name)
         columns[name] = arr
     lengths = {len(a) for a in columns.values()}
     if len(lengths) > 1:
@@ -207,47 +254,94 @@ def _binary(arr: np.ndarray, codec: str, name: str) -> np.ndarray:
     return out
 
 
+def _text(arr: np.ndarray, name: str) -> np.ndarray:
+    """A string column sent as BYTES binary data: UTF-8 bytes become text."""
+    values = arr.tolist()
+    if not any(isinstance(v, bytes) for v in values):
+        return arr
+    out = np.empty(len(values), dtype=object)
+    try:
+        out[:] = [v.decode() if isinstance(v, bytes) else v for v in values]
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(f"input '{name}' is a string column: its bytes must be UTF-8 "
+                               f"(byte {exc.start} of an element is not)") from None
+    return out
+
+
 # --- responses -------------------------------------------------------------------------
 
 
 def encode_infer(output: Any, *, model_name: str, model_version: str | None,
                  request: InferRequest, output_schema: Schema | None = None) -> bytes:
-    """The inference response as JSON bytes: one V2 tensor per output column or array.
+    """The inference response body (see :func:`encode_reply`)."""
+    return encode_reply(output, model_name=model_name, model_version=model_version,
+                        request=request, output_schema=output_schema)[0]
+
+
+def encode_reply(output: Any, *, model_name: str, model_version: str | None,
+                 request: InferRequest, output_schema: Schema | None = None
+                 ) -> tuple[bytes, int | None]:
+    """The inference response: (body, JSON header length or None when all JSON).
+
+    Outputs the request asked to get as binary data follow the JSON header as raw
+    bytes (the binary extension); the others are JSON tensors.
 
     Raises:
         InputFormatError: the request asked for an output the model does not return.
         SatchelError: the output holds values that cannot be written as JSON.
     """
-    tensors = output_tensors(output, output_schema)
+    arrays = output_arrays(output, output_schema)
     if request.outputs:
-        by_name = {t["name"]: t for t in tensors}
+        by_name = dict(arrays)
         unknown = [n for n in request.outputs if n not in by_name]
         if unknown:
             raise InputFormatError(f"unknown outputs {unknown[:10]}; the model returns "
                                    f"{list(by_name)[:20]}")
-        tensors = [by_name[n] for n in request.outputs]
+        arrays = [(n, by_name[n]) for n in request.outputs]
+        binary = request.binary | (request.binary_default and
+                                   frozenset(request.outputs) or frozenset())
+    else:
+        binary = frozenset(dict(arrays)) if request.binary_default else frozenset()
+    tensors, chunks = [], []
+    for name, arr in arrays:
+        if name in binary:
+            arr = output_array(arr)
+            chunk = write_tensor(arr)
+            tensors.append({"name": name, "datatype": wire_datatype(arr.dtype),
+                            "shape": list(arr.shape),
+                            "parameters": {"binary_data_size": len(chunk)}})
+            chunks.append(chunk)
+        else:
+            tensors.append(tensor(name, arr))
     reply: dict[str, Any] = {"model_name": model_name, "model_version": model_version,
                              "id": request.id if request.id is not None
                              else str(uuid.uuid4()),
                              "parameters": {}, "outputs": tensors}
     try:
-        return json.dumps(reply, allow_nan=False, separators=(",", ":")).encode()
+        header = json.dumps(reply, allow_nan=False, separators=(",", ":")).encode()
     except (TypeError, ValueError) as exc:
         raise SatchelError(f"the model's output cannot be written as JSON: {exc}") from None
+    if not chunks:
+        return header, None
+    return b"".join([header, *chunks]), len(header)
 
 
 def output_tensors(output: Any, schema: Schema | None = None) -> list[dict[str, Any]]:
     """A prediction as V2 output tensors (name, datatype, shape, flat data)."""
+    return [tensor(name, arr) for name, arr in output_arrays(output, schema)]
+
+
+def output_arrays(output: Any, schema: Schema | None = None) -> list[tuple[str, np.ndarray]]:
+    """A prediction as named arrays: one per DataFrame column, dict entry, or the array."""
     kind = _normalize.pandas_kind(output)
     if kind == "frame":
-        return [tensor(str(c), output.iloc[:, i].to_numpy())
-                for i, c in enumerate(output.columns)]
+        return [(str(c), output.iloc[:, i].to_numpy()) for i, c in enumerate(output.columns)]
     if kind == "series":
         name = str(output.name) if output.name is not None else _output_name(schema, 0)
-        return [tensor(name, output.to_numpy())]
+        return [(name, output.to_numpy())]
     if isinstance(output, dict):
-        return [tensor(str(k), np.asarray(v)) for k, v in output.items()]
-    return [tensor(_output_name(schema, 0), np.asarray(output))]
+        return [(str(k), np.asarray(v)) for k, v in output.items()]
+    return [(_output_name(schema, 0), np.asarray(output))]
 
 
 def _output_name(schema: Schema | None, i: int) -> str:
@@ -266,15 +360,19 @@ class V2Protocol(Protocol):
 
     def decode(self, served: ServedModel, message: Any, inbound: Inbound) -> Decoded:
         sig = served.require().signature
-        request = decode_infer(message, sig.inputs if sig is not None else None)
+        request = decode_infer(message, sig.inputs if sig is not None else None,
+                               inbound.headers.get(HEADER))
         return Decoded(request.data, request.params, request)
 
     def encode(self, served: ServedModel, decoded: Decoded, prediction: Prediction) -> Reply:
         sig = served.require().signature
-        body = encode_infer(prediction.output, model_name=served.name,
-                            model_version=served.version, request=decoded.context,
-                            output_schema=sig.outputs if sig is not None else None)
-        return reply_of(prediction, body)
+        body, header_length = encode_reply(
+            prediction.output, model_name=served.name, model_version=served.version,
+            request=decoded.context, output_schema=sig.outputs if sig is not None else None)
+        if header_length is None:
+            return reply_of(prediction, body)
+        return reply_of(prediction, body, "application/octet-stream",
+                        {"Inference-Header-Content-Length": str(header_length)})
 
     def error_body(self, message: str, code: str, extra: Mapping[str, Any] | None = None
                    ) -> bytes:

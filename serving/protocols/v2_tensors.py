@@ -35,7 +35,7 @@ COLUMN_TYPES = {
 
 def server_metadata() -> dict[str, Any]:
     """``GET /v2``: the server's name, version and protocol extensions."""
-    return {"name": "satchel", "version": __version__, "extensions": []}
+    return {"name": "satchel", "version": __version__, "extensions": ["binary_tensor_data"]}
 
 
 def model_metadata(name: str, version: str | None, signature: Signature | None,
@@ -143,10 +143,16 @@ def _given(raw: np.ndarray) -> str:
     return {"b": "booleans", "U": "strings", "f": "floats"}.get(raw.dtype.kind, str(raw.dtype))
 
 
+def output_array(arr: np.ndarray) -> np.ndarray:
+    """An output array as it goes on the wire: an object array of booleans becomes BOOL."""
+    if arr.dtype == object and arr.size and all(isinstance(v, bool) for v in arr.ravel()):
+        return arr.astype(bool)
+    return arr
+
+
 def tensor(name: str, arr: np.ndarray) -> dict[str, Any]:
     """One V2 output tensor; ``data`` is flat and row-major, NaN as null, bytes as base64."""
-    if arr.dtype == object and arr.size and all(isinstance(v, bool) for v in arr.ravel()):
-        arr = arr.astype(bool)
+    arr = output_array(arr)
     flat = arr.reshape(-1)
     return {"name": name, "datatype": wire_datatype(arr.dtype), "shape": list(arr.shape),
             "data": _json.array_jsonable(flat)}

@@ -42,6 +42,7 @@ from satchel.serving.protocols import v2
 from satchel.serving.protocols.base import Inbound, Protocol, Reply
 from satchel.serving.protocols.mlflow import MLFLOW, error_code, error_details
 from satchel.serving.protocols.v2 import V2
+from satchel.serving.protocols.v2_binary import HEADER as BINARY_HEADER
 from satchel.serving.server.dataplane import DataPlane
 
 log = logging.getLogger("satchel.serving")
@@ -82,12 +83,17 @@ def protocol_of_path(path: str) -> Protocol:
 def inbound(request: Request) -> Inbound:
     """A starlette request as the data plane's :class:`Inbound` (the body read lazily)."""
     content_type = None
+    headers: dict[str, str] = {}
     # Straight from the ASGI scope: cheaper than building request.headers per request.
     for key, value in request.scope["headers"]:
         if key == b"content-type":
             content_type = value.decode("latin-1")
-            break
-    return Inbound(receive=request.body, content_type=content_type)
+        elif key == b"inference-header-content-length":  # the V2 binary extension
+            if BINARY_HEADER in headers:
+                headers[BINARY_HEADER] = "given twice"  # refused as not a byte count
+            else:
+                headers[BINARY_HEADER] = value.decode("latin-1")
+    return Inbound(receive=request.body, content_type=content_type, headers=headers)
 
 
 # A reply header listing names stays well under every client's line limit (http.client

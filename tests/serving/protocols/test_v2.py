@@ -23,7 +23,7 @@ COLS = Schema([ColSpec(DataType.double, "x"), ColSpec(DataType.string, "s"),
 
 def test_server_metadata() -> None:
     assert v2.server_metadata() == {"name": "satchel", "version": satchel.__version__,
-                                    "extensions": []}
+                                    "extensions": ["binary_tensor_data"]}
 
 
 def test_column_metadata_follows_mlservers_type_table() -> None:

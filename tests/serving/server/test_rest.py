@@ -316,7 +316,7 @@ def test_debug_server_adds_stack_traces(scale_model_dir: Path, start_server: Any
 
 def test_v2_server_health_and_metadata(iris_server: Server) -> None:
     assert iris_server.get("/v2").json() == {"name": "satchel", "version": satchel.__version__,
-                                             "extensions": []}
+                                             "extensions": ["binary_tensor_data"]}
     assert iris_server.get("/v2/health/live").status == 200
     assert iris_server.get("/v2/health/ready").status == 200
     assert iris_server.get("/v2/models/iris/ready").status == 200
