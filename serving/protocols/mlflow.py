@@ -26,6 +26,7 @@ from satchel.errors import (
     ModelNotReadyError,
     PredictionError,
     SatchelError,
+    ServerBusyError,
     SignatureError,
     UnsupportedMediaTypeError,
 )
@@ -344,6 +345,7 @@ def frame_records(frame: Any) -> list[dict[str, Any]]:
 ERROR_CODES: tuple[tuple[type[BaseException], str], ...] = (
     (ModelNotFoundError, "RESOURCE_DOES_NOT_EXIST"),
     (ModelNotReadyError, "TEMPORARILY_UNAVAILABLE"),
+    (ServerBusyError, "TEMPORARILY_UNAVAILABLE"),
     (UnsupportedMediaTypeError, "BAD_REQUEST"),
     (LimitExceededError, "REQUEST_LIMIT_EXCEEDED"),
     (InputFormatError, "BAD_REQUEST"),

@@ -49,7 +49,7 @@ class DataPlane:
                  executor: Executor | None = None) -> None:
         self.repository = repository
         self.options = options or ServeOptions()
-        self.executor = executor or Executor()
+        self.executor = executor or Executor(max_threads=self.options.limits.predict_threads)
         limits = self.options.limits
         self.budget = budget.DecodeBudget(limits.max_rows, limits.decoded_bytes_limit)
         self.metrics = Metrics(self.options.metrics_dir,
@@ -59,6 +59,10 @@ class DataPlane:
         self._flusher: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
         self.metrics.gauge_function("satchel_requests_queued", (), self.queued)
+        self.metrics.gauge_function("satchel_predict_threads_busy", (),
+                                    lambda: self.executor.running)
+        self.metrics.gauge_function("satchel_predict_threads_abandoned", (),
+                                    lambda: self.executor.abandoned)
         self.note_load_times()
 
     # --- scoring -------------------------------------------------------------------------

@@ -3,18 +3,33 @@ one timed call into ``Model.predict_detailed``."""
 
 from __future__ import annotations
 
-import functools
+import logging
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from satchel.errors import InputFormatError, PredictionError, SatchelError
+from satchel.errors import InputFormatError, PredictionError, SatchelError, ServerBusyError
 from satchel.model import Prediction
 from satchel.serving.server.repository import ServedModel
 
 T = TypeVar("T")
+log = logging.getLogger("satchel.serving")
+
+DEFAULT_THREADS = 16
+# Set in a worker process of a pre-fork supervisor, which replaces a worker that exits.
+RECYCLE_WHEN_STUCK = False
+
+
+@dataclass(slots=True)
+class _Call:
+    done: bool = False
+    abandoned: bool = False
 
 
 class Executor:
@@ -31,9 +46,17 @@ class Executor:
         inline_bytes: largest request body run inline.
     """
 
-    def __init__(self, *, inline_seconds: float = 0.005, inline_bytes: int = 64 * 1024) -> None:
+    def __init__(self, *, inline_seconds: float = 0.005, inline_bytes: int = 64 * 1024,
+                 max_threads: int = DEFAULT_THREADS) -> None:
         self.inline_seconds = inline_seconds
         self.inline_bytes = inline_bytes
+        self.max_threads = max_threads
+        self._lock = threading.Lock()
+        self.running = 0  # worker threads running a call now (abandoned ones included)
+        self.abandoned = 0  # of those, calls whose request already answered (504)
+        self.abandoned_total = 0
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._recycling = False
 
     def inline(self, served: ServedModel, size: int) -> bool:
         """True when this request should run on the event loop."""
@@ -52,13 +75,59 @@ class Executor:
         thread."""
         return fn(*args) if small else await self.thread(fn, *args)
 
-    @staticmethod
-    async def thread(fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in a worker thread."""
-        # abandon_on_cancel: a request that times out answers 504 at once; its thread
-        # finishes in the background (Python cannot stop it).
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args),
-                                              abandon_on_cancel=True)
+    async def thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in one of at most ``max_threads`` worker threads.
+
+        Raises:
+            ServerBusyError: every thread is busy; with most of them held by calls
+                abandoned after a timeout, a worker process is recycled.
+        """
+        # A request that times out answers 504 at once, but its thread runs on (Python
+        # cannot stop it): it keeps its place in the count until it really ends, so
+        # hung calls can never pile up more threads than the bound.
+        with self._lock:
+            if self.running >= self.max_threads:
+                stuck = self.abandoned
+                self._maybe_recycle()
+                raise ServerBusyError(
+                    f"all {self.max_threads} predict threads are busy ({stuck} held by "
+                    "calls that timed out); retry later")
+            self.running += 1
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.max_threads)
+        state = _Call()
+
+        def work() -> T:
+            try:
+                return fn(*args)
+            finally:
+                with self._lock:
+                    self.running -= 1
+                    state.done = True
+                    if state.abandoned:
+                        self.abandoned -= 1
+
+        try:
+            return await anyio.to_thread.run_sync(work, abandon_on_cancel=True,
+                                                  limiter=self._limiter)
+        except BaseException:
+            with self._lock:
+                if not state.done and not state.abandoned:
+                    state.abandoned = True
+                    self.abandoned += 1
+                    self.abandoned_total += 1
+            raise
+
+    def _maybe_recycle(self) -> None:
+        """In a worker process, exit gracefully (the supervisor starts a fresh one) once
+        most threads are held by abandoned calls: only a new process frees them."""
+        if (not RECYCLE_WHEN_STUCK or self._recycling
+                or self.abandoned * 2 < self.max_threads):
+            return
+        self._recycling = True
+        log.warning("%d of %d predict threads are held by calls that timed out: this worker "
+                    "finishes its requests and is replaced", self.abandoned, self.max_threads)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def predict(served: ServedModel, data: Any, params: dict[str, Any] | None) -> Prediction:

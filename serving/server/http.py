@@ -35,6 +35,7 @@ from satchel.errors import (
     ModelNotReadyError,
     PredictionError,
     SatchelError,
+    ServerBusyError,
     SignatureError,
     UnsupportedMediaTypeError,
 )
@@ -54,6 +55,7 @@ UNKNOWN_PARAMS_HEADER = "X-Satchel-Unknown-Params"
 ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (ModelNotFoundError, 404),
     (ModelNotReadyError, 503),
+    (ServerBusyError, 503),
     (UnsupportedMediaTypeError, 415),
     (LimitExceededError, 413),
     (InputFormatError, 400),

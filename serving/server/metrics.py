@@ -64,6 +64,10 @@ FAMILIES = {f.name: f for f in (
     Family("satchel_model_version", "gauge",
            "Registry version each model serves (models:/ sources).", aggregate="max"),
     Family("satchel_workers", "gauge", "Worker processes reporting metrics."),
+    Family("satchel_predict_threads_busy", "gauge",
+           "Worker threads running a call now, abandoned ones included."),
+    Family("satchel_predict_threads_abandoned", "gauge",
+           "Worker threads still running a call whose request already timed out."),
 )}
 
 

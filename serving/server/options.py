@@ -63,6 +63,9 @@ class Limits:
         max_rows: most rows one request may decode to (None: no limit).
         max_decoded_bytes: most bytes one request may decode to; None derives it from
             the body limit (:data:`DECODED_PER_BODY_BYTE` times ``max_body_size``).
+        predict_threads: worker threads per process for predict, decode and encode;
+            calls abandoned after a timeout keep theirs until they end, and a request
+            finding all busy gets 503.
     """
 
     max_body_size: int | None = DEFAULT_MAX_BODY
@@ -74,6 +77,7 @@ class Limits:
     retry_after: int = 1
     max_rows: int | None = None
     max_decoded_bytes: int | None = None
+    predict_threads: int = 16
 
     @property
     def decoded_bytes_limit(self) -> int | None:
@@ -85,6 +89,8 @@ class Limits:
         return DECODED_PER_BODY_BYTE * self.max_body_size
 
     def __post_init__(self) -> None:
+        if self.predict_threads < 1:
+            raise ValueError("predict_threads must be at least 1")
         if self.max_rows is not None and self.max_rows < 1:
             raise ValueError("max_rows must be at least 1")
         if self.max_decoded_bytes is not None and self.max_decoded_bytes < 1:

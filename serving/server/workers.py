@@ -297,6 +297,11 @@ def run_uvicorn_workers(app: Any, *, host: str, port: int, options: WorkerOption
              socks[0].getsockname()[1], options.workers, os.getpid())
 
     def child(shared: socket.socket) -> None:
+        from satchel.serving.server import execution
+
+        # a worker held by hung predict calls exits after draining; the supervisor
+        # replaces it with a fresh process (threads cannot be stopped, processes can)
+        execution.RECYCLE_WHEN_STUCK = True
         uvicorn.Server(config).run(sockets=[shared])
 
     return Supervisor(child, socks, options).run()

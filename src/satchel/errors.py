@@ -188,6 +188,11 @@ class ModelNotFoundError(SatchelError, LookupError):
         self.version = version
 
 
+class ServerBusyError(SatchelError):
+    """Every worker thread is busy (or held by a predict call abandoned after a timeout);
+    retry later."""
+
+
 class ModelNotReadyError(SatchelError):
     """A request reached a model that is still loading, or failed to load."""
 

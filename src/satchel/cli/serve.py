@@ -66,7 +66,8 @@ def _defaults() -> dict[str, Any]:
         "drain_timeout": process.drain_timeout, "log_level": process.log_level,
         "log_format": process.log_format, "header_timeout": process.header_timeout,
         "idle_timeout": process.idle_timeout, "max_connections": process.max_connections or 0,
-        "max_rows": limits.max_rows or 0, "max_decoded_size": limits.max_decoded_bytes or 0,
+        "max_rows": limits.max_rows or 0, "predict_threads": limits.predict_threads,
+        "max_decoded_size": limits.max_decoded_bytes or 0,
     }
 
 
@@ -87,6 +88,7 @@ ENV = {
     "log_format": ("SATCHEL_LOG_FORMAT", str.lower),
     "header_timeout": ("SATCHEL_HEADER_TIMEOUT", float),
     "max_rows": ("SATCHEL_MAX_ROWS", int),
+    "predict_threads": ("SATCHEL_PREDICT_THREADS", int),
     "max_decoded_size": ("SATCHEL_MAX_DECODED_SIZE", _parse_size),
     "idle_timeout": ("SATCHEL_IDLE_TIMEOUT", float),
     "max_connections": ("SATCHEL_MAX_CONNECTIONS", int),
@@ -164,6 +166,11 @@ def add_parser(sub: Any) -> None:
                    help="require 'Authorization: Bearer <token>' with the token in this file, "
                    "on every path but liveness (env SATCHEL_AUTH_TOKEN_FILE, or the token "
                    "itself in SATCHEL_AUTH_TOKEN)")
+    g.add_argument("--predict-threads", type=int, metavar="N",
+                   help="worker threads per process for predict calls; a call that timed out "
+                   "keeps its thread until it ends, and when all are busy requests get 503 "
+                   "(with --workers, a worker mostly held by such calls is replaced) (env "
+                   f"SATCHEL_PREDICT_THREADS; default {d['predict_threads']})")
     g.add_argument("--max-rows", type=int, metavar="N",
                    help="most rows one request may decode to, else 413; 0: no limit (env "
                    "SATCHEL_MAX_ROWS; default 0)")
@@ -304,6 +311,7 @@ def run(args: argparse.Namespace) -> int:
             limits=Limits(max_body_size=args.max_body_size, timeout=args.timeout or None,
                           max_queue=args.max_queue or None, auth_token=_token(args),
                           max_rows=args.max_rows or None,
+                          predict_threads=args.predict_threads,
                           max_decoded_bytes=args.max_decoded_size or None,
                           json_access_log=args.log_format == "json" and args.access_log),
             metrics_interval=_env("SATCHEL_METRICS_INTERVAL", 1.0, float),
