@@ -9,6 +9,7 @@ decoding, batching, predict, encoding and the row counts are the HTTP endpoints'
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from satchel.errors import InputFormatError
@@ -20,6 +21,7 @@ from satchel.serving.server.dataplane import DataPlane
 from satchel.serving.server.repository import FAILED, READY, ServedModel
 
 _STATES = {READY: "READY", FAILED: "UNAVAILABLE"}
+_RECENT = 0.05  # seconds within which another client's call counts as concurrent load
 
 
 class InferenceService:
@@ -37,6 +39,23 @@ class InferenceService:
         # never longer than the batch delay the operator allows
         self.gather_seconds = min(gather_seconds, plane.options.batch.max_batch_delay_ms / 1000)
         self._calls = 0  # ModelInfer calls in flight
+        self._peers: dict[str, float] = {}  # client address -> time of its last ModelInfer
+
+    def _expect_more(self, context: Any) -> bool:
+        """True when other calls are likely right behind this one: calls are in flight, or
+        other clients called within the last 50 ms (a burst of replies is followed by a
+        burst of calls, which grpcio hands over one by one). A lone sequential client
+        never waits."""
+        now = time.monotonic()
+        peer = context.peer() if context is not None else ""
+        peers = self._peers
+        peers[peer] = now
+        if self._calls:
+            return True
+        if len(peers) > 1024:  # forget clients gone quiet
+            for key in [k for k, t in peers.items() if now - t > _RECENT]:
+                del peers[key]
+        return any(now - t < _RECENT for k, t in peers.items() if k != peer)
 
     # --- health and metadata -----------------------------------------------------------
 
@@ -78,7 +97,7 @@ class InferenceService:
         if not request.model_name:
             raise InputFormatError("the request needs a model_name")
         version = request.model_version or None
-        gather = self.gather_seconds if self._calls else 0.0
+        gather = self.gather_seconds if self._expect_more(context) else 0.0
 
         async def receive() -> pb.ModelInferRequest:
             # The message is here already, but calls behind it are still being delivered

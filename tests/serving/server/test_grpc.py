@@ -419,3 +419,25 @@ def test_time_limit_and_queue_bound(start_server: Any, save_python_model: Any,
         assert done[0][0].as_numpy("output-0").tolist() == [1.0]
         assert c.infer("sleepy", x).as_numpy("output-0").tolist() == [1.0]  # room again
         c.close()
+
+
+def test_calls_wait_for_a_batch_only_under_concurrent_load() -> None:
+    """A lone sequential client never waits; a call among other clients' calls does."""
+    from satchel.serving.server.dataplane import DataPlane
+    from satchel.serving.server.grpc_service import InferenceService
+    from satchel.serving.server.repository import ModelRepository
+
+    class Peer:  # what grpcio's context tells about the caller
+        def __init__(self, address: str) -> None:
+            self.address = address
+
+        def peer(self) -> str:
+            return self.address
+
+    service = InferenceService(DataPlane(ModelRepository()))
+    assert service.gather_seconds == 0.0005
+    alone = Peer("ipv4:127.0.0.1:5000")
+    assert not any(service._expect_more(alone) for _ in range(5))
+    assert service._expect_more(Peer("ipv4:127.0.0.1:5001"))  # another client, just now
+    time.sleep(0.06)
+    assert not service._expect_more(alone)  # the other one went quiet
