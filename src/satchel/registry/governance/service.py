@@ -146,6 +146,24 @@ class Governance:
                 .order_by(EvaluationRow.id)).scalars().all()
         return [EvaluationResult.from_dict(json.loads(t)) for t in texts]
 
+    def evaluations(self, name: str, version: int) -> list[tuple[int, EvaluationResult]]:
+        """(id, result) of a version's attached results, oldest first."""
+        with self.store.read() as s:
+            rows = s.execute(select(EvaluationRow.id, EvaluationRow.result).where(
+                EvaluationRow.model == name, EvaluationRow.version == int(version))
+                .order_by(EvaluationRow.id)).all()
+        return [(int(i), EvaluationResult.from_dict(json.loads(t))) for i, t in rows]
+
+    def evaluation(self, name: str, evaluation_id: int) -> EvaluationResult:
+        """One attached result by id."""
+        with self.store.read() as s:
+            text = s.execute(select(EvaluationRow.result).where(
+                EvaluationRow.model == name, EvaluationRow.id == int(evaluation_id))).scalar()
+        if text is None:
+            raise RegistryNotFoundError(f"no evaluation {evaluation_id} of {name!r}",
+                                        kind="evaluation", name=str(evaluation_id))
+        return EvaluationResult.from_dict(json.loads(text))
+
     # ------------------------------------------------------------------ requests
 
     def request(self, name: str, target: str, version: int | str, *,
