@@ -50,6 +50,10 @@ def render(monitor: Monitor, models: Iterable[str]) -> str:
     lines: list[str] = []
     for name, _, help_text in _GAUGES:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", *samples[name]]
+    lines += ["# HELP satchel_monitor_sample_rate Share of requests this worker counts "
+              "(below 1 when counting all would exceed the monitor's CPU budget).",
+              "# TYPE satchel_monitor_sample_rate gauge",
+              f"satchel_monitor_sample_rate {monitor.admit!r}"]
     lines += ["# HELP satchel_monitor_requests_total Scored requests counted into drift "
               "windows, or skipped when the monitor fell behind.",
               "# TYPE satchel_monitor_requests_total counter", *requests]

@@ -3,8 +3,11 @@
 The data plane calls :meth:`Monitor.observe` after a reply is sent; that appends to a
 bounded queue and returns. A background thread drains the queue in batches and counts
 each model's inputs and predictions into its sliding :class:`Window` against the
-model's reference profile. Past the queue bound, observations are skipped and counted:
-the drift figures then come from a sample, and serving never slows for monitoring.
+model's reference profile. The thread measures its own CPU time: when counting every
+request would cost more than ``cpu_budget`` of a core, requests are admitted with a
+probability that keeps it within budget (a uniform sample, so distributions and drift
+figures are unbiased), and past the queue bound they are dropped. Both are counted;
+serving never slows for monitoring.
 
 With several worker processes each one writes its windows to the shared metrics
 directory about once a second; ``/metrics`` and the drift route on any worker merge
@@ -17,6 +20,7 @@ import collections
 import json
 import logging
 import os
+import random
 import tempfile
 import threading
 import time
@@ -60,13 +64,18 @@ class Monitor:
         self._thread: threading.Thread | None = None
         self.skipped: dict[str, int] = {}
         self.counted: dict[str, int] = {}
+        self.admit = 1.0  # probability a request is counted (cpu_budget)
+        self._offered = 0
+        self._random = random.Random()
         self._told_no_profile: set[str] = set()
 
     # --- the request path (event loop): O(1) ------------------------------------------
 
     def observe(self, name: str, data: Any, output: Any) -> None:
-        """Queue one scored request; skip (and count) it when the queue is full."""
-        if len(self._pending) >= self.options.max_pending:
+        """Queue one scored request; skip (and count) it when sampled out or queue-full."""
+        self._offered += 1
+        if (self.admit < 1.0 and self._random.random() >= self.admit) or (
+                len(self._pending) >= self.options.max_pending):
             self.skipped[name] = self.skipped.get(name, 0) + 1
             return
         self._pending.append((name, data, output))
@@ -91,16 +100,37 @@ class Monitor:
 
     def _run(self) -> None:
         last_snapshot = 0.0
+        last = time.monotonic()
         while not self._stop.is_set():
             self._wake.wait(self.options.interval)
             self._wake.clear()
             try:
-                self.drain()
+                cpu, proc = time.thread_time(), time.process_time()
+                n = self.drain()
+                now = time.monotonic()
+                self._adjust(n, time.thread_time() - cpu, time.process_time() - proc,
+                             now - last)
+                last = now
                 if self.directory is not None and time.monotonic() - last_snapshot >= 1.0:
                     self.write_snapshot()
                     last_snapshot = time.monotonic()
             except Exception:  # noqa: BLE001 - monitoring never takes serving down
                 log.exception("drift monitoring failed to count a batch")
+
+    def _adjust(self, counted: int, cpu: float, process_cpu: float, wall: float) -> None:
+        """Set the admission probability so counting stays within ``cpu_budget`` of a core
+        while the process is busy; a process with time to spare (its serving threads share
+        one interpreter lock, so "busy" is one core) may spend half of it counting."""
+        offered, self._offered = self._offered, 0
+        if counted == 0 or wall <= 0 or offered == 0:
+            return
+        per_request = cpu / counted
+        busy = min(1.0, process_cpu / wall)
+        allowed = self.options.cpu_budget * wall + 0.5 * (1.0 - busy) * wall
+        affordable = allowed / max(per_request, 1e-9)
+        target = min(1.0, affordable / offered)
+        # Move part of the way: one noisy pass must not swing the sample rate.
+        self.admit = max(0.001, 0.5 * self.admit + 0.5 * target)
 
     def drain(self) -> int:
         """Count every queued observation; returns how many were counted."""

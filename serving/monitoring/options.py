@@ -18,6 +18,8 @@ class MonitorOptions:
         buckets: slices the window is cut into (its resolution).
         max_pending: observations held for the background thread; more are skipped.
         interval: seconds between the background thread's passes.
+        cpu_budget: the share of one core the counting may use; above it, requests are
+            sampled (uniformly, so the distributions and drift figures stay unbiased).
     """
 
     enabled: bool = True
@@ -25,8 +27,11 @@ class MonitorOptions:
     buckets: int = 12
     max_pending: int = 4096
     interval: float = 0.25
+    cpu_budget: float = 0.02
 
     def __post_init__(self) -> None:
+        if not 0 < self.cpu_budget <= 1:
+            raise ValueError("the monitor's cpu_budget must be in (0, 1]")
         if self.window <= 0:
             raise ValueError("the monitor window must be positive")
         if not 1 <= self.buckets <= 1440:

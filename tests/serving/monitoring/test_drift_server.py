@@ -53,12 +53,16 @@ def test_reference_like_traffic_shows_no_drift(profiled_model_dir: Path,
         ins = _by_column(report)
         assert set(ins) == {"income", "age", "city"}
         assert all(f["psi"] < 0.1 for f in ins.values()), ins
-        assert ins["income"]["count"] == pytest.approx(sent)
+        # a busy machine may make the monitor sample (cpu budget): counts are of the sample
+        counted = report["requests_counted"]
+        assert counted + report["requests_skipped"] == sent // 50
+        assert ins["income"]["count"] == pytest.approx(counted * 50)
         assert _by_column(report, "outputs")["prediction"]["psi"] < 0.1
         page = parse_page(server.get("/metrics").body.decode())
         key = 'satchel_drift_psi{model="credit",column="income",side="input"}'
         assert page[key] < 0.1
-        assert page['satchel_monitor_requests_total{model="credit",outcome="counted"}'] == 40
+        assert page['satchel_monitor_requests_total{model="credit",outcome="counted"}'] == counted
+        assert 0 < page["satchel_monitor_sample_rate"] <= 1
 
 
 def test_shifted_columns_and_only_those_cross_the_threshold(profiled_model_dir: Path,
@@ -88,8 +92,9 @@ def test_two_workers_merge_their_windows(profiled_model_dir: Path, start_server:
         sent = _send(server, make_frame(1500, seed=23), rows_per_request=25)
         time.sleep(1.6)  # each worker has written its window since
         report = _drift(server)
-        assert report["requests_counted"] == 60
-        assert _by_column(report)["income"]["count"] == pytest.approx(sent)
+        assert report["requests_counted"] + report["requests_skipped"] == sent // 25
+        assert _by_column(report)["income"]["count"] == pytest.approx(
+            report["requests_counted"] * 25)
 
 
 def test_a_model_without_profile_reports_raw_figures(iris_model_dir: Path,
@@ -107,7 +112,7 @@ def test_a_model_without_profile_reports_raw_figures(iris_model_dir: Path,
         assert report["has_reference"] is False and report["inputs"] == []
         raw = {r["column"]: r for r in report["raw_inputs"]}
         assert raw["sepal_length"]["mean"] == pytest.approx(5.1)
-        assert raw["sepal_length"]["count"] == 3
+        assert raw["sepal_length"]["count"] + report["requests_skipped"] == 3
         assert server.get("/v2/models/nope/drift").status == 404
     assert server.log.read_text().count("has no reference profile") == 1
 
@@ -158,3 +163,43 @@ def test_bad_monitoring_flags_are_clear_errors(iris_model_dir: Path, bad: list[s
                                                message: str) -> None:
     with pytest.raises(SystemExit, match=message.replace("(", r"\(").replace("]", r"\]")):
         main(["serve", "-m", str(iris_model_dir), *bad])
+
+
+def test_the_monitor_samples_within_its_cpu_budget(profiled_model_dir: Path) -> None:
+    """The admission rate follows the budget when the process is busy, spare time lets it
+    count everything, and a sample still shows the drifted column and only it."""
+    import satchel
+    from satchel.monitoring import Profile
+    from satchel.serving.monitoring.monitor import Monitor
+    from satchel.serving.monitoring.options import MonitorOptions
+
+    monitor = Monitor(lambda name: None, MonitorOptions(cpu_budget=0.02))
+    # 1 s of a fully busy process, 1000 requests offered and counted at 1 ms each: the
+    # budget affords 20 per second, so the rate moves halfway towards 2%
+    monitor._offered = 1000
+    monitor._adjust(1000, 1.0, 1.0, 1.0)
+    assert monitor.admit == pytest.approx(0.5 * 1.0 + 0.5 * 0.02)
+    for _ in range(20):
+        monitor._offered = 1000
+        monitor._adjust(1000, 1.0, 1.0, 1.0)
+    assert monitor.admit == pytest.approx(0.02, rel=0.01)
+    # an idle process: half of the spare second affords everything again
+    for _ in range(20):
+        monitor._offered = 100
+        monitor._adjust(100, 0.1, 0.1, 1.0)
+    assert monitor.admit == pytest.approx(1.0, rel=0.01)
+
+    model = satchel.load_model(profiled_model_dir)
+    profile = Profile.read(profiled_model_dir)
+    sampled = Monitor(lambda name: profile, MonitorOptions(max_pending=100_000))
+    sampled.admit = 0.3
+    frame = make_frame(3000, seed=30, shift=25.0)
+    rows = [frame.iloc[[i]] for i in range(len(frame))]
+    out = model.predict(rows[0])
+    for row in rows:
+        sampled.observe("credit", row, out)
+    report = sampled.report("credit")
+    assert report["requests_counted"] + report["requests_skipped"] == 3000
+    assert 0.2 < report["requests_counted"] / 3000 < 0.4
+    psi = {f["column"]: f["psi"] for f in report["inputs"]}
+    assert psi["income"] > 0.2 and psi["age"] < 0.1 and psi["city"] < 0.1
