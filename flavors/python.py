@@ -37,6 +37,8 @@ class PythonFlavor:
     # Custom code may look across rows; servers batch it only if the model says so.
     row_independent = False
     fallback = True
+    # Custom code imports what it likes: requirements.txt lists what it really imported.
+    infer_requirements = True
 
     def can_save(self, obj: Any) -> bool:
         if _is_source(obj):

@@ -152,6 +152,10 @@ class UnknownParamsWarning(SatchelWarning):
     """Params were given that the param schema does not declare; they were ignored."""
 
 
+class RequirementsWarning(SatchelWarning):
+    """A model's requirements could not be inferred from what its code imports."""
+
+
 class PythonVersionWarning(SatchelWarning):
     """The model was saved under a different Python minor version than the running one."""
 

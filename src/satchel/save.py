@@ -85,8 +85,13 @@ def save_model(
         if example is not None:
             info = _example.save(tmp, example)
             sig = _check_or_infer(chosen, tmp, config, pyfunc, example, sig, flavor_options)
+        inferred: list[str] = []
+        if pip_requirements is None and (
+            code_paths or getattr(chosen, "infer_requirements", False)
+        ):
+            inferred = _infer_requirements(tmp, pyfunc, chosen, config, sig, info)
         requirements = build_requirements(
-            [*chosen.default_requirements(), *config.requirements],
+            [*chosen.default_requirements(), *config.requirements, *inferred],
             pip_requirements,
             extra_pip_requirements,
         )
@@ -177,6 +182,30 @@ def check_options(flavor: Flavor, options: dict[str, Any]) -> None:
         f"{', '.join(hints)} for the {flavor.name} flavor; the {flavor.name} flavor accepts: "
         f"{own}; save_model itself accepts: {', '.join(_OWN_OPTIONS)}"
     )
+
+
+def _infer_requirements(
+    root: Path,
+    pyfunc: dict[str, Any],
+    flavor: Flavor,
+    config: FlavorConfig,
+    sig: Signature | None,
+    info: dict[str, Any] | None,
+) -> list[str]:
+    """What the model's code imports when loaded and run on its example (a subprocess
+    loads the directory as written so far, from a provisional manifest)."""
+    from satchel import requirements
+
+    provisional = Manifest(
+        flavors={PYFUNC: pyfunc, flavor.name: config.section},
+        signature=sig,
+        saved_input_example_info=info,
+    )
+    provisional.write(root)
+    try:
+        return requirements.infer(root)
+    finally:
+        (root / "MLmodel").unlink(missing_ok=True)
 
 
 def _pyfunc_section(flavor: Flavor, config: FlavorConfig) -> dict[str, Any]:

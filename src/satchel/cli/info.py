@@ -72,9 +72,31 @@ def describe(path: Path) -> dict[str, Any]:
         "outputs": _rows(sig.outputs) if sig and sig.outputs else None,
         "params": _param_rows(sig.params) if sig and sig.params else None,
         "requirements": read_requirements(path),
+        "requirements_status": requirement_status(read_requirements(path)),
         "input_example": bool(manifest.saved_input_example_info),
         "metadata": manifest.metadata,
     }
+
+
+def requirement_status(lines: list[str]) -> dict[str, str]:
+    """For each requirement line not met here: ``"not installed"`` or ``"installed X"``
+    (a ``==`` pin at another version). Options and ``-r``/``-c`` lines are skipped."""
+    import re
+
+    from satchel.env import installed_version, requirement_name
+
+    out: dict[str, str] = {}
+    for line in lines:
+        if line.startswith("-"):
+            continue
+        have = installed_version(requirement_name(line))
+        if have is None:
+            out[line] = "not installed"
+            continue
+        pinned = re.search(r"==\s*([^\s;,]+)", line)
+        if pinned and pinned.group(1) != have:
+            out[line] = f"installed {have}"
+    return out
 
 
 def _rows(schema: Schema) -> list[list[str]]:
@@ -140,8 +162,9 @@ def run(args: argparse.Namespace) -> int:
         if rows:
             lines.append(_table(rows))
     reqs = info["requirements"]
+    status = info["requirements_status"]
     lines.append("requirements:" if reqs else "requirements none")
-    lines.extend(f"    {r}" for r in reqs)
+    lines.extend(f"    {r}" + (f"   <- {status[r]}" if status.get(r) else "") for r in reqs)
     lines.append(f"example    {'yes' if info['input_example'] else 'no'}")
     print("\n".join(lines))
     return 0
