@@ -93,7 +93,8 @@ def create_app(model_or_path: Model | str | os.PathLike[str] | ModelRepository, 
             if follower is not None:
                 follower.cancel()
             if grpc_server is not None:
-                await grpc_server.stop(plane.options.limits.timeout)
+                # calls in flight get as long as a request may take to finish
+                await grpc_server.stop(plane.options.limits.timeout or 30.0)
             await plane.stop()
             monitoring.stop()
 

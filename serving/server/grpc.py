@@ -155,6 +155,7 @@ class Transport:
 
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             start = time.perf_counter()
+            self.backend.begin()
             status = grpc.StatusCode.OK
             held = False
             try:
@@ -197,7 +198,7 @@ class Transport:
             finally:
                 if held:
                     self._held -= 1
-                self.backend.count(route, status.name, time.perf_counter() - start)
+                self.backend.end(route, status.name, time.perf_counter() - start)
             raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
         return call

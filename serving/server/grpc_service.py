@@ -153,8 +153,13 @@ class InferenceService:
 
     # --- metrics ------------------------------------------------------------------------
 
-    def count(self, route: str, status: str, seconds: float) -> None:
-        """One answered call, in the HTTP requests' families (status: the gRPC code name)."""
+    def begin(self) -> None:
+        """A call starts (counted in ``satchel_requests_in_flight``, as HTTP requests are)."""
+        self.plane.metrics.in_flight += 1
+
+    def end(self, route: str, status: str, seconds: float) -> None:
+        """A call answered, in the HTTP requests' families (status: the gRPC code name)."""
         metrics = self.plane.metrics
+        metrics.in_flight -= 1
         metrics.inc("satchel_requests_total", (("route", route), ("status", status)))
         metrics.observe("satchel_request_duration_seconds", (("route", route),), seconds)

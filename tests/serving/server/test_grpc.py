@@ -171,6 +171,8 @@ def test_metrics_count_grpc_calls_with_http(server: GrpcServer) -> None:
         'status="OK"}'))
     assert float(line.rsplit(" ", 1)[1]) >= 1
     assert 'satchel_rows_predicted_total{model="iris"}' in page
+    # every gRPC call that started has ended: only this /metrics request is in flight
+    assert "satchel_requests_in_flight 1" in page.splitlines()
 
 
 # --- the hostile cases ---------------------------------------------------------------------
