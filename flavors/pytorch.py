@@ -200,6 +200,8 @@ def _is_torchscript(file: Path) -> bool:
 
 def _device(torch: Any, config: LoadConfig) -> str:
     device = config.options.get("device")
+    if device is None:  # MLflow's spelling: load_model(..., model_config={"device": ...})
+        device = (config.options.get("model_config") or {}).get("device")
     if device is None:
         device = (config.pyfunc.get("config") or {}).get("device")
     if device is None:

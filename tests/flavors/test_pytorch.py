@@ -279,3 +279,11 @@ def test_data_dir_path_cannot_escape(net: Any, x: np.ndarray, tmp_path: Path) ->
     with pytest.raises(ModelFormatError, match="outside"):
         satchel.load_model(tmp_path / "m")
     shutil.rmtree(tmp_path / "m")
+
+
+def test_device_load_option_in_both_spellings(net: Any, x: np.ndarray, tmp_path: Path) -> None:
+    pt_flavor.save_model(net, tmp_path / "m", input_example=x)
+    for options in ({"device": "cpu"}, {"model_config": {"device": "cpu"}}):
+        m = satchel.load_model(tmp_path / "m", **options)
+        assert m._predictor.device == "cpu"
+        assert next(m.unwrap().parameters()).device.type == "cpu"
