@@ -22,6 +22,7 @@ from satchel import _json, _normalize
 from satchel.errors import (
     InputFormatError,
     LimitExceededError,
+    ModelLoadError,
     ModelNotFoundError,
     ModelNotReadyError,
     PredictionError,
@@ -351,6 +352,7 @@ ERROR_CODES: tuple[tuple[type[BaseException], str], ...] = (
     (InputFormatError, "BAD_REQUEST"),
     (SignatureError, "INVALID_PARAMETER_VALUE"),
     (PredictionError, "BAD_REQUEST"),
+    (ModelLoadError, "INVALID_STATE"),
     (SatchelError, "INTERNAL_ERROR"),
 )
 

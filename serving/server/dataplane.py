@@ -19,8 +19,9 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from satchel.errors import ModelLoadError, ModelNotFoundError, SatchelError
 from satchel.serving.protocols import budget
 from satchel.serving.protocols.base import Decoded, Inbound, Protocol, Reply
 from satchel.serving.server.batching import Batcher
@@ -28,6 +29,9 @@ from satchel.serving.server.execution import Executor, predict
 from satchel.serving.server.metrics import Metrics
 from satchel.serving.server.options import ServeOptions
 from satchel.serving.server.repository import ModelRepository, ServedModel
+
+if TYPE_CHECKING:
+    from satchel.serving.server.control import Control
 
 log = logging.getLogger("satchel.serving")
 
@@ -58,6 +62,11 @@ class DataPlane:
         self._observers: list[Observer] = []
         self._flusher: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
+        self.control: Control | None = None
+        if self.options.control_dir is not None:
+            from satchel.serving.server.control import Control
+
+            self.control = Control(self.options.control_dir, self)
         self.metrics.gauge_function("satchel_requests_queued", (), self.queued)
         self.metrics.gauge_function("satchel_predict_threads_busy", (),
                                     lambda: self.executor.running)
@@ -191,6 +200,41 @@ class DataPlane:
         """Stop serving a model; requests it already has finish."""
         self._retire(self.repository.unload(name))
 
+    async def load_request(self, name: str) -> None:
+        """What a transport's repository ``load`` calls: (re)load ``name`` from its
+        directory (its served path, or ``--model-repository``/NAME) in this process and,
+        with several workers, in every worker before returning.
+
+        Raises:
+            ModelNotFoundError: no such model, and no such folder in the repository.
+            ModelLoadError: the directory failed to load or verify; the old model (if
+                any) keeps serving.
+        """
+        try:
+            if self.control is not None:
+                await self.control.load(name, None)
+            else:
+                await self.load(name)
+        except (ModelNotFoundError, ModelLoadError):
+            raise
+        except SatchelError as exc:
+            kept = (" the model served before keeps serving" if self.repository.find(name)
+                    else "")
+            raise ModelLoadError(f"model '{name[:100]}' was not loaded: {exc};{kept}"
+                                 .rstrip(";"), name=name) from None
+
+    async def unload_request(self, name: str) -> None:
+        """What a transport's repository ``unload`` calls (every worker, like
+        :meth:`load_request`).
+
+        Raises:
+            ModelNotFoundError: ``name`` is not served.
+        """
+        if self.control is not None:
+            await self.control.unload(name)
+        else:
+            await self.unload(name)
+
     def _retire(self, served: ServedModel) -> None:
         batcher = self._batchers.pop(served, None)
         if batcher is None:
@@ -209,7 +253,10 @@ class DataPlane:
     # --- lifespan ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Begin writing metric snapshots (a worker among several)."""
+        """Begin writing metric snapshots and following model loads (a worker among
+        several)."""
+        if self.control is not None:
+            await self.control.start()
         if self.metrics.directory is not None:
             self.metrics.flush()
             self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
@@ -221,6 +268,8 @@ class DataPlane:
 
     async def stop(self) -> None:
         """Stop batchers and the snapshot task; write a last snapshot."""
+        if self.control is not None:
+            await self.control.stop()
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -31,6 +31,7 @@ from satchel._version import __version__
 from satchel.errors import (
     InputFormatError,
     LimitExceededError,
+    ModelLoadError,
     ModelNotFoundError,
     ModelNotReadyError,
     PredictionError,
@@ -61,6 +62,7 @@ ERROR_STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (InputFormatError, 400),
     (SignatureError, 400),
     (PredictionError, 422),
+    (ModelLoadError, 422),
     (SatchelError, 500),
 )
 _HTTP_CODES = {404: "ENDPOINT_NOT_FOUND", 405: "BAD_REQUEST", 413: "REQUEST_LIMIT_EXCEEDED"}

@@ -114,6 +114,8 @@ class ServeOptions:
         batch: batch size and delay limits.
         limits: body size, timeout, queue bound, bearer token, JSON access log.
         metrics_dir: where worker processes share their counts (None: one process).
+        control_dir: where worker processes tell each other about model loads and
+            unloads (None: one process; :mod:`satchel.serving.server.control`).
         metrics_interval: seconds between a worker's metric snapshots.
         docs: serve ``/openapi.json`` and ``/docs``.
         grpc_port: also serve the Open Inference Protocol over gRPC on this port, from the
@@ -133,6 +135,7 @@ class ServeOptions:
     batch: BatchOptions = field(default_factory=BatchOptions)
     limits: Limits = field(default_factory=Limits)
     metrics_dir: str | None = None
+    control_dir: str | None = None
     metrics_interval: float = 1.0
     docs: bool = True
     grpc_port: int | None = None

@@ -53,7 +53,34 @@ def page_routes(plane: DataPlane) -> list[BaseRoute]:
             if served.error:
                 entry["reason"] = served.error
             out.append(entry)
+        if ready is not True:  # folders of --model-repository not loaded (or unloaded)
+            for name in plane.repository.folder_names():
+                if plane.repository.find(name) is None:
+                    out.append({"name": name, "version": None, "state": "UNAVAILABLE",
+                                "reason": "not loaded"})
         return JSONResponse(out)
+
+    async def _options(request: Request) -> None:
+        # Triton's and KServe's load take an optional JSON object (parameters this
+        # server does not use); anything else is a client mistake, said so
+        body = await request.body()
+        if body.strip():
+            from satchel.serving.protocols.strict_json import loads
+
+            if not isinstance(loads(body), dict):
+                raise InputFormatError("the load/unload request body must be a JSON object "
+                                       "(or empty)")
+
+    async def load(request: Request) -> Response:
+        """Load (or reload, picking up a directory replaced in place) one model."""
+        await _options(request)
+        await plane.load_request(request.path_params["name"])
+        return Response(status_code=200)
+
+    async def unload(request: Request) -> Response:
+        await _options(request)
+        await plane.unload_request(request.path_params["name"])
+        return Response(status_code=200)
 
     async def openapi(request: Request) -> Response:
         repository = plane.repository
@@ -89,6 +116,8 @@ def page_routes(plane: DataPlane) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Route("/metrics", metrics_page, methods=["GET"]),
         Route("/v2/repository/index", repository_index, methods=["GET", "POST"]),
+        Route("/v2/repository/models/{name}/load", load, methods=["POST"]),
+        Route("/v2/repository/models/{name}/unload", unload, methods=["POST"]),
         Route("/v2/models/{name}/drift", drift, methods=["GET"]),
     ]
     if plane.options.docs:

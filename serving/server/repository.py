@@ -236,6 +236,15 @@ class ModelRepository:
             self.generation += 1
         return served
 
+    def set_default(self, name: str) -> None:
+        """Make ``name`` the model ``/invocations`` scores.
+
+        Raises:
+            ModelNotFoundError: ``name`` is not served.
+        """
+        self.get(name)
+        self._default = name
+
     def find(self, name: str) -> ServedModel | None:
         """The model served as ``name``, or None."""
         return self._models.get(name)

@@ -131,12 +131,17 @@ def _serve(models: Model | str | ModelRepository, options: ServeOptions,
     from satchel.serving.server.workers import WorkerOptions, run_uvicorn_workers
 
     metrics_dir = options.metrics_dir or tempfile.mkdtemp(prefix="satchel-metrics-")
+    # the workers tell each other about model loads and unloads through this directory
+    control_dir = options.control_dir or tempfile.mkdtemp(prefix="satchel-control-")
     try:
         app = create_app(models, name=name, debug=debug,
-                         options=replace(options, metrics_dir=metrics_dir))
+                         options=replace(options, metrics_dir=metrics_dir,
+                                         control_dir=control_dir))
         return run_uvicorn_workers(app, host=process.host, port=process.port,
                                    options=WorkerOptions(process.workers,
                                                          process.drain_timeout), **common)
     finally:
         if options.metrics_dir is None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+        if options.control_dir is None:
+            shutil.rmtree(control_dir, ignore_errors=True)

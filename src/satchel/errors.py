@@ -197,6 +197,15 @@ class ServerBusyError(SatchelError):
     retry later."""
 
 
+class ModelLoadError(SatchelError):
+    """A model a running server was asked to load (or reload) failed to load or verify;
+    the model served before, if any, keeps serving."""
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
 class ModelNotReadyError(SatchelError):
     """A request reached a model that is still loading, or failed to load."""
 

@@ -100,13 +100,15 @@ def _ping(port: int) -> int | None:
 
 
 @contextlib.contextmanager
-def run_server(model_dir: Path | str, log_dir: Path, *args: str,
+def run_server(model_dir: Path | str | None, log_dir: Path, *args: str,
                env: dict[str, str] | None = None) -> Iterator[Server]:
     """Start ``python -m satchel serve -m MODEL ARGS`` (``env`` added to the environment)
-    and wait for ``/ping`` 200. ``model_dir`` may be ``NAME=PATH``."""
+    and wait for ``/ping`` 200. ``model_dir`` may be ``NAME=PATH``, or None for no ``-m``
+    (e.g. with ``--model-repository`` in ``args``)."""
     port = _free_port()
     log = log_dir / f"serve-{port}.log"
-    cmd = [sys.executable, "-m", "satchel", "serve", "-m", str(model_dir), "--host",
+    models = ["-m", str(model_dir)] if model_dir is not None else []
+    cmd = [sys.executable, "-m", "satchel", "serve", *models, "--host",
            "127.0.0.1", "--port", str(port), *args]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,

@@ -118,6 +118,11 @@ def add_parser(sub: Any) -> None:
                    help="a model directory, optionally named (repeat for several models; "
                    "env SATCHEL_MODEL, comma-separated)")
     add_load_options(p)
+    p.add_argument("--model-repository", metavar="DIR",
+                   default=os.environ.get("SATCHEL_MODEL_REPOSITORY") or None,
+                   help="serve every model directory in DIR, named after its folder; "
+                   "POST /v2/repository/models/NAME/load and /unload load and unload them "
+                   "without a restart (env SATCHEL_MODEL_REPOSITORY)")
     p.add_argument("--default", default=os.environ.get("SATCHEL_DEFAULT_MODEL") or None,
                    metavar="NAME", help="the model /invocations scores (env "
                    "SATCHEL_DEFAULT_MODEL; default: the first)")
@@ -223,7 +228,8 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def model_specs(raw: list[str] | None, name: str | None) -> list[tuple[str, str]]:
+def model_specs(raw: list[str] | None, name: str | None, *,
+                required: bool = True) -> list[tuple[str, str]]:
     """``[NAME=]PATH`` values as (name, path) pairs; a bare path is named ``name`` or after
     its directory."""
     from satchel.serving.server.repository import default_name
@@ -232,7 +238,10 @@ def model_specs(raw: list[str] | None, name: str | None) -> list[tuple[str, str]
         env = os.environ.get("SATCHEL_MODEL", "")
         raw = [s for s in (part.strip() for part in env.split(",")) if s]
     if not raw:
-        raise SystemExit("satchel serve: give a model directory with -m (or SATCHEL_MODEL)")
+        if not required:
+            return []
+        raise SystemExit("satchel serve: give a model directory with -m (or SATCHEL_MODEL), "
+                         "or a folder of them with --model-repository")
     out = []
     for spec in raw:
         left, sep, right = spec.partition("=")
@@ -352,8 +361,13 @@ def run(args: argparse.Namespace) -> int:
 def _repository(args: argparse.Namespace) -> Any:
     from satchel.serving.server.repository import ModelRepository
 
-    specs = model_specs(args.model, args.name)
-    names = [n for n, _ in specs]
+    root = args.model_repository
+    if root is not None and not Path(root).is_dir():
+        raise SystemExit(f"satchel serve: --model-repository {root!r} is not a directory")
+    specs = model_specs(args.model, args.name, required=root is None)
+    repository = ModelRepository(root, **load_options(args)) if root is not None \
+        else ModelRepository()
+    names = [n for n, _ in specs] + [m.name for m in repository]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise SystemExit(f"satchel serve: two models are named '{dup[0]}'; name each with "
@@ -362,10 +376,10 @@ def _repository(args: argparse.Namespace) -> Any:
         if args.default not in names:
             raise SystemExit(f"satchel serve: --default '{args.default}' is not one of the "
                              f"served models {names}")
-        specs.sort(key=lambda s: s[0] != args.default)  # the repository's first is the default
-    repository = ModelRepository()
     for name, path in specs:
         repository.add_path(name, path, **load_options(args))
+    if args.default is not None:
+        repository.set_default(args.default)
     return repository
 
 
