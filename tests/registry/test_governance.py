@@ -189,3 +189,18 @@ def test_bad_policies_are_refused_and_nothing_is_stored(registry: Any,
     assert len(registry.audit("iris")) == before
     with pytest.raises(Exception, match="no registered model named 'nope'"):
         gov.set_policy("nope", POLICY)
+
+
+def test_results_attach_only_to_the_model_they_measured(governed: Governance,
+                                                        table: pd.DataFrame,
+                                                        iris_model_dir: Path) -> None:
+    result = satchel.evaluate(iris_model_dir, table, "species", resamples=0)
+    # iris_model_dir is version 2; version 1 is another model
+    with pytest.raises(Exception, match="evaluate that version"):
+        governed.attach_results("iris", 1, result)
+    assert governed.results("iris", 1) == []
+    with pytest.raises(Exception, match="no registered model named 'nope'|version"):
+        governed.attach_results("nope", 1, result)
+    assert governed.attach_results("iris", 2, result) > 0
+    assert [r.model.model_uuid for r in governed.results("iris", 2)] == [
+        result.model.model_uuid]
