@@ -56,6 +56,11 @@ def _lgb() -> Any:
     return require("lightgbm", flavor="lightgbm")
 
 
+def _skops() -> Any:
+    # skops comes with the lightgbm extra: estimators are stored with it by default.
+    return require("skops.io", flavor="lightgbm")
+
+
 def _class_name(obj: Any) -> str:
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
@@ -173,11 +178,10 @@ class LightGBMFlavor:
 
 def _save_skops(obj: Any, file: Path, vouched: Sequence[str]) -> list[str]:
     """Dump with skops; refuse types neither lightgbm's own nor vouched for by the saver."""
-    import skops.io
-
+    skops_io = _skops()
     try:
-        skops.io.dump(obj, file)
-        untrusted = skops.io.get_untrusted_types(file=file)
+        skops_io.dump(obj, file)
+        untrusted = skops_io.get_untrusted_types(file=file)
     except Exception as exc:  # skops raises any type for what it cannot store
         raise ModelFormatError(
             f"skops cannot store {type(obj).__name__}: {exc} (or save with "
@@ -194,10 +198,9 @@ def _save_skops(obj: Any, file: Path, vouched: Sequence[str]) -> list[str]:
 
 
 def _load_skops(file: Path, given: Sequence[str] | None) -> Any:
-    import skops.io
-
+    skops_io = _skops()
     try:
-        untrusted = skops.io.get_untrusted_types(file=file)
+        untrusted = skops_io.get_untrusted_types(file=file)
     except Exception as exc:  # third-party readers raise any type
         raise native_file_error(file, "skops", exc) from None
     refused = sorted(set(untrusted) - set(OWN_TYPES) - set(given or ()))
@@ -209,7 +212,7 @@ def _load_skops(file: Path, given: Sequence[str] | None) -> Any:
             types=refused,
         )
     try:
-        return skops.io.load(file, trusted=sorted(set(untrusted)))
+        return skops_io.load(file, trusted=sorted(set(untrusted)))
     except SatchelError:
         raise
     except Exception as exc:  # third-party readers raise any type

@@ -192,3 +192,12 @@ def test_missing_lightgbm_names_the_extra(saved_booster: Path, load_without: Any
     got = load_without(saved_booster, "lightgbm")
     assert got["error"] == "MissingLibraryError"
     assert "pip install 'satchel[lightgbm]'" in got["message"]
+
+
+def test_missing_skops_names_the_lightgbm_extra(
+    tmp_path: Path, classifier: Any, load_without: Any
+) -> None:
+    lgb_flavor.save_model(classifier, tmp_path / "m")
+    got = load_without(tmp_path / "m", "skops", "skops.io")
+    assert got["error"] == "MissingLibraryError"
+    assert "skops" in got["message"] and "pip install 'satchel[lightgbm]'" in got["message"]
