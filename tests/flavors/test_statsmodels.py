@@ -174,3 +174,17 @@ def test_missing_statsmodels_names_the_extra(saved: Path, load_without: Any) -> 
     got = load_without(saved, "statsmodels")
     assert got["error"] == "MissingLibraryError"
     assert "pip install 'satchel[statsmodels]'" in got["message"]
+
+
+@pytest.mark.filterwarnings("ignore::statsmodels.tools.sm_exceptions.EstimationWarning")
+def test_time_series_on_dates_takes_date_strings(tmp_path: Path) -> None:
+    idx = pd.date_range("2020-01-01", periods=120, freq="MS")
+    y = pd.Series(np.sin(np.arange(120) / 6) + np.arange(120) / 50, index=idx)
+    results = ARIMA(y, order=(1, 0, 0)).fit()
+    example = pd.DataFrame({"start": ["2030-01-01"], "end": ["2030-06-01"]})
+    sm_flavor.save_model(results, tmp_path / "ts", input_example=example)
+    model = satchel.load_model(tmp_path / "ts")
+    got = model.predict({"start": "2030-01-01", "end": "2030-03-01"})
+    want = results.predict(start="2030-01-01", end="2030-03-01")
+    pd.testing.assert_series_equal(got, want)
+    assert list(got.index.strftime("%Y-%m")) == ["2030-01", "2030-02", "2030-03"]
