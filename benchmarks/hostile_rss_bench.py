@@ -25,7 +25,6 @@ import argparse
 import http.client
 import io
 import json
-import os
 import socket
 import statistics
 import subprocess
