@@ -101,7 +101,11 @@ def test_stuck_worker_is_recycled(sleepy_dir: Path, tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         ok = 0
         while time.monotonic() < deadline and ok < 10:
-            ok = ok + 1 if _score(srv, 1.0) == 200 else 0
+            try:
+                status = _score(srv, 1.0)
+            except OSError:  # a connection the exiting worker had accepted (see report)
+                status = 0
+            ok = ok + 1 if status == 200 else 0
             time.sleep(0.05)
         assert ok >= 10, srv.log_text()[-2000:]
         assert "is replaced" in srv.log_text()
