@@ -19,8 +19,8 @@ def serve(store: Any, *, host: str = "127.0.0.1", port: int = 5000,
     tokens = TokenTable.read(token_file) if token_file else TokenTable()
     if not tokens.enabled:
         log.warning("no --auth-token-file: every caller is 'anonymous' with the admin role")
-    from satchel.serving.registry import ui
+    from satchel.serving.registry import app_governance, ui
 
-    app = create_app(store, tokens, extra_routes=ui.routes())
+    app = create_app(store, tokens, extra_routes=[*app_governance.routes(), *ui.routes()])
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
                 timeout_graceful_shutdown=5)

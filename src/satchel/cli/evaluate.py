@@ -96,7 +96,7 @@ def register(args: argparse.Namespace, result: Any) -> str:
     """Attach ``result`` to the version named by --register-results (or by MODEL)."""
     from satchel.errors import RegistryInputError
     from satchel.registry import Registry
-    from satchel.registry.governance import Governance
+    from satchel.registry.governance.service import open_governance
     from satchel.registry.uri import is_models_uri
 
     reg = Registry(args.registry_uri)
@@ -105,7 +105,7 @@ def register(args: argparse.Namespace, result: Any) -> str:
         raise RegistryInputError("--register-results needs NAME/VERSION when MODEL is not a "
                                  "models:/ URI", field="register_results")
     version = reg.resolve(ref)
-    Governance(reg).attach_results(version.name, version.version, result)
+    open_governance(reg).attach_results(version.name, version.version, result)
     return f"models:/{version.name}/{version.version}"
 
 

@@ -50,9 +50,9 @@ def add_subcommands(rs: Any, common: argparse.ArgumentParser) -> None:
 
 def _gov(args: argparse.Namespace) -> Any:
     from satchel.registry import Registry
-    from satchel.registry.governance import Governance
+    from satchel.registry.governance.service import open_governance
 
-    return Governance(Registry(args.registry_uri))
+    return open_governance(Registry(args.registry_uri))
 
 
 def _emit(args: argparse.Namespace, data: Any, lines: list[str]) -> None:

@@ -62,6 +62,16 @@ class PromotionRequest:
         return d
 
 
+def open_governance(registry: Registry, *, roles: tuple[str, ...] = ()) -> Any:
+    """Governance for ``registry``: local (:class:`Governance`) over a database URI,
+    :class:`~satchel.registry.governance.remote.RemoteGovernance` over a server."""
+    if hasattr(registry.store, "write"):
+        return Governance(registry, roles=roles)
+    from satchel.registry.governance.remote import RemoteGovernance
+
+    return RemoteGovernance(registry.store)
+
+
 class Governance:
     """Governance over ``registry``, acting as ``registry.actor`` (with ``roles`` from a
     server token, e.g. ``("approver",)``)."""
