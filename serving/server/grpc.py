@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from satchel.serving.protocols import grpc as codec
 from satchel.serving.protocols.grpc import pb
 
 log = logging.getLogger("satchel.serving")
+access_log = logging.getLogger("satchel.access")
 
 # error class -> status; the first match in this order wins
 ERROR_STATUS: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
@@ -99,12 +101,15 @@ class GrpcLimits:
         timeout: seconds a call may take (None: no limit; a client deadline still holds).
         max_queue: most ModelInfer calls held at once (None: no limit).
         auth_token: the bearer token every call but ServerLive must carry (None: open).
+        json_access_log: write one line per call to the ``satchel.access`` logger, as the
+            HTTP middleware does per request (``--log-format json``).
     """
 
     max_message_size: int | None = 100 * 1024 * 1024
     timeout: float | None = 60.0
     max_queue: int | None = 1024
     auth_token: str | None = None
+    json_access_log: bool = False
 
 
 Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
@@ -198,7 +203,10 @@ class Transport:
             finally:
                 if held:
                     self._held -= 1
-                self.backend.end(route, status.name, time.perf_counter() - start)
+                seconds = time.perf_counter() - start
+                self.backend.end(route, status.name, seconds)
+                if limits.json_access_log:
+                    _log_access(route, status, seconds, context)
             raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
         return call
@@ -217,6 +225,17 @@ class Transport:
         # compare_digest takes the same time wherever the first difference is
         if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self._token):
             raise Refused(grpc.StatusCode.UNAUTHENTICATED, "the bearer token is not valid")
+
+
+def _log_access(route: str, status: grpc.StatusCode, seconds: float,
+                context: grpc.aio.ServicerContext) -> None:
+    request_id = next((str(v)[:128] for k, v in context.invocation_metadata() or ()
+                       if k == "x-request-id"), None) or os.urandom(16).hex()
+    access_log.info("gRPC %s %s", route, status.name, extra={
+        "event": "access", "request_id": request_id, "method": "gRPC", "path": route,
+        "status": status.name, "duration_ms": round(seconds * 1000, 3),
+        "client": context.peer(),
+    })
 
 
 def _serialize(message: Any) -> bytes:
@@ -294,7 +313,8 @@ async def start_grpc(plane: Any) -> GrpcServer:
     server = GrpcServer(InferenceService(plane),
                         GrpcLimits(max_message_size=limits.max_body_size,
                                    timeout=limits.timeout, max_queue=limits.max_queue,
-                                   auth_token=limits.auth_token),
+                                   auth_token=limits.auth_token,
+                                   json_access_log=limits.json_access_log),
                         host=options.grpc_host, port=options.grpc_port)
     await server.start()
     return server

@@ -443,3 +443,28 @@ def test_calls_wait_for_a_batch_only_under_concurrent_load() -> None:
     assert service._expect_more(Peer("ipv4:127.0.0.1:5001"))  # another client, just now
     time.sleep(0.06)
     assert not service._expect_more(alone)  # the other one went quiet
+
+
+def test_json_access_log_has_a_line_per_call(start_server: Any, iris_model_dir: Path,
+                                             iris: Any) -> None:
+    port = _free_port()
+    with start_server(f"iris={iris_model_dir}", "--grpc-port", str(port), "--log-format",
+                      "json") as http:
+        c = tg.InferenceServerClient(f"127.0.0.1:{port}")
+        c.infer("iris", _inputs(iris[0].iloc[:2]), headers={"x-request-id": "req-42"})
+        with pytest.raises(InferenceServerException):
+            c.get_model_metadata("nope")
+        c.close()
+        deadline = time.monotonic() + 10
+        lines: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            lines = [json.loads(x) for x in http.log.read_text().splitlines()
+                     if x.startswith("{") and '"access"' in x and "GRPCInference" in x]
+            if len(lines) >= 2:
+                break
+            time.sleep(0.1)
+        infer = next(x for x in lines if x["path"].endswith("/ModelInfer"))
+        assert infer["status"] == "OK" and infer["request_id"] == "req-42"
+        assert infer["duration_ms"] > 0 and "127.0.0.1" in infer["client"]
+        meta = next(x for x in lines if x["path"].endswith("/ModelMetadata"))
+        assert meta["status"] == "NOT_FOUND"
