@@ -234,3 +234,12 @@ def test_slice_figures_equal_sklearn_on_the_slice(iris_model_dir: Path, iris_tab
             skm.roc_auc_score(rows.species, proba, multi_class="ovr"))
         assert s.metrics["log_loss"] == pytest.approx(
             skm.log_loss(rows.species, proba, labels=[0, 1, 2]))
+
+
+def test_missing_slice_values_are_their_own_slice(binary_dir: Path,
+                                                  binary_table: pd.DataFrame) -> None:
+    t = binary_table.assign(group=binary_table["group"].where(binary_table.index % 10 != 0))
+    r = satchel.evaluate(binary_dir, t, "approved", slice_by=["group"], resamples=0)
+    by = {s.value: s.rows for s in r.slices}
+    assert by["(missing)"] == 300 and sum(by.values()) == len(t)
+    assert [s.value for s in r.slices] == sorted(by, key=lambda v: -by[v])

@@ -27,36 +27,44 @@ def parse_spec(spec: str) -> tuple[str, list[str] | None]:
     return name, wanted
 
 
-def labels_of(values: np.ndarray) -> np.ndarray:
-    """Each value as its text; missing ones as ``(missing)``."""
+def labels_of(values: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The distinct labels (each value as its text, missing ones as ``(missing)``), sorted,
+    and each row's index into them. Hash-based (``pandas.factorize``): text conversion
+    and sorting touch the distinct values only, not a million rows."""
     import pandas as pd
 
-    text = pd.Series(values, dtype=object).astype(str).to_numpy(dtype=object)
-    text[pd.isna(values)] = MISSING
-    return np.asarray(text)
+    codes, uniques = pd.factorize(values)
+    names = [str(u) for u in uniques] + [MISSING]
+    codes = np.where(codes < 0, len(uniques), codes)
+    # distinct raw values with the same text (1 and "1") are one slice
+    labels, remap = np.unique(np.asarray(names, dtype=object), return_inverse=True)
+    return [str(v) for v in labels], np.asarray(remap)[codes]
 
 
 def compute(column: str, values: np.ndarray, wanted: list[str] | None,
             figures: Callable[[np.ndarray], dict[str, float]],
             selection: Callable[[np.ndarray], dict[str, float]] | None) -> list[SliceResult]:
     """One result per slice value, in order of size (largest first)."""
-    text = labels_of(values)
-    present, counts = np.unique(text, return_counts=True)
+    labels, codes = labels_of(values)
+    counts = np.bincount(codes, minlength=len(labels))
+    present = [(name, int(c)) for name, c in zip(labels, counts) if c > 0]
     if wanted is None:
-        if len(present) == 1 and present[0] == MISSING:
+        if [p for p, _ in present] == [MISSING]:
             raise EvaluationError(f"slice column '{column}' has no values (every row is "
                                   "missing)", column=column)
-        chosen = [str(v) for v, _ in sorted(zip(present, counts), key=lambda t: -t[1])]
+        chosen = [name for name, _ in sorted(present, key=lambda t: -t[1])]
     else:
-        absent = [v for v in wanted if v not in set(present.tolist())]
+        names = {p for p, _ in present}
+        absent = [v for v in wanted if v not in names]
         if absent:
-            shown = ", ".join(map(str, present[:20]))
+            shown = ", ".join(p for p, _ in present[:20])
             raise EvaluationError(f"slice {column}={','.join(absent)} is empty: no rows have "
                                   f"that value (values present: {shown})", column=column)
         chosen = wanted
+    index = {name: i for i, name in enumerate(labels)}
     out = []
     for value in chosen:
-        mask = text == value
+        mask = codes == index[value]
         out.append(SliceResult(column, value, int(mask.sum()), figures(mask),
                                selection(mask) if selection is not None else {}))
     return out
