@@ -95,7 +95,9 @@ def cases() -> list[tuple[str, Any, Callable[[Any], Any], Callable[[int], Any]]]
     xgb_booster = xgb_clf.get_booster()
     lgb_clf = lgb.LGBMClassifier(n_estimators=100, verbose=-1, n_jobs=1).fit(df, y)
     lgb_booster = lgb_clf.booster_
-    cb_clf = cb.CatBoostClassifier(iterations=100, depth=6, verbose=0, thread_count=1).fit(df, y)
+    cb_clf = cb.CatBoostClassifier(
+        iterations=100, depth=6, verbose=0, allow_writing_files=False, thread_count=1
+    ).fit(df, y)
     ols = sm.OLS(y.astype(float), sm.add_constant(df)).fit()
     series = np.cumsum(np.random.default_rng(0).normal(size=500))
     arima = ARIMA(series, order=(2, 0, 1)).fit()

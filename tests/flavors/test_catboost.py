@@ -18,7 +18,9 @@ from satchel.testing import check_flavor
 
 @pytest.fixture(scope="module")
 def classifier(iris: tuple[pd.DataFrame, Any]) -> cb.CatBoostClassifier:
-    return cb.CatBoostClassifier(iterations=10, depth=3, verbose=0, random_seed=0).fit(*iris)
+    return cb.CatBoostClassifier(
+        iterations=10, depth=3, verbose=0, allow_writing_files=False, random_seed=0
+    ).fit(*iris)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,9 @@ def with_category(iris: tuple[pd.DataFrame, Any]) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def regressor(iris: Any, with_category: pd.DataFrame) -> cb.CatBoostRegressor:
-    reg = cb.CatBoostRegressor(iterations=10, depth=3, verbose=0, cat_features=["size"])
+    reg = cb.CatBoostRegressor(
+        iterations=10, depth=3, verbose=0, allow_writing_files=False, cat_features=["size"]
+    )
     return reg.fit(with_category, iris[0]["petal_width"])
 
 
@@ -47,7 +51,9 @@ def test_conformance_regressor_with_a_categorical_column(
 
 def test_conformance_json_and_ranker(iris: Any) -> None:
     X, y = iris
-    ranker = cb.CatBoostRanker(iterations=5, verbose=0, bootstrap_type="No")
+    ranker = cb.CatBoostRanker(
+        iterations=5, verbose=0, allow_writing_files=False, bootstrap_type="No"
+    )
     ranker.fit(X, y, group_id=np.arange(150) // 10)
     check_flavor("catboost", ranker, X.head(10), save_options={"save_format": "json"})
 
