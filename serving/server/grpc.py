@@ -10,11 +10,12 @@ place that knows gRPC status codes; the rest of satchel raises
 error                                   status
 ======================================  =====================
 ModelNotFoundError                      NOT_FOUND
-ModelNotReadyError                      UNAVAILABLE
+ModelNotReadyError, ServerBusyError     UNAVAILABLE
+LimitExceededError (decoded too large)  RESOURCE_EXHAUSTED
 InputFormatError, SignatureError,       INVALID_ARGUMENT
 PredictionError (the model refused it)
-ModelFormatError, FlavorNotFoundError   FAILED_PRECONDITION (a load that fails; the old
-                                        model keeps serving)
+ModelLoadError, ModelFormatError,       FAILED_PRECONDITION (a load that fails; the old
+FlavorNotFoundError                     model keeps serving)
 no or a wrong bearer token              UNAUTHENTICATED
 a message over the size limit           RESOURCE_EXHAUSTED (grpcio's own check)
 too many requests held                  UNAVAILABLE
@@ -47,11 +48,14 @@ import grpc.aio
 from satchel.errors import (
     FlavorNotFoundError,
     InputFormatError,
+    LimitExceededError,
     ModelFormatError,
+    ModelLoadError,
     ModelNotFoundError,
     ModelNotReadyError,
     PredictionError,
     SatchelError,
+    ServerBusyError,
     SignatureError,
 )
 from satchel.serving.protocols import grpc as codec
@@ -64,10 +68,13 @@ access_log = logging.getLogger("satchel.access")
 ERROR_STATUS: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (ModelNotFoundError, grpc.StatusCode.NOT_FOUND),
     (ModelNotReadyError, grpc.StatusCode.UNAVAILABLE),
+    (ServerBusyError, grpc.StatusCode.UNAVAILABLE),
+    (LimitExceededError, grpc.StatusCode.RESOURCE_EXHAUSTED),  # decodes past --max-rows etc.
     (InputFormatError, grpc.StatusCode.INVALID_ARGUMENT),
     (SignatureError, grpc.StatusCode.INVALID_ARGUMENT),
     (PredictionError, grpc.StatusCode.INVALID_ARGUMENT),
     # a load of a directory that is broken, tampered with, or needs a missing flavor
+    (ModelLoadError, grpc.StatusCode.FAILED_PRECONDITION),
     (ModelFormatError, grpc.StatusCode.FAILED_PRECONDITION),
     (FlavorNotFoundError, grpc.StatusCode.FAILED_PRECONDITION),
     (SatchelError, grpc.StatusCode.INTERNAL),

@@ -139,7 +139,7 @@ class InferenceService:
         codec.refuse_load_parameters(request.parameters, request.model_name)
         if not request.model_name:
             raise InputFormatError("the request needs a model_name")
-        await self.plane.load(request.model_name)
+        await self.plane.load_request(request.model_name)  # in every worker, as HTTP's
         return pb.RepositoryModelLoadResponse()
 
     async def repository_unload(self, request: pb.RepositoryModelUnloadRequest, context: Any
@@ -148,7 +148,7 @@ class InferenceService:
                                      codec.UNLOAD_PARAMETERS)
         if not request.model_name:
             raise InputFormatError("the request needs a model_name")
-        await self.plane.unload(request.model_name)
+        await self.plane.unload_request(request.model_name)
         return pb.RepositoryModelUnloadResponse()
 
     # --- metrics ------------------------------------------------------------------------

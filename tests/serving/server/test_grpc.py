@@ -468,3 +468,37 @@ def test_json_access_log_has_a_line_per_call(start_server: Any, iris_model_dir: 
         assert infer["duration_ms"] > 0 and "127.0.0.1" in infer["client"]
         meta = next(x for x in lines if x["path"].endswith("/ModelMetadata"))
         assert meta["status"] == "NOT_FOUND"
+
+
+def test_unload_and_load_reach_every_worker(start_server: Any, iris_model_dir: Path,
+                                            tmp_path: Path, iris: Any) -> None:
+    """A repository call on one gRPC connection changes what every worker serves."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copytree(iris_model_dir, repo / "iris")
+    port = _free_port()
+
+    def ready_everywhere() -> set[bool]:
+        seen = set()
+        for _ in range(8):  # new connections land on either worker
+            c = tg.InferenceServerClient(f"127.0.0.1:{port}")
+            try:
+                seen.add(c.is_model_ready("iris"))
+            except InferenceServerException as exc:
+                assert str(exc.status()) == "StatusCode.NOT_FOUND"
+                seen.add(False)
+            c.close()
+        return seen
+
+    with start_server(f"other={iris_model_dir}", "--model-repository", str(repo),
+                      "--workers", "2", "--grpc-port", str(port)):
+        deadline = time.monotonic() + 20
+        while _listeners(port) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ready_everywhere() == {True}
+        tg.InferenceServerClient(f"127.0.0.1:{port}").unload_model("iris")
+        assert ready_everywhere() == {False}
+        tg.InferenceServerClient(f"127.0.0.1:{port}").load_model("iris")
+        assert ready_everywhere() == {True}
