@@ -246,6 +246,8 @@ def delete_version_tag(ctx: Context, who: Identity, p: dict[str, Any], r: Reques
     return {}
 
 
+QUICK_READS = {get_version, get_by_alias, download_uri}
+
 # path, methods, role, handler
 TABLE: tuple[tuple[str, tuple[str, ...], str, Handler], ...] = (
     ("/registered-models/create", ("POST",), "editor", create_model),
@@ -275,11 +277,18 @@ TABLE: tuple[tuple[str, tuple[str, ...], str, Handler], ...] = (
 def _endpoint(ctx: Context, role: str, handler: Handler) -> Callable[[Request],
                                                                      Awaitable[Response]]:
     action = handler.__name__.replace("_", " ")
+    # Single-row SQLite reads take well under a millisecond (mostly one cached lookup):
+    # on the loop they cost less than the hop to a worker thread. Searches, writes (which
+    # may wait for the write lock) and every PostgreSQL call (a network round trip) run
+    # in threads so the loop keeps answering.
+    inline = handler in QUICK_READS and ctx.store.engine.dialect.name == "sqlite"
 
     async def endpoint(request: Request) -> Response:
         who = ctx.identify(request)
         who.require(role, action)
         params = await ctx.params(request)
+        if inline:
+            return JSONResponse(handler(ctx, who, params, request))
         result = await to_thread.run_sync(lambda: handler(ctx, who, params, request))
         return JSONResponse(result)
 

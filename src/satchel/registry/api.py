@@ -88,7 +88,7 @@ class Registry:
         token: str | None = None,
     ) -> None:
         self.uri = uri or uris.default_registry_uri()
-        self.actor = actor or default_actor()
+        self._actor = actor
         if uris.is_http(self.uri):
             from satchel.registry.client import HttpStore
 
@@ -96,11 +96,18 @@ class Registry:
         else:
             self._store = open_store(self.uri, artifact_root)
 
+    @property
+    def actor(self) -> str:
+        """The identity recorded for this registry's changes (looked up on first use)."""
+        if self._actor is None:
+            self._actor = default_actor()
+        return self._actor
+
     @classmethod
     def _from_store(cls, store: Any, actor: str) -> Registry:
         self = cls.__new__(cls)
         self.uri = getattr(store, "url", "")
-        self.actor = actor
+        self._actor = actor
         self._store = store
         return self
 

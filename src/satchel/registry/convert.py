@@ -7,8 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, bindparam, select
 
 from satchel.registry.entities import ModelVersion, RegisteredModel
 from satchel.registry.tables import (
@@ -31,56 +30,93 @@ T: Table = TreeRow.__table__  # type: ignore[assignment]
 _IN_CHUNK = 900
 
 
+_TAGS_OF = select(VT).where(VT.c.version_id == bindparam("vid"))
+_ALIASES_OF = select(A).where(A.c.model_id == bindparam("mid"))
+
+
 def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
     return [ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK)]
 
 
-def versions(session: Session, rows: Sequence[Any], names: dict[int, str]) -> list[ModelVersion]:
+def versions(session: Any, rows: Sequence[Any], names: dict[int, str]) -> list[ModelVersion]:
     """ModelVersions for Core rows of ``registry_versions`` (``names``: model id -> name)."""
     if not rows:
         return []
     ids = [r.id for r in rows]
     tags: dict[int, dict[str, str]] = defaultdict(dict)
-    for chunk in _chunks(ids):
-        for t in session.execute(select(VT).where(VT.c.version_id.in_(chunk))):
-            tags[t.version_id][t.key] = t.value
     aliases: dict[tuple[int, int], list[str]] = defaultdict(list)
     model_ids = sorted({r.model_id for r in rows})
-    for chunk in _chunks(model_ids):
-        for a in session.execute(select(A).where(A.c.model_id.in_(chunk))):
+    if len(rows) == 1:
+        # One version (a resolve): prebuilt statements, no IN lists to build.
+        for t in session.execute(_TAGS_OF, {"vid": ids[0]}).all():
+            tags[t.version_id][t.key] = t.value
+        for a in session.execute(_ALIASES_OF, {"mid": model_ids[0]}).all():
             aliases[(a.model_id, a.version)].append(a.alias)
+    else:
+        for chunk in _chunks(ids):
+            for t in session.execute(select(VT).where(VT.c.version_id.in_(chunk))).all():
+                tags[t.version_id][t.key] = t.value
+        for chunk in _chunks(model_ids):
+            for a in session.execute(select(A).where(A.c.model_id.in_(chunk))).all():
+                aliases[(a.model_id, a.version)].append(a.alias)
     sizes: dict[str, int] = {}
-    digests = sorted({r.digest for r in rows})
-    for chunk in [digests[i : i + _IN_CHUNK] for i in range(0, len(digests), _IN_CHUNK)]:
-        for t in session.execute(select(T.c.digest, T.c.size_bytes).where(T.c.digest.in_(chunk))):
-            sizes[t.digest] = t.size_bytes
-    return [
-        ModelVersion(
-            name=names[r.model_id],
-            version=r.version,
-            digest=r.digest,
-            stage=r.stage,
-            aliases=tuple(sorted(aliases.get((r.model_id, r.version), ()))),
-            source=r.source,
-            model_uuid=r.model_uuid,
-            signature=json.loads(r.signature) if r.signature else None,
-            flavors=tuple(json.loads(r.flavors)),
-            created_by=r.created_by,
-            created_at=r.created_at,
-            updated_at=r.updated_at,
-            run_id=r.run_id,
-            git_commit=r.git_commit,
-            training_data_digest=r.training_data_digest,
-            metadata=json.loads(r.metadata),
-            description=r.description,
-            tags=tags.get(r.id, {}),
-            size_bytes=sizes.get(r.digest, 0),
-        )
-        for r in rows
-    ]
+    if rows and "size_bytes" in rows[0]._fields:
+        sizes = {r.digest: r.size_bytes for r in rows}  # the caller joined them in
+    else:
+        digests = sorted({r.digest for r in rows})
+        for chunk in [digests[i : i + _IN_CHUNK] for i in range(0, len(digests), _IN_CHUNK)]:
+            for t in session.execute(
+                select(T.c.digest, T.c.size_bytes).where(T.c.digest.in_(chunk))
+            ):
+                sizes[t.digest] = t.size_bytes
+    parsed: dict[str, Any] = {}
+
+    def signature(text: str | None) -> Any:
+        # Versions of one model usually share a signature, flavors and metadata: parse
+        # each distinct JSON text once per call.
+        if not text:
+            return None
+        if text not in parsed:
+            parsed[text] = json.loads(text)
+        return parsed[text]
+
+    # Rows by position: attribute access on SQLAlchemy rows costs more than the rest of
+    # the conversion at 10,000 versions.
+    at = {k: i for i, k in enumerate(rows[0]._fields)}
+    (i_id, i_model, i_version, i_digest, i_stage, i_source, i_uuid, i_sig, i_flavors,
+     i_by, i_at, i_upd, i_run, i_git, i_data, i_meta, i_desc) = (
+        at[k] for k in ("id", "model_id", "version", "digest", "stage", "source",
+                        "model_uuid", "signature", "flavors", "created_by", "created_at",
+                        "updated_at", "run_id", "git_commit", "training_data_digest",
+                        "metadata", "description"))
+    out = []
+    for row in rows:
+        r = tuple(row)
+        out.append(ModelVersion(
+            name=names[r[i_model]],
+            version=r[i_version],
+            digest=r[i_digest],
+            stage=r[i_stage],
+            aliases=tuple(sorted(aliases.get((r[i_model], r[i_version]), ()))),
+            source=r[i_source],
+            model_uuid=r[i_uuid],
+            signature=signature(r[i_sig]),
+            flavors=tuple(signature(r[i_flavors]) or ()),
+            created_by=r[i_by],
+            created_at=r[i_at],
+            updated_at=r[i_upd],
+            run_id=r[i_run],
+            git_commit=r[i_git],
+            training_data_digest=r[i_data],
+            metadata=dict(signature(r[i_meta]) or {}),
+            description=r[i_desc],
+            tags=tags.get(r[i_id], {}),
+            size_bytes=sizes.get(r[i_digest], 0),
+        ))
+    return out
 
 
-def models(session: Session, rows: Sequence[Any]) -> list[RegisteredModel]:
+def models(session: Any, rows: Sequence[Any]) -> list[RegisteredModel]:
     """RegisteredModels for Core rows of ``registry_models``."""
     if not rows:
         return []
@@ -91,9 +127,9 @@ def models(session: Session, rows: Sequence[Any]) -> list[RegisteredModel]:
     from sqlalchemy import func
 
     for chunk in _chunks(ids):
-        for t in session.execute(select(MT).where(MT.c.model_id.in_(chunk))):
+        for t in session.execute(select(MT).where(MT.c.model_id.in_(chunk))).all():
             tags[t.model_id][t.key] = t.value
-        for a in session.execute(select(A).where(A.c.model_id.in_(chunk))):
+        for a in session.execute(select(A).where(A.c.model_id.in_(chunk))).all():
             aliases[a.model_id][a.alias] = a.version
         for c in session.execute(
             select(V.c.model_id, func.count(), func.max(V.c.version))

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from satchel.errors import RegistryInputError, RegistryNotFoundError
@@ -24,7 +24,7 @@ from satchel.registry.artifacts import ArtifactStore, Tree
 from satchel.registry.entities import AuditEntry, AuditReport, ModelVersion, RegisteredModel
 from satchel.registry.hooks import Change, Guard
 from satchel.registry.schema import create_engine, ensure_schema
-from satchel.registry.tables import Setting, TreeRow
+from satchel.registry.tables import AuditHeadRow, Setting
 
 V = convert.V
 M = convert.M
@@ -58,6 +58,7 @@ class StoreBase:
         self.engine = create_engine(url)
         ensure_schema(self.engine)
         self.guards: list[Guard] = []
+        self._read_cache: dict[tuple[str, ...], tuple[int, Any]] = {}
         self.artifacts = ArtifactStore(self._artifact_root(artifact_root))
 
     # ------------------------------------------------------------------ plumbing
@@ -81,9 +82,16 @@ class StoreBase:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only session (no locks taken)."""
+        """A read-only ORM session (no locks taken), for extensions' own tables."""
         with Session(self.engine) as s:
             yield s
+
+    @contextmanager
+    def _reader(self) -> Iterator[Any]:
+        # The store's own reads use a Core connection: they are a few selects each, and
+        # an ORM session costs more than the selects themselves.
+        with self.engine.connect() as conn:
+            yield conn
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -146,7 +154,9 @@ class StoreBase:
 
     def _version_row(self, s: Session, model: Any, version: int) -> Any:
         row = s.execute(
-            select(V).where(V.c.model_id == model.id, V.c.version == version)
+            select(V, convert.T.c.size_bytes)
+            .join(convert.T, convert.T.c.digest == V.c.digest)
+            .where(V.c.model_id == model.id, V.c.version == version)
         ).first()
         if row is None:
             have = [str(r[0]) for r in s.execute(
@@ -167,39 +177,71 @@ class StoreBase:
 
     def get_model(self, name: str) -> RegisteredModel:
         check.name(name)
-        with self.read() as s:
+        with self._reader() as s:
             return convert.models(s, [self._model_row(s, name)])[0]
+
+    def _cached(self, s: Any, key: tuple[str, ...], compute: Any) -> Any:
+        """``compute()``, or its earlier value while the audit head has not moved.
+
+        Every change appends an audit entry and so advances the head in the same
+        transaction: an unchanged head sequence number means nothing a read returns has
+        changed. One primary-key lookup then replaces a resolve's joins. Values are
+        frozen entities, shared between callers.
+        """
+        seq = s.execute(_HEAD_SEQ).scalar()
+        hit = self._read_cache.get(key)
+        if hit is not None and hit[0] == seq:
+            return hit[1]
+        value = compute()
+        if len(self._read_cache) >= _CACHE_MAX:
+            self._read_cache.clear()
+        self._read_cache[key] = (seq, value)
+        return value
 
     def get_version(self, name: str, version: int | str) -> ModelVersion:
         check.name(name)
         number = check.version(version)
-        with self.read() as s:
-            return self._one_version(s, self._model_row(s, name), number)
+        with self._reader() as s:
+            found: ModelVersion = self._cached(
+                s, ("version", name, str(number)),
+                lambda: self._one_version(s, self._model_row(s, name), number))
+            return found
 
     def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         check.name(name)
         check.alias(alias)
-        with self.read() as s:
-            model = self._model_row(s, name)
-            row = s.execute(
-                select(A.c.version).where(A.c.model_id == model.id, A.c.alias == alias)
-            ).first()
-            if row is None:
-                have = [r[0] for r in s.execute(
-                    select(A.c.alias).where(A.c.model_id == model.id).order_by(A.c.alias)
-                )]
-                raise RegistryNotFoundError(
-                    f"model {name!r} has no alias {alias!r}; {_listing(have, 'aliases')}",
-                    kind="alias",
-                    name=name,
-                    available=have,
-                )
-            return self._one_version(s, model, row[0])
+        with self._reader() as s:
+            found: ModelVersion = self._cached(
+                s, ("alias", name, alias), lambda: self._by_alias(s, name, alias))
+            return found
+
+    def _by_alias(self, s: Any, name: str, alias: str) -> ModelVersion:
+        # One query for the common case (model, alias and version all exist).
+        hit = s.execute(_BY_ALIAS, {"name": name, "alias": alias}).first()
+        if hit is not None:
+            found: ModelVersion = convert.versions(
+                s, [hit], {hit.model_id: hit.model_name})[0]
+            return found
+        model = self._model_row(s, name)
+        row = s.execute(
+            select(A.c.version).where(A.c.model_id == model.id, A.c.alias == alias)
+        ).first()
+        if row is None:
+            have = [r[0] for r in s.execute(
+                select(A.c.alias).where(A.c.model_id == model.id).order_by(A.c.alias)
+            )]
+            raise RegistryNotFoundError(
+                f"model {name!r} has no alias {alias!r}; {_listing(have, 'aliases')}",
+                kind="alias",
+                name=name,
+                available=have,
+            )
+        return self._one_version(s, model, row[0])
 
     def get_latest_version(self, name: str, stage: str | None = None) -> ModelVersion:
         check.name(name)
         stage = check.stage(stage) if stage is not None else None
-        with self.read() as s:
+        with self._reader() as s:
             model = self._model_row(s, name)
             query = select(func.max(V.c.version)).where(V.c.model_id == model.id)
             if stage is not None:
@@ -214,8 +256,8 @@ class StoreBase:
 
     def tree(self, digest: str) -> Tree:
         """The file listing of a version's tree."""
-        with self.read() as s:
-            row = s.get(TreeRow, digest)
+        with self._reader() as s:
+            row = s.execute(select(convert.T).where(convert.T.c.digest == digest)).first()
             if row is None:
                 raise RegistryNotFoundError(
                     f"no version files with digest {digest[:12]}", kind="version", name=digest
@@ -223,7 +265,14 @@ class StoreBase:
             return Tree.from_json(row.files)
 
     def local_path(self, version: ModelVersion) -> Path:
-        """The version's directory in the artifact root (built from blobs if needed)."""
+        """The version's directory in the artifact root (built from blobs if needed).
+
+        A built tree is never changed (read-only files, content-addressed), so an
+        existing one is used as it is; loading verifies the MLmodel's digests anyway.
+        """
+        built = self.artifacts.tree_path(version.digest)
+        if built.is_dir():
+            return built
         return self.artifacts.materialize(self.tree(version.digest))
 
     # ------------------------------------------------------------------ search
@@ -255,8 +304,8 @@ class StoreBase:
                 select(A.c.model_id).where(A.c.model_id == M.c.id, A.c.alias == alias).exists()
             )
         query = query.order_by(M.c.name).limit(_limit(max_results)).offset(max(0, int(offset)))
-        with self.read() as s:
-            return convert.models(s, list(s.execute(query)))
+        with self._reader() as s:
+            return convert.models(s, s.execute(query).all())
 
     def search_versions(
         self,
@@ -273,7 +322,9 @@ class StoreBase:
     ) -> list[ModelVersion]:
         """Versions filtered by model name (exact or LIKE pattern), stage, tags, alias,
         run id or digest; newest first within a model, models by name."""
-        query = select(V, M.c.name.label("model_name")).join(M, M.c.id == V.c.model_id)
+        query = (select(V, M.c.name.label("model_name"), convert.T.c.size_bytes)
+                 .join(M, M.c.id == V.c.model_id)
+                 .join(convert.T, convert.T.c.digest == V.c.digest))
         if name is not None:
             query = query.where(M.c.name == check.name(name))
         if name_like is not None:
@@ -304,8 +355,8 @@ class StoreBase:
             .limit(_limit(max_results))
             .offset(max(0, int(offset)))
         )
-        with self.read() as s:
-            rows = list(s.execute(query))
+        with self._reader() as s:
+            rows = s.execute(query).all()
             return convert.versions(s, rows, {r.model_id: r.model_name for r in rows})
 
     # ------------------------------------------------------------------ audit
@@ -314,19 +365,32 @@ class StoreBase:
         """Audit entries (oldest first) for ``name``, or for everything."""
         if name is not None:
             check.name(name)
-        with self.read() as s:
+        with self._reader() as s:
             return audit.entries(s, name, limit)
 
     def verify_audit(self, name: str | None = None) -> AuditReport:
         """Check the audit hash chain; see :func:`satchel.registry.audit.verify`."""
         if name is not None:
             check.name(name)
-        with self.read() as s:
+        with self._reader() as s:
             return audit.verify(s, name)
 
     def dispose(self) -> None:
         """Close the database connections."""
         self.engine.dispose()
+
+
+_CACHE_MAX = 4096
+_HEAD_SEQ = select(AuditHeadRow.__table__.c.seq).where(AuditHeadRow.__table__.c.id == 1)
+
+# Built once: the hot read (resolve NAME@ALIAS) then skips statement construction.
+_BY_ALIAS = (
+    select(V, M.c.name.label("model_name"), convert.T.c.size_bytes)
+    .join(M, M.c.id == V.c.model_id)
+    .join(A, (A.c.model_id == V.c.model_id) & (A.c.version == V.c.version))
+    .join(convert.T, convert.T.c.digest == V.c.digest)
+    .where(M.c.name == bindparam("name"), A.c.alias == bindparam("alias"))
+)
 
 
 def _like(pattern: str) -> str:

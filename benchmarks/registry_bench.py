@@ -1,0 +1,280 @@
+"""Registry benchmarks (never run as tests): printed tables of medians.
+
+1. ``load_model("models:/NAME@ALIAS")`` against ``load_model(DIR)`` of the same files,
+   in one process (registry already opened, version already cached): the registry's
+   overhead per load. Local SQLite registry and a registry server (HTTP + local cache).
+2. Registry server reads (get version by alias, MLflow's REST route) with wrk on one
+   uvicorn worker: SQLite, then PostgreSQL (a private Debian cluster) beside it.
+3. A registry with 10,000 versions (100 models x 100 versions): list and search times.
+
+Usage: python benchmarks/registry_bench.py [--quick] [--only=resolve|server|scale]
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loadgen import free_port, table  # noqa: E402
+
+QUICK = "--quick" in sys.argv
+ONLY = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")), "")
+
+
+def median_ms(fn: Callable[[], Any], n: int) -> float:
+    fn()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def paired(fns: dict[str, Callable[[], Any]], n: int, rounds: int = 5) -> dict[str, float]:
+    """Interleaved rounds so drift on a shared machine hits every variant alike."""
+    out: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            out[name].append(median_ms(fn, n))
+    return {k: statistics.median(v) for k, v in out.items()}
+
+
+def iris_dir(root: Path) -> Path:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    import satchel
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    path = root / "iris"
+    satchel.save_model(LogisticRegression(max_iter=500).fit(X, y), path,
+                       input_example=X.head(3))
+    return path
+
+
+@contextmanager
+def postgres() -> Iterator[str]:
+    bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
+    work = Path(tempfile.mkdtemp(prefix="satchel-pg-bench-"))
+    pre = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if os.geteuid() == 0:
+        shutil.chown(work, "postgres", "postgres")
+    port = free_port()
+    subprocess.run([*pre, f"{bindir}/initdb", "-D", str(work / "d"), "-A", "trust", "-U",
+                    "satchel", "--no-sync"], check=True, capture_output=True)
+    subprocess.run([*pre, f"{bindir}/pg_ctl", "-D", str(work / "d"), "-o",
+                    f"-k {work} -h 127.0.0.1 -p {port}", "-l", str(work / "log"), "-w",
+                    "start"], check=True, capture_output=True)
+    try:
+        import psycopg
+
+        with psycopg.connect(f"postgresql://satchel@127.0.0.1:{port}/postgres",
+                             autocommit=True) as conn:
+            conn.execute("CREATE DATABASE bench")
+        yield f"postgresql://satchel@127.0.0.1:{port}/bench"
+    finally:
+        subprocess.run([*pre, f"{bindir}/pg_ctl", "-D", str(work / "d"), "-m", "immediate",
+                        "stop"], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def start_registry_server(db: str, root: Path) -> tuple[subprocess.Popen[bytes], int]:
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "satchel", "registry", "serve",
+                             "--registry-uri", db, "--artifact-root", str(root), "--port",
+                             str(port), "--log-level", "error"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                return proc, port
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("registry server did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(20)
+
+
+def bench_resolve(work: Path) -> list[list[Any]]:
+    import satchel
+    from satchel.registry import Registry
+
+    model = iris_dir(work)
+    db = f"sqlite:///{work / 'resolve.db'}"
+    reg = Registry(db, actor="bench", artifact_root=work / "art")
+    v = reg.register(model, "iris")
+    reg.set_alias("iris", "champion", v.version)
+    stored = reg.local_path(v)
+    os.environ["SATCHEL_REGISTRY_URI"] = db
+    n = 20 if QUICK else 50
+    local = paired({
+        "plain directory": lambda: satchel.load_model(stored),
+        "models:/iris@champion (SQLite)": lambda: satchel.load_model("models:/iris@champion"),
+        "resolve only (SQLite)": lambda: Registry().resolve("models:/iris@champion"),
+    }, n)
+    proc, port = start_registry_server(db, work / "art")
+    try:
+        os.environ["SATCHEL_REGISTRY_URI"] = f"http://127.0.0.1:{port}"
+        os.environ["SATCHEL_CACHE_DIR"] = str(work / "cache")
+        satchel.load_model("models:/iris@champion")  # first download fills the cache
+        remote = paired({
+            "plain directory": lambda: satchel.load_model(stored),
+            "models:/iris@champion (server, cached)":
+                lambda: satchel.load_model("models:/iris@champion"),
+        }, n)
+    finally:
+        stop(proc)
+        os.environ["SATCHEL_REGISTRY_URI"] = db
+    base = local["plain directory"]
+    rows = [[k, f"{ms:.2f}", f"{ms - base:+.2f}"] for k, ms in local.items()]
+    rows += [[k, f"{ms:.2f}", f"{ms - remote['plain directory']:+.2f}"]
+             for k, ms in remote.items() if k != "plain directory"]
+    return rows
+
+
+def bench_server(work: Path) -> list[list[Any]]:
+    from satchel.registry import Registry
+    from satchel.registry.api import close_all
+
+    model = iris_dir(work / "srv-model")
+    seconds = 5 if QUICK else 10
+    rows = []
+    backends: list[tuple[str, Any]] = [("SQLite (WAL)", None), ("PostgreSQL 15", postgres)]
+    for label, ctx in backends:
+        with (ctx() if ctx else _sqlite(work)) as db:
+            reg = Registry(db, actor="bench", artifact_root=work / f"art-{label[:3]}")
+            for _ in range(3):
+                reg.register(model, "fraud", tags={"team": "risk"})
+            reg.set_alias("fraud", "champion", 2)
+            close_all()
+            proc, port = start_registry_server(db, work / f"art-{label[:3]}")
+            script = work / "get.lua"
+            script.write_text('wrk.method = "GET"\n')
+            path = "/api/2.0/mlflow/registered-models/alias?name=fraud&alias=champion"
+            try:
+                wrk_get(port, script, 8, 2, path)  # warm-up
+                for conns in (1, 8):
+                    # The same server's /health (no store, no auth) as the floor: what
+                    # uvicorn + starlette answer on this machine at this moment.
+                    floor = wrk_get(port, script, conns, seconds, "/health")
+                    load = wrk_get(port, script, conns, seconds, path)
+                    rows.append([label, conns, f"{load.rps:,.0f}", f"{floor.rps:,.0f}",
+                                 f"{load.rps / floor.rps:.2f}", f"{load.p50_ms:.2f}",
+                                 f"{load.p99_ms:.2f}", load.non2xx + load.socket_errors])
+            finally:
+                stop(proc)
+    return rows
+
+
+@contextmanager
+def _sqlite(work: Path) -> Iterator[str]:
+    yield f"sqlite:///{work / ('srv-' + uuid.uuid4().hex[:6] + '.db')}"
+
+
+def wrk_get(port: int, script: Path, conns: int, seconds: float, path: str) -> Any:
+    from loadgen import wrk_finish, wrk_start
+
+    return wrk_finish(wrk_start(port, script, conns, seconds, path=path))
+
+
+def bench_scale(work: Path) -> list[list[Any]]:
+    """100 models x 100 versions, inserted in bulk (same files, so one tree)."""
+    from sqlalchemy import insert, select
+
+    from satchel.registry import Registry
+    from satchel.registry.convert import V
+    from satchel.registry.tables import RegisteredModelRow
+
+    model = iris_dir(work / "scale-model")
+    reg = Registry(f"sqlite:///{work / 'scale.db'}", actor="bench",
+                   artifact_root=work / "art-scale")
+    first = reg.register(model, "fraud-000", tags={"team": "t0"})
+    store = reg.store
+    with store.write() as s:
+        template = s.execute(select(V).where(V.c.version == 1)).one()._asdict()
+        for m in range(100):
+            name = f"fraud-{m:03d}"
+            if m:
+                s.add(RegisteredModelRow(name=name, description="", created_at=0,
+                                         updated_at=0, next_version=101))
+                s.flush()
+            mid = s.execute(select(RegisteredModelRow.id)
+                            .where(RegisteredModelRow.name == name)).scalar_one()
+            rows = []
+            for n in range(1 if m == 0 else 0, 100):
+                row = dict(template)
+                row.pop("id")
+                row.update(model_id=mid, version=n + 1,
+                           stage="Production" if n == 99 else "None")
+                rows.append(row)
+            s.execute(insert(V), rows)
+    reg.set_alias("fraud-042", "champion", 77)
+    reg.set_version_tag("fraud-042", 77, "validated", "yes")
+    assert first.version == 1
+    n = 5 if QUICK else 15
+    cases = {
+        "search_versions(max_results=10000): all 10,000":
+            lambda: reg.search_versions(max_results=10000),
+        "search_versions() first page (1,000)": lambda: reg.search_versions(),
+        "search_versions(max_results=100): a page": lambda: reg.search_versions(
+            max_results=100),
+        "search_versions(max_results=100, offset=9000)": lambda: reg.search_versions(
+            max_results=100, offset=9000),
+        "search_versions('fraud-042'): 100": lambda: reg.search_versions("fraud-042"),
+        "search_versions(stage='Production'): 100":
+            lambda: reg.search_versions(stage="Production"),
+        "search_versions(tags={'validated': 'yes'})":
+            lambda: reg.search_versions(tags={"validated": "yes"}),
+        "search_versions(alias='champion')": lambda: reg.search_versions(alias="champion"),
+        "search_models('fraud-04*')": lambda: reg.search_models("fraud-04*"),
+        "search_models(): all 100": lambda: reg.search_models(),
+        "resolve models:/fraud-042@champion": lambda: reg.resolve("models:/fraud-042@champion"),
+        "get_model('fraud-042')": lambda: reg.get_model("fraud-042"),
+    }
+    total = len(reg.search_versions(max_results=10000))
+    assert total == 10000, total
+    return [[k, f"{median_ms(fn, n):.2f}"] for k, fn in cases.items()]
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="satchel-registry-bench-"))
+    try:
+        if ONLY in ("", "resolve"):
+            print("## 1. load_model through the registry vs a plain directory "
+                  "(median ms, warm process)\n")
+            print(table(bench_resolve(work), ["load", "median ms", "over plain dir"]))
+        if ONLY in ("", "server"):
+            print("\n## 2. Registry server reads: GET registered-models/alias "
+                  "(wrk, 1 worker)\n")
+            print(table(bench_server(work), ["store", "connections", "req/s",
+                                              "/health req/s", "ratio", "p50 ms", "p99 ms",
+                                              "errors"]))
+        if ONLY in ("", "scale"):
+            print("\n## 3. 10,000 versions (100 models x 100), SQLite: median ms\n")
+            print(table(bench_scale(work), ["query", "median ms"]))
+        print(json.dumps({"python": sys.version.split()[0], "cpus": os.cpu_count()}))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
