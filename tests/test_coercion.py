@@ -40,7 +40,8 @@ def one(t: DataType | Array | Object | Map, required: bool = True) -> Schema:
         (np.array(["1.5", "2"], dtype=object), DataType.double, "float64"),
         (np.array(["7", "-3"], dtype=object), DataType.long, "int64"),
         (np.array([True, False]), DataType.boolean, "bool"),
-        (np.array(["a", "b"], dtype=object), DataType.string, "object"),
+        # pandas 3 reads an object array of strings as its "str" dtype
+        (np.array(["a", "b"], dtype=object), DataType.string, "object|str"),
         (np.array([b"a", b"b"], dtype=object), DataType.binary, "object"),
         (
             np.array(["2024-01-02", "2024-01-03T04:05:06"], dtype=object),
@@ -53,7 +54,7 @@ def one(t: DataType | Array | Object | Map, required: bool = True) -> Schema:
 )
 def test_lossless_conversions_allowed(values: np.ndarray, t: DataType, want_dtype: str) -> None:
     out = enforce_input(pd.DataFrame({"c": values}), one(t)).data
-    assert str(out["c"].dtype) == want_dtype
+    assert str(out["c"].dtype) in want_dtype.split("|")
     if t in (DataType.long, DataType.integer, DataType.double) and values.dtype != object:
         assert (out["c"].to_numpy() == values).all()
 

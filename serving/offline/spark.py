@@ -16,8 +16,10 @@ too (:func:`run_batch`). See docs/spark.md.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -25,7 +27,7 @@ import threading
 import uuid
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -297,8 +299,25 @@ def _make_udf(plan: _Plan, names: list[str], return_type: Any,
         predict.__annotations__ = {"batches": Iterator[tuple[pa.Array, ...]],
                                    "return": Iterator[pa.Array]}
         factory: Any = arrow_udf  # pyspark's overloads cannot type a UDF built at runtime
-        return factory(predict, return_type)
+        with pandas3_notice_handled():
+            return factory(predict, return_type)
     return _make_pandas_udf(plan, names, return_type, scorer)
+
+
+# PySpark 4.x warns on every UDF it builds when pandas is 3.x. satchel's UDF moves Arrow
+# batches (pandas only where Spark < 4.1 needs it), tested under pandas 2 and 3, so the
+# notice is dropped where satchel builds UDFs and collects results, not for everyone.
+PANDAS3_NOTICE = "PySpark does not yet fully support pandas >= 3"
+WORKER_WARNINGS = f"ignore:{PANDAS3_NOTICE}:FutureWarning"
+
+
+@contextlib.contextmanager
+def pandas3_notice_handled() -> Iterator[None]:
+    """Drop PySpark's pandas-3 FutureWarning inside this block (and only it)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=re.escape(PANDAS3_NOTICE),
+                                category=FutureWarning)
+        yield
 
 
 def _arrow_udf_available() -> bool:
@@ -342,7 +361,8 @@ def _make_pandas_udf(plan: _Plan, names: list[str], return_type: Any,
         "batches": Iterator[tuple[Union[pd.Series, pd.DataFrame], ...]],
         "return": Iterator[pd.DataFrame] if struct else Iterator[pd.Series]}
     factory: Any = pandas_udf  # pyspark's overloads cannot type a UDF built at runtime
-    return factory(predict, return_type)
+    with pandas3_notice_handled():
+        return factory(predict, return_type)
 
 
 def _is_struct(t: Any) -> bool:
@@ -420,6 +440,7 @@ def run_batch(model_path: str | os.PathLike[str], input_path: str, output_path: 
     builder = SparkSession.builder.master(master).appName("satchel batch")
     if local:
         builder = (builder.config("spark.pyspark.python", sys.executable)
+                   .config("spark.executorEnv.PYTHONWARNINGS", WORKER_WARNINGS)
                    .config("spark.driver.bindAddress", "127.0.0.1")
                    .config("spark.driver.host", "127.0.0.1").config("spark.ui.enabled", "false"))
     spark = builder.getOrCreate()
@@ -547,6 +568,7 @@ def collect_for_evaluation(master: str, data_path: str, fmt: str, target: str,
     builder = SparkSession.builder.master(master).appName("satchel evaluate")
     if local:
         builder = (builder.config("spark.pyspark.python", sys.executable)
+                   .config("spark.executorEnv.PYTHONWARNINGS", WORKER_WARNINGS)
                    .config("spark.driver.bindAddress", "127.0.0.1")
                    .config("spark.driver.host", "127.0.0.1").config("spark.ui.enabled", "false"))
     spark = builder.getOrCreate()
@@ -569,7 +591,8 @@ def collect_for_evaluation(master: str, data_path: str, fmt: str, target: str,
                 evaluation_udf(spark, model_path)().alias("__satchel_model")]
         if baseline_path is not None:
             cols.append(evaluation_udf(spark, baseline_path)().alias("__satchel_baseline"))
-        collected: Any = df.select(*cols).toPandas()
+        with pandas3_notice_handled():
+            collected: Any = df.select(*cols).toPandas()
         frame = collected.sort_values("__satchel_row", kind="stable")
     finally:
         if started:

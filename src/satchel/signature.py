@@ -139,7 +139,8 @@ def _column_type(col: Any, name: str | None) -> ValueType:
         return _object_type(col.dropna().tolist(), label, name)
     if str(dt) in _EXTENSION_TO_TYPE:
         return _EXTENSION_TO_TYPE[str(dt)]
-    if str(dt).startswith("string"):
+    # pandas 3's default string dtype prints as "str"; pandas 2's opt-in one as "string".
+    if str(dt) == "str" or str(dt).startswith("string"):
         return DataType.string
     if str(dt).startswith("datetime64"):
         return DataType.datetime

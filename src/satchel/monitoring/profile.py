@@ -277,7 +277,8 @@ def is_numeric(values: Any) -> bool:
     dtype = getattr(values, "dtype", None)
     if dtype is None:
         return False
-    kind = np.dtype(dtype).kind if not hasattr(dtype, "numpy_dtype") else dtype.numpy_dtype.kind
+    # numpy and pandas extension dtypes both have .kind (pandas 3's "str" dtype: "O")
+    kind = getattr(dtype, "kind", None) or np.dtype(dtype).kind
     return kind in "iufmM"
 
 

@@ -463,3 +463,18 @@ def test_array_column_of_the_wrong_width_names_the_shapes(spark: Any,
     df = spark.createDataFrame(pd.DataFrame({"a": [1.0, 4.0], "b": [2.0, 5.0]})).coalesce(1)
     with _job_error(r"input: expected shape \[-1, 3\], given shape \[2, 2\]"):
         df.select(spark_udf(spark, rowsum_model_dir)(F.array("a", "b"))).collect()
+
+
+def test_no_pandas3_notice_from_satchels_own_udf(spark: Any, iris_df: Any,
+                                                  iris_model_dir: Path) -> None:
+    # Under pandas 3, PySpark warns whenever a UDF is built; satchel's UDF (tested with
+    # pandas 2 and 3) handles that where it builds one, so users see nothing.
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        udf = spark_udf(spark, iris_model_dir)
+        rows = iris_df.select(udf()).collect()
+    assert len(rows) == iris_df.count()
+    notices = [w for w in seen if "does not yet fully support pandas" in str(w.message)]
+    assert notices == []
