@@ -23,6 +23,7 @@ def test_schemathesis_cli_finds_no_5xx_on_v2(
              "--max-examples", "30", "--mode", "all", "--generation-deterministic",
              "--report", "junit", "--report-junit-path", str(tmp_path / "junit.xml")],
             capture_output=True, text=True, timeout=900,
+            cwd=tmp_path,  # its .schemathesis/ cache stays out of the checkout
         )
         assert srv.ping() == 200
     out = proc.stdout + proc.stderr
