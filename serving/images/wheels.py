@@ -179,7 +179,10 @@ def satchel_wheel(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     dist = _installed_dist()
     root = _source_root(dist)
-    if root is None:
+    if root is None or not _editable(dist):
+        # A non-editable install from a source directory runs its installed files, not
+        # the tree (which may have changed since): repack those, no build (and no build
+        # backend of the right version) needed.
         return repack_installed(dist, dest)
     cache = _cache_dir() / "satchel-wheel" / _tree_fingerprint(root)
     cached = sorted(cache.glob("satchel-*.whl")) if cache.is_dir() else []
@@ -216,6 +219,14 @@ def _source_root(dist: metadata.Distribution) -> Path | None:
 
     root = Path(unquote(urlparse(url).path))
     return root if (root / "pyproject.toml").is_file() else None
+
+
+def _editable(dist: metadata.Distribution) -> bool:
+    raw = dist.read_text("direct_url.json") or "{}"
+    try:
+        return bool(json.loads(raw).get("dir_info", {}).get("editable", False))
+    except (ValueError, AttributeError):
+        return False
 
 
 def _cache_dir() -> Path:
@@ -261,20 +272,56 @@ def _build_wheel(root: Path, cache: Path) -> Path:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=run_env)
         wheels = sorted(out.glob("satchel-*.whl"))
         if proc.returncode != 0 or not wheels:
-            tail = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
-            raise ImageBuildError(f"could not build satchel's wheel from {root}: {tail}")
+            isolated = "--no-build-isolation" not in cmd
+            raise ImageBuildError(
+                f"could not build satchel's wheel from {root} "
+                f"({'in an isolated build environment' if isolated else 'with this environment'}"
+                f"'s build backend): {build_failure(proc.stderr + proc.stdout)}")
         cache.mkdir(parents=True, exist_ok=True)
         return Path(shutil.copy2(wheels[0], cache / wheels[0].name))
 
 
 def _build_requires_installed(root: Path) -> bool:
+    """True when every build requirement is installed here at a version it accepts (an
+    older setuptools than ``setuptools>=77`` is not good enough: then pip builds in an
+    isolated environment with the right one)."""
     import tomllib
 
     try:
         build = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))["build-system"]
-        return all(env.installed_version(env.requirement_name(r)) for r in build["requires"])
+        return all(_satisfied(r) for r in build["requires"])
     except (KeyError, OSError, tomllib.TOMLDecodeError):
         return False
+
+
+def _satisfied(requirement: str) -> bool:
+    version = env.installed_version(env.requirement_name(requirement))
+    if version is None:
+        return False
+    try:
+        return _accepts(requirement, version)
+    except ImageBuildError:  # unreadable: let pip decide in an isolated build
+        return False
+
+
+_NOISE = re.compile(r"^\s*(hint|note|╰─>|\[end of output\]|See above|×)", re.IGNORECASE)
+_CAUSE = re.compile(r"(error|exception|invalid|must be|requires|not found|no module)",
+                    re.IGNORECASE)
+
+
+def build_failure(output: str) -> str:
+    """The lines of a failed pip build that say why (not pip's "See above for details").
+
+    pip wraps the backend's own error in boxes and hints; the cause is the backend's
+    last error-like lines, quoted here (at most three).
+    """
+    lines = [ln.strip(" |│") for ln in output.splitlines()]
+    lines = [ln.strip() for ln in lines if ln.strip() and not _NOISE.match(ln.strip())]
+    causes = [ln for ln in lines if _CAUSE.search(ln)
+              and "subprocess-exited-with-error" not in ln
+              and "metadata-generation-failed" not in ln]
+    picked = causes[-3:] or lines[-3:] or ["pip printed nothing"]
+    return " / ".join(ln[:300] for ln in picked)
 
 
 def repack_installed(dist: metadata.Distribution, dest: Path) -> Path:

@@ -114,6 +114,10 @@ def add_parser(sub: Any) -> None:
         "serve", help="serve models over REST (MLflow protocol and KServe V2)",
         description="Serve model directories over HTTP: /invocations, /ping, /health, "
         "/version, the Open Inference Protocol under /v2, /metrics, /openapi.json and /docs.")
+    # SageMaker starts a serving container as `docker run IMAGE serve`: the image's
+    # entrypoint is `satchel serve -m /opt/model`, so that word arrives here; it names
+    # what this command does anyway and is accepted and ignored (no other word is).
+    p.add_argument("sagemaker_command", nargs="?", choices=("serve",), help=argparse.SUPPRESS)
     p.add_argument("-m", "--model", action="append", metavar="[NAME=]PATH",
                    help="a model directory, optionally named (repeat for several models; "
                    "env SATCHEL_MODEL, comma-separated)")

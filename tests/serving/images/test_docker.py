@@ -295,12 +295,15 @@ def _build(engine: Any, model: Path, name: str) -> sd.BuiltImage:
 class Container:
     """A detached container on the host network, removed on exit."""
 
-    def __init__(self, engine: Any, image: str, port: int) -> None:
+    def __init__(self, engine: Any, image: str, port: int, command: list[str] | None = None,
+                 environment: dict[str, str] | None = None) -> None:
         import docker
 
         self.engine, self.port = engine, port
         self.id = engine.create_container(
-            image, environment={"SATCHEL_PORT": str(port), "SATCHEL_HOST": "127.0.0.1"},
+            image, command=command,
+            environment={"SATCHEL_PORT": str(port), "SATCHEL_HOST": "127.0.0.1",
+                         **(environment or {})},
             host_config=engine.create_host_config(network_mode="host"),
             # Only the timing is overridden: the probe command is the image's own.
             healthcheck=docker.types.Healthcheck(interval=500_000_000,
@@ -369,6 +372,26 @@ def test_sklearn_image_serves_what_predict_returns(engine: Any, sklearn_image: s
         assert c.health() == "healthy"
         code, uid = c.exec("id", "-u")
         assert code == 0 and uid.strip() == "10001"
+
+
+@pytest.mark.docker
+def test_sagemaker_starts_the_image_with_serve(engine: Any, sklearn_image: sd.BuiltImage,
+                                              iris: Any, port: int) -> None:
+    """`docker run IMAGE serve`: the argument is ignored, 8080 is the image's port, and
+    SATCHEL_* variables still apply (here the port, so the test needs no fixed port)."""
+    env = engine.inspect_image(sklearn_image.id)["Config"]["Env"]
+    assert "SATCHEL_PORT=8080" in env and "SATCHEL_HOST=0.0.0.0" in env
+    X = iris[0].head(3)
+    with Container(engine, sklearn_image.id, port, command=["serve"],
+                   environment={"SATCHEL_MAX_BODY_SIZE": "100000"}) as c:
+        c.wait_ready()
+        got = c.post({"dataframe_split": {"columns": list(X.columns),
+                                          "data": X.values.tolist()}})
+        assert len(got["predictions"]) == 3
+        with pytest.raises(urllib.error.HTTPError) as too_big:
+            c.post({"dataframe_split": {"columns": list(X.columns),
+                                        "data": X.values.tolist() * 3000}})
+        assert too_big.value.code == 413
 
 
 @pytest.mark.docker
