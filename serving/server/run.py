@@ -138,8 +138,12 @@ def _serve(models: Model | str | ModelRepository, options: ServeOptions,
                          options=replace(options, metrics_dir=metrics_dir,
                                          control_dir=control_dir))
         return run_uvicorn_workers(app, host=process.host, port=process.port,
-                                   options=WorkerOptions(process.workers,
-                                                         process.drain_timeout), **common)
+                                   options=WorkerOptions(
+                                       process.workers, process.drain_timeout,
+                                       # a loop stalled this long is a hung inline call
+                                       stall_timeout=max(10.0, 2 * (options.limits.timeout
+                                                                    or 60.0))),
+                                   **common)
     finally:
         if options.metrics_dir is None:
             shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -28,6 +28,7 @@ batcher and metrics start theirs lazily, in each child).
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import gc
 import logging
@@ -56,12 +57,15 @@ class WorkerOptions:
         crash_limit: children dying within ``crash_window`` seconds of their start, in a
             row, before the supervisor gives up.
         crash_window: see ``crash_limit``.
+        stall_timeout: seconds a child's event loop may go without turning (a hung call
+            scored on it) before the child is killed and replaced; None: never.
     """
 
     workers: int = 2
     drain_timeout: float = 30.0
     crash_limit: int = 5
     crash_window: float = 5.0
+    stall_timeout: float | None = None
 
 
 def bind(host: str, port: int, backlog: int = 2048, *, reuse_port: bool = False
@@ -302,6 +306,16 @@ def run_uvicorn_workers(app: Any, *, host: str, port: int, options: WorkerOption
         # a worker held by hung predict calls exits after draining; the supervisor
         # replaces it with a fresh process (threads cannot be stopped, processes can)
         execution.RECYCLE_WHEN_STUCK = True
-        uvicorn.Server(config).run(sockets=[shared])
+        stall = options.stall_timeout
+
+        class WatchedServer(uvicorn.Server):
+            async def startup(self, sockets: Any = None) -> None:
+                await super().startup(sockets=sockets)
+                if stall is not None:
+                    from satchel.serving.server import watchdog
+
+                    watchdog.start(asyncio.get_running_loop(), stall)
+
+        WatchedServer(config).run(sockets=[shared])
 
     return Supervisor(child, socks, options).run()

@@ -109,3 +109,25 @@ def test_stuck_worker_is_recycled(sleepy_dir: Path, tmp_path: Path) -> None:
             time.sleep(0.05)
         assert ok >= 10, srv.log_text()[-2000:]
         assert "is replaced" in srv.log_text()
+
+
+def test_worker_whose_event_loop_hangs_is_replaced(sleepy_dir: Path, tmp_path: Path) -> None:
+    # Fast calls make the model run on the event loop; then one call hangs there.
+    with serve(sleepy_dir, tmp_path, "--timeout", "1", "--no-batching",
+               "--workers", "2") as srv:
+        for _ in range(40):
+            assert _score(srv, 1.0) == 200
+        body = json.dumps({"dataframe_split": {"columns": ["a"], "data": [[-120.0]]}}).encode()
+        with pytest.raises(OSError):
+            srv.request("POST", "/invocations", body, [("Content-Type", "application/json")],
+                        timeout=3)
+        deadline = time.monotonic() + 60
+        ok = 0
+        while time.monotonic() < deadline and ok < 20:
+            try:
+                status = _score(srv, 1.0)
+            except OSError:
+                status = 0
+            ok = ok + 1 if status == 200 else 0
+        assert ok >= 20, srv.log_text()[-2000:]
+        assert "has not turned" in srv.log_text()
