@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from satchel.errors import SatchelError
 
     try:
-        if getattr(args, "env_manager", None) is not None or hasattr(args, "wheelhouse"):
+        if getattr(args, "env_reexec", False):
             from satchel.cli._env_options import env_manager, run_in_env
 
             if env_manager(args) == "venv":

@@ -20,10 +20,15 @@ IN_ENV = "SATCHEL_IN_ENV"
 ENV_MANAGER = "SATCHEL_ENV_MANAGER"
 
 
-def add_env_options(p: argparse.ArgumentParser) -> None:
-    """Add ``--env-manager`` and ``--wheelhouse`` to a command that loads one model."""
+def add_env_options(p: argparse.ArgumentParser, *, reexec: bool = True) -> None:
+    """Add ``--env-manager`` and ``--wheelhouse``.
+
+    ``reexec``: the command loads one model (``args.model``) and, under ``venv``, runs
+    again inside its environment; ``serve`` passes False and starts model workers itself.
+    """
     from satchel.envs import ENV_MANAGERS
 
+    p.set_defaults(env_reexec=reexec)
     p.add_argument("--env-manager", choices=ENV_MANAGERS, default=None,
                    help="local: this interpreter (default); venv: the model's own cached "
                    f"virtualenv built from its requirements (env {ENV_MANAGER})")

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from satchel.cli._env_options import add_env_options
 from satchel.cli._load_options import add_load_options, load_options
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -229,6 +230,7 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--debug", dest="serve_debug", action="store_true",
                    default=_env_flag("SATCHEL_DEBUG", False),
                    help="stack traces in error replies (env SATCHEL_DEBUG=1)")
+    add_env_options(p, reexec=False)
     p.set_defaults(func=run)
 
 
@@ -380,11 +382,40 @@ def _repository(args: argparse.Namespace) -> Any:
         if args.default not in names:
             raise SystemExit(f"satchel serve: --default '{args.default}' is not one of the "
                              f"served models {names}")
+    from satchel.cli._env_options import env_manager
+
+    if env_manager(args) == "venv":
+        if root is not None:
+            raise SystemExit("satchel serve: --env-manager venv takes models given with -m, "
+                             "not --model-repository")
+        _add_env_models(args, repository, specs)
+        if args.default is not None:
+            repository.set_default(args.default)
+        return repository
     for name, path in specs:
         repository.add_path(name, path, **load_options(args))
     if args.default is not None:
         repository.set_default(args.default)
     return repository
+
+
+def _add_env_models(args: argparse.Namespace, repository: Any,
+                    specs: list[tuple[str, str]]) -> None:
+    """Each model predicts in a worker inside its own environment (models sharing one
+    share a worker); the workers stop when this process exits."""
+    import atexit
+
+    from satchel.cli._env_options import env_cache
+    from satchel.serving.server.env_workers import start_workers
+
+    if args.workers and args.workers > 1:
+        raise SystemExit("satchel serve: --env-manager venv runs one front process; use "
+                         "--workers 1 (the model workers run beside it)")
+    models, workers = start_workers(specs, env_cache(args), load_options(args))
+    for w in workers:
+        atexit.register(w.stop)
+    for name, _ in specs:
+        repository.add(name, models[name])
 
 
 def _follow(args: argparse.Namespace) -> dict[str, Any]:

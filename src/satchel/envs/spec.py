@@ -89,9 +89,31 @@ def _minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
 
+def satchel_fingerprint() -> str:
+    """Which satchel runs here: its version and its files' sizes and times.
+
+    An environment installs the running satchel, so a changed satchel (a new release, or
+    an edited source tree at the same version) must not reuse an environment built with
+    the old one.
+    """
+    import os
+
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256(__version__.encode())
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(dirpath, name))
+                rel = os.path.relpath(os.path.join(dirpath, name), root)
+                h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def _key(python: str, requirements: list[str]) -> str:
     # Order-insensitive and whitespace-insensitive: the same set is the same environment.
     norm = sorted(re.sub(r"\s+", "", r).lower() for r in requirements)
-    blob = json.dumps({"python": python, "satchel": __version__, "platform": sys.platform,
-                       "machine": platform.machine(), "requirements": norm})
+    blob = json.dumps({"python": python, "satchel": satchel_fingerprint(),
+                       "platform": sys.platform, "machine": platform.machine(),
+                       "requirements": norm})
     return hashlib.sha256(blob.encode()).hexdigest()[:20]

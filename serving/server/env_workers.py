@@ -1,0 +1,295 @@
+"""Models served from their own environments: one worker process per environment, and
+the front server's side of the channel to it.
+
+``satchel serve --env-manager venv`` groups the models by :class:`~satchel.envs.EnvSpec`
+key (models sharing an environment share a worker), starts a
+:mod:`~satchel.serving.server.model_worker` in each environment, and puts a
+:class:`~satchel.Model` in the repository whose predictor forwards to the worker. The
+front process keeps everything else (HTTP and gRPC, decoding and the coercion policy,
+batching, auth, limits, metrics, monitoring). A worker that dies is restarted; its
+requests answer 503 (``ModelNotReadyError``) meanwhile, never 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import secrets
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from satchel import errors as _errors
+from satchel.errors import ModelNotReadyError, PredictionError, SatchelError
+
+log = logging.getLogger("satchel.serving")
+
+_CONNECTIONS = 4  # concurrent predict calls per worker (each a socket)
+_START_TIMEOUT = 300.0
+
+
+@dataclass
+class RemoteFlavor:
+    """What the front server knows of a flavor it does not load itself."""
+
+    name: str
+    row_independent: bool
+
+    def load(self, path: Any, config: Any) -> Any:
+        raise SatchelError(f"the {self.name} model runs in its own environment's worker; "
+                           "its native object is not available in the front server")
+
+
+class RemotePredictor:
+    """A predictor that predicts in a model worker."""
+
+    def __init__(self, worker: EnvWorker, name: str, row_independent: bool) -> None:
+        self.worker = worker
+        self.name = name
+        self.row_independent = row_independent
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        return self.worker.predict(self.name, data, params)
+
+
+class EnvWorker:
+    """One worker process in one environment, serving one or more models.
+
+    Args:
+        python: the environment's interpreter.
+        specs: ``{"name", "path", "options"}`` of each model it loads.
+        key: the environment's key (for names and messages).
+    """
+
+    def __init__(self, python: Path, specs: list[dict[str, Any]], key: str) -> None:
+        self.python = python
+        self.specs = specs
+        self.key = key
+        self.info: dict[str, Any] = {}
+        self.restarts = 0
+        self._dir = Path(tempfile.mkdtemp(prefix="satchel-w-"))
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pool: queue.Queue[Any] = queue.Queue()
+        self._ready = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+        self._generation = 0
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> dict[str, Any]:
+        """Start the worker and wait until its models are loaded; returns what it loaded.
+
+        Raises:
+            SatchelError: the worker could not load a model (its reason quoted).
+        """
+        self._spawn()
+        self._watcher = threading.Thread(target=self._watch, name=f"satchel-env-{self.key}",
+                                         daemon=True)
+        self._watcher.start()
+        return self.info
+
+    def _spawn(self) -> None:
+        sock = self._dir / f"w{self._generation}.sock"
+        self._generation += 1
+        key = secrets.token_hex(16)
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+        env["SATCHEL_WORKER_KEY"] = key
+        env["SATCHEL_WORKER_PARENT"] = str(os.getpid())
+        errors = self._dir / f"w{self._generation - 1}.stderr"
+        with open(errors, "wb") as err:
+            proc = subprocess.Popen(
+                [str(self.python), "-m", "satchel.serving.server.model_worker", str(sock)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(self.specs).encode())
+        proc.stdin.close()
+        line = _read_line(proc, _START_TIMEOUT)
+        try:
+            status = json.loads(line) if line else {}
+        except ValueError:
+            status = {}
+        if "ready" not in status:
+            proc.kill()
+            proc.wait()
+            why = status.get("error") or _last_line(errors) or f"it exited with {proc.returncode}"
+            raise SatchelError(f"the model worker of environment {self.key} could not load "
+                               f"{', '.join(s['name'] for s in self.specs)}: {why}")
+        from multiprocessing.connection import Client
+
+        pool: queue.Queue[Any] = queue.Queue()
+        for _ in range(_CONNECTIONS):
+            pool.put(Client(str(sock), family="AF_UNIX", authkey=key.encode()))
+        with self._lock:
+            self._proc, self._pool, self.info = proc, pool, status["ready"]
+        self._ready.set()
+
+    def _watch(self) -> None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            proc = self._proc
+            if proc is not None and proc.poll() is None:
+                self._stopping.wait(0.2)
+                continue
+            if self._stopping.is_set():
+                return
+            self._ready.clear()
+            log.warning("model worker of environment %s exited (%s); restarting", self.key,
+                        proc.returncode if proc is not None else "not started")
+            self._close_pool()
+            try:
+                self._spawn()
+                self.restarts += 1
+                delay = 0.5
+            except Exception:  # noqa: BLE001 - keep trying; requests answer 503 meanwhile
+                log.exception("restarting the model worker of environment %s failed", self.key)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._ready.clear()
+        self._close_pool()
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _close_pool(self) -> None:
+        with self._lock:
+            pool = self._pool
+        while True:
+            try:
+                pool.get_nowait().close()
+            except queue.Empty:
+                return
+            except OSError:
+                continue
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    # --- the request path --------------------------------------------------------------
+
+    def predict(self, name: str, data: Any, params: dict[str, Any] | None) -> Any:
+        """Predict in the worker; a dead worker is a ModelNotReadyError (503), not a 500."""
+        if not self._ready.is_set():
+            raise ModelNotReadyError(f"model '{name}' is restarting (its environment's "
+                                     "worker exited)")
+        with self._lock:
+            pool = self._pool
+        conn = pool.get()
+        try:
+            conn.send((name, data, params))
+            reply = conn.recv()
+        except (EOFError, OSError) as exc:
+            self._ready.clear()
+            conn.close()
+            raise ModelNotReadyError(f"model '{name}' is restarting (its environment's "
+                                     f"worker exited: {type(exc).__name__})") from None
+        pool.put(conn)
+        if reply[0] == "ok":
+            return reply[1]
+        raise _error(reply[1], reply[2], reply[3])
+
+
+def _error(cls_name: str, message: str, error_class: str | None) -> SatchelError:
+    """The worker's error as the same satchel error class in the front server."""
+    if cls_name == "PredictionError" or error_class is not None:
+        return PredictionError(message, error_class=error_class or cls_name)
+    cls = getattr(_errors, cls_name, None)
+    if isinstance(cls, type) and issubclass(cls, SatchelError):
+        try:
+            return cls(message)
+        except TypeError:
+            pass
+    return PredictionError(message, error_class=cls_name)
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text("utf-8", "replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip()[:500] if lines else ""
+
+
+def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
+    """The worker's first stdout line, or "" when it exits or times out first."""
+    out: list[bytes] = []
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: out.append(proc.stdout.readline()),  # type: ignore[union-attr]
+                              daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return out[0].decode("utf-8", "replace").strip() if out else ""
+
+
+def start_workers(specs: list[tuple[str, str]], cache: Any, load_options: dict[str, Any]
+                  ) -> tuple[dict[str, Any], list[EnvWorker]]:
+    """Build or reuse each model's environment, start one worker per environment, and
+    return front-server models (by name) whose predictions run in those workers.
+
+    Raises:
+        SatchelError: an environment cannot be built, or a worker cannot load its models.
+    """
+    from satchel.envs import EnvSpec
+    from satchel.flavor import LoadConfig
+    from satchel.manifest import Manifest
+    from satchel.model import Model
+
+    groups: dict[str, tuple[Any, list[tuple[str, Path]]]] = {}
+    for name, path in specs:
+        root = Path(path).expanduser().resolve()
+        spec = EnvSpec.from_model(root)
+        groups.setdefault(spec.key, (spec, []))[1].append((name, root))
+    models: dict[str, Any] = {}
+    workers: list[EnvWorker] = []
+    try:
+        for key, (spec, members) in groups.items():
+            env = cache.ensure(spec)
+            log.info("environment %s for %s: %s", key, ", ".join(n for n, _ in members),
+                     "built" if env.built else "cached")
+            worker = EnvWorker(env.python, [{"name": n, "path": str(p),
+                                             "options": load_options} for n, p in members],
+                               key)
+            workers.append(worker)
+            info = worker.start()
+            for name, root in members:
+                manifest = Manifest.read(root)
+                described = info.get(name, {})
+                flavor = RemoteFlavor(str(described.get("flavor", "remote")),
+                                      bool(described.get("row_independent", False)))
+                predictor = RemotePredictor(worker, name, flavor.row_independent)
+                config = LoadConfig(section={}, pyfunc=dict(manifest.pyfunc or {}))
+                models[name] = Model(root, manifest, flavor, config,  # type: ignore[arg-type]
+                                     predictor)
+    except BaseException:
+        for w in workers:
+            w.stop()
+        raise
+    return models, workers
+
+
+def wait_ready(workers: list[EnvWorker], timeout: float) -> bool:
+    """True once every worker is ready again (tests and shutdown use it)."""
+    deadline = time.monotonic() + timeout
+    for w in workers:
+        if not w._ready.wait(max(0.0, deadline - time.monotonic())):
+            return False
+    return True

@@ -1,0 +1,151 @@
+"""``satchel serve --env-manager venv``: two scikit-learn versions in one server, each
+model in its own environment's worker, a dead worker restarted with 503s meanwhile."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from satchel.envs import EnvSpec
+
+from ..serving.conftest import run_server
+from .conftest import copy_model, set_requirements
+
+pytestmark = pytest.mark.slow
+
+OLD_SKLEARN = "1.8.0"
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Any:
+    return lambda model_dir, *args, env=None: run_server(model_dir, tmp_path, *args, env=env)
+
+
+def _cache() -> Any:
+    from satchel.envs import EnvCache
+    from satchel.serving.images.wheels import satchel_wheel
+
+    return EnvCache(satchel_wheel=satchel_wheel)
+
+
+@pytest.fixture(scope="session")
+def old_sklearn_model(iris_model_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+                      env_cache_dir: Path) -> tuple[Path, np.ndarray]:
+    """A DecisionTree saved by scikit-learn 1.8 in its own environment, and what it
+    predicts there."""
+    os.environ["SATCHEL_ENV_CACHE"] = str(env_cache_dir)
+    root = tmp_path_factory.mktemp("old")
+    seed = copy_model(iris_model_dir, root / "seed")
+    set_requirements(seed, [f"scikit-learn=={OLD_SKLEARN}"])
+    env = _cache().ensure(EnvSpec.from_model(seed))
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, sklearn, satchel
+        from sklearn.datasets import load_iris
+        from sklearn.tree import DecisionTreeClassifier
+        assert sklearn.__version__ == "{OLD_SKLEARN}", sklearn.__version__
+        X, y = load_iris(return_X_y=True, as_frame=True)
+        X.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+        m = DecisionTreeClassifier(max_depth=2, random_state=0).fit(X, y)
+        satchel.save_model(m, sys.argv[1], input_example=X.head(3))
+        np.save(sys.argv[2], satchel.load_model(sys.argv[1]).predict(X))
+    """)
+    path, expected = root / "old", root / "expected.npy"
+    env_vars = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    subprocess.run([str(env.python), "-c", script, str(path), str(expected)], check=True,
+                   env=env_vars)
+    assert f"scikit-learn=={OLD_SKLEARN}" in (path / "requirements.txt").read_text()
+    return path, np.load(expected)
+
+
+def _workers_of(pid: int) -> list[tuple[int, str]]:
+    out = []
+    # children of every thread: a restarted worker is spawned by the watcher thread
+    kids = {c for task in Path(f"/proc/{pid}/task").iterdir()
+            for c in (task / "children").read_text().split()}
+    for child in sorted(kids):
+        cmd = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        if "model_worker" in cmd:
+            out.append((int(child), cmd))
+    return out
+
+
+def test_two_sklearn_versions_in_one_server(old_sklearn_model: tuple[Path, np.ndarray],
+                                            iris_model_dir: Path, iris: Any,
+                                            start_server: Any) -> None:
+    import satchel
+
+    old_dir, old_expected = old_sklearn_model
+    X = iris[0]
+    new_expected = satchel.load_model(iris_model_dir).predict(X)
+    _cache().ensure(EnvSpec.from_model(iris_model_dir))  # built before: the server starts warm
+    body = {"dataframe_split": json.loads(X.to_json(orient="split", index=False))}
+    with start_server(f"new={iris_model_dir}", "-m", f"old={old_dir}",
+                      "--env-manager", "venv", "--batching", "off") as server:
+        workers = _workers_of(server.proc.pid)
+        assert len(workers) == 2  # two environments, a worker each
+        assert all(str(Path(os.environ["SATCHEL_ENV_CACHE"])) in cmd for _, cmd in workers)
+        for name, expected in (("old", old_expected), ("new", new_expected)):
+            reply = server.post_json(f"/v2/models/{name}/infer", {"inputs": [
+                {"name": c, "datatype": "FP64", "shape": [len(X)],
+                 "data": X[c].tolist()} for c in X.columns]})
+            assert reply.status == 200, reply.body
+            got = np.asarray(reply.json()["outputs"][0]["data"])
+            np.testing.assert_array_equal(got, np.asarray(expected).reshape(-1))
+        reply = server.post_json("/invocations", body)  # the default model: the first
+        assert reply.status == 200
+        np.testing.assert_array_equal(reply.json()["predictions"], new_expected)
+
+
+def test_a_dead_model_worker_is_restarted_with_503s_meanwhile(
+    old_sklearn_model: tuple[Path, np.ndarray], start_server: Any
+) -> None:
+    old_dir, expected = old_sklearn_model
+    row = {"dataframe_split": {"columns": ["sepal_length", "sepal_width", "petal_length",
+                                           "petal_width"], "data": [[5.1, 3.5, 1.4, 0.2]]}}
+    with start_server(f"old={old_dir}", "--env-manager", "venv") as server:
+        assert server.post_json("/invocations", row).status == 200
+        [(pid, _)] = _workers_of(server.proc.pid)
+        os.kill(pid, signal.SIGKILL)
+        statuses = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            reply = server.post_json("/invocations", row)
+            statuses.append(reply.status)
+            if reply.status == 200 and len(statuses) > 1:
+                break
+            assert reply.status == 503, reply.body
+            time.sleep(0.05)
+        assert statuses[-1] == 200 and 500 not in statuses
+        assert 503 in statuses
+        [(new_pid, _)] = _workers_of(server.proc.pid)
+        assert new_pid != pid
+        assert server.post_json("/invocations", row).json()["predictions"] == [
+            int(expected[0])]
+
+
+def test_env_manager_with_several_front_workers_is_refused(iris_model_dir: Path) -> None:
+    from satchel.cli import main
+
+    with pytest.raises(SystemExit, match="--workers 1"):
+        main(["serve", "-m", str(iris_model_dir), "--env-manager", "venv", "--workers", "2"])
+
+
+def test_a_model_failing_to_load_in_its_worker_is_one_clear_error(
+    iris_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from satchel.cli import main
+
+    bad = copy_model(iris_model_dir, tmp_path / "bad")
+    (bad / "model.pkl").write_bytes(b"corrupt")  # digests no longer match
+    assert main(["serve", "-m", str(bad), "--env-manager", "venv"]) == 1
+    err = capsys.readouterr().err
+    assert "could not load bad" in err and "Traceback" not in err
