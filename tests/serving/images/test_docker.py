@@ -375,6 +375,28 @@ def test_sklearn_image_serves_what_predict_returns(engine: Any, sklearn_image: s
 
 
 @pytest.mark.docker
+def test_sklearn_image_keeps_parquet(engine: Any, sklearn_image: sd.BuiltImage, iris: Any,
+                                     iris_model_dir: Path, port: int) -> None:
+    """pyarrow is trimmed in the image (Flight, S3, headers...): Parquet bodies still score."""
+    import io
+
+    X = iris[0].head(5)
+    buf = io.BytesIO()
+    X.to_parquet(buf, index=False)
+    expected = satchel.load_model(iris_model_dir).predict(X).tolist()
+    with Container(engine, sklearn_image.id, port) as c:
+        c.wait_ready()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
+                                     data=buf.getvalue(),
+                                     headers={"Content-Type": "application/vnd.apache.parquet"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert json.loads(r.read())["predictions"] == expected
+        code, out = c.exec("sh", "-c", "ls /opt/venv/lib/python3.11/site-packages/pyarrow")
+        assert code == 0 and "libarrow_flight" not in out and "libparquet" in out
+    print(f"sklearn image: {sklearn_image.size / 1e6:.0f} MB")  # reported, not asserted
+
+
+@pytest.mark.docker
 def test_sagemaker_starts_the_image_with_serve(engine: Any, sklearn_image: sd.BuiltImage,
                                               iris: Any, port: int) -> None:
     """`docker run IMAGE serve`: the argument is ignored, 8080 is the image's port, and
