@@ -17,7 +17,7 @@ def add_parser(sub: Any) -> None:
         help="convert a saved scikit-learn model to ONNX, refusing "
         "the result unless its predictions match",
     )
-    p.add_argument("model", help="model directory (sklearn flavor)")
+    p.add_argument("model", help="model directory or models:/ URI (sklearn flavor)")
     p.add_argument("--to", required=True, choices=["onnx"], help="target format")
     p.add_argument("-o", "--output", required=True, help="directory to write the ONNX model to")
     p.add_argument(

@@ -58,8 +58,12 @@ def create_engine(url: str) -> Any:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
-            write = conn.get_execution_options().get("satchel_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            # Writers take the write lock up front. Reads run each statement on its own
+            # (autocommit): no BEGIN/ROLLBACK round trips on the hot resolve path, and the
+            # read cache keys on the audit head read first, so a later statement seeing a
+            # newer commit only makes the next read recompute.
+            if conn.get_execution_options().get("satchel_write", False):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     if parsed.get_backend_name() == "postgresql":
