@@ -1,20 +1,19 @@
 """The drift report: one self-contained HTML file (inline SVG, no scripts, no CDN).
 
-Figures are drawn with matplotlib's SVG backend (offline, no browser code) and inlined,
-so the file opens anywhere, including air-gapped machines and CI artifacts.
+Figures are drawn with matplotlib's SVG backend through :mod:`satchel.report.svg` (the
+evaluation report's building blocks: no pyplot state, ids unique in the page) and
+inlined, so the file opens anywhere, including air-gapped machines and CI artifacts.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import html
-import io
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from satchel.errors import MissingDependencyError
 from satchel.monitoring.drift import DriftFigures
 from satchel.monitoring.profile import NUMERIC, ColumnProfile
 from satchel.monitoring.tally import Tally
@@ -29,18 +28,6 @@ tr.over td{background:#fde8e8}.ok{color:#1b7f3b}.bad{color:#b3261e;font-weight:6
 figure{margin:0;border:1px solid #eee;padding:.4rem}figcaption{font-family:monospace}
 .note{color:#555}
 """
-
-
-def _plt() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("svg", force=True)
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise MissingDependencyError(
-            "the HTML report needs matplotlib: pip install 'satchel[report]'") from None
-    return plt
 
 
 def render(tally: Tally, *, title: str, threshold: float, source: str) -> str:
@@ -126,23 +113,16 @@ def _labels(ref: ColumnProfile) -> list[str]:
 
 
 def _histogram(ref: ColumnProfile, current: np.ndarray) -> str:
-    plt = _plt()
+    from satchel.report.svg import new_figure, to_svg
+
     cur = np.asarray(current, dtype=np.float64)
     cur = cur / cur.sum() if cur.sum() > 0 else cur
     x = np.arange(ref.bins)
-    fig, ax = plt.subplots(figsize=(4.2, 2.6))
-    try:
-        ax.bar(x - 0.2, ref.frequencies, width=0.4, label="reference", color="#8e8e93")
-        ax.bar(x + 0.2, cur, width=0.4, label="current", color="#0a84ff")
-        ax.set_xticks(x, _labels(ref), rotation=45, ha="right", fontsize=7)
-        ax.set_ylabel("share of rows", fontsize=8)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        buf = io.StringIO()
-        # No metadata block: it carries a timestamp and namespace URLs, nothing a reader needs.
-        fig.savefig(buf, format="svg",
-                    metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
-    finally:
-        plt.close(fig)
-    svg = buf.getvalue()
-    return svg[svg.index("<svg"):]
+    fig = new_figure(4.2, 2.6)
+    ax = fig.add_subplot()
+    ax.bar(x - 0.2, ref.frequencies, width=0.4, label="reference", color="#8e8e93")
+    ax.bar(x + 0.2, cur, width=0.4, label="current", color="#0a84ff")
+    ax.set_xticks(x, _labels(ref), rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("share of rows", fontsize=8)
+    ax.legend(fontsize=7)
+    return str(to_svg(fig))
