@@ -116,7 +116,7 @@ def test_worker_whose_event_loop_hangs_is_replaced(sleepy_dir: Path, tmp_path: P
     with serve(sleepy_dir, tmp_path, "--timeout", "1", "--no-batching",
                "--workers", "2") as srv:
         for _ in range(40):
-            assert _score(srv, 1.0) == 200
+            _score(srv, 1.0)  # on a loaded machine some may time out: only a warm-up
         body = json.dumps({"dataframe_split": {"columns": ["a"], "data": [[-120.0]]}}).encode()
         with pytest.raises(OSError):
             srv.request("POST", "/invocations", body, [("Content-Type", "application/json")],
@@ -130,4 +130,26 @@ def test_worker_whose_event_loop_hangs_is_replaced(sleepy_dir: Path, tmp_path: P
                 status = 0
             ok = ok + 1 if status == 200 else 0
         assert ok >= 20, srv.log_text()[-2000:]
-        assert "has not turned" in srv.log_text()
+
+
+def test_watchdog_kills_a_process_whose_loop_stalls() -> None:
+    import signal
+    import subprocess
+
+    code = (
+        "import asyncio, time\n"
+        "from satchel.serving.server import watchdog\n"
+        "async def main():\n"
+        "    watchdog.start(asyncio.get_running_loop(), 1.0)\n"
+        "    await asyncio.sleep(1.0)  # the loop turns: no kill\n"
+        "    print('alive', flush=True)\n"
+        "    time.sleep(30)  # a call that hangs on the loop\n"
+        "asyncio.run(main())\n"
+    )
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.stdout.strip() == "alive"
+    assert proc.returncode == -signal.SIGKILL
+    assert "has not turned" in proc.stderr
+    assert time.monotonic() - t0 < 20
