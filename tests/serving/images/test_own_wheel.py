@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import sysconfig
 import venv
 import zipfile
 from pathlib import Path
@@ -26,11 +27,11 @@ def _venv(path: Path) -> Path:
     subprocess.run([str(python), "-m", "pip", "install", "-q", OLD_SETUPTOOLS],
                    check=True, capture_output=True, timeout=300)
     # satchel's own dependencies come from the running environment (no download)
+    # (after the venv's own site-packages, so its old setuptools is the one found first)
     site = next((path / "lib").glob("python3.*/site-packages"))
-    deps = next(p for p in sys.path if p.endswith("site-packages") and "venv-base" in p) \
-        if any("venv-base" in p for p in sys.path) else None
-    if deps:
-        (site / "zz-deps.pth").write_text(deps + "\n")
+    deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    deps |= {p for p in sys.path if p.endswith("site-packages")}
+    (site / "zz-deps.pth").write_text("".join(f"{d}\n" for d in sorted(deps)))
     return python
 
 
