@@ -53,6 +53,22 @@ def port() -> Iterator[int]:
     yield free_port()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_requirement_inference() -> Iterator[None]:
+    """Saving a python model infers its requirements by loading it in a subprocess (1-4 s
+    a save); the suite saves hundreds of models, so only the tests about that inference
+    (tests/test_requirements.py turns it back on) pay for it."""
+    import os
+
+    before = os.environ.get("SATCHEL_INFER_REQUIREMENTS")
+    os.environ["SATCHEL_INFER_REQUIREMENTS"] = "0"
+    yield
+    if before is None:
+        os.environ.pop("SATCHEL_INFER_REQUIREMENTS", None)
+    else:
+        os.environ["SATCHEL_INFER_REQUIREMENTS"] = before
+
+
 _MUST_RUN = ("spark", "docker", "interop", "browser", "postgres")
 
 

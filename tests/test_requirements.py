@@ -32,6 +32,12 @@ def _reqs(model: Path) -> list[str]:
     return (model / "requirements.txt").read_text().split()
 
 
+
+@pytest.fixture(autouse=True)
+def _inference_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite turns inference off (tests/conftest.py); these tests are about it."""
+    monkeypatch.setenv("SATCHEL_INFER_REQUIREMENTS", "1")
+
 def test_a_model_that_calls_xgboost_gets_xgboost_pinned(tmp_path: Path) -> None:
     script = _script(
         tmp_path,
