@@ -66,10 +66,13 @@ class _Plan:
     arrow_type: Any
     type_name: str
     load_options: tuple[tuple[str, Any], ...] = ()
+    env_python: str | None = None  # env_manager="venv": the environment's interpreter
 
 
 def spark_udf(spark: Any, model_uri: str | os.PathLike[str], result_type: Any = None,
-              params: dict[str, Any] | None = None, **load_options: Any) -> SparkUDF:
+              params: dict[str, Any] | None = None, *, env_manager: str = "local",
+              wheelhouse: str | os.PathLike[str] | None = None,
+              **load_options: Any) -> SparkUDF:
     """A Spark column function that scores rows with the model at ``model_uri``.
 
     Args:
@@ -81,6 +84,11 @@ def spark_udf(spark: Any, model_uri: str | os.PathLike[str], result_type: Any = 
             ``struct<...>`` for several named outputs).
         params: inference params, checked once here against the param schema and passed
             to every predict call.
+        env_manager: ``"local"`` (default): the Python workers load the model themselves;
+            ``"venv"``: the model's own environment is built (or reused) once here, on
+            the driver, and each Python worker predicts through one model worker running
+            in it (see :mod:`satchel.serving.offline.spark_env` for where that works).
+        wheelhouse: with ``"venv"``, build offline from this directory of wheels.
         **load_options: as :func:`satchel.load_model` (``allow_code``, ``trusted_types``,
             ``allow_mlflow`` ...), checked here and used by every executor's load.
 
@@ -101,6 +109,9 @@ def spark_udf(spark: Any, model_uri: str | os.PathLike[str], result_type: Any = 
     plugins.for_manifest(manifest, source=str(root / MANIFEST_NAME))
     # A model refused for running code is refused here, not in every executor.
     check_load_options(root, **load_options)
+    from satchel.serving.offline import spark_env
+
+    env_python = spark_env.prepare(root, env_manager, wheelhouse)
     sig = manifest.signature
     checked: dict[str, Any] | None = dict(params) if params else None
     if sig is not None:
@@ -113,7 +124,7 @@ def spark_udf(spark: Any, model_uri: str | os.PathLike[str], result_type: Any = 
     arrow_type = _arrow_type(spark_type, spark_type.simpleString())  # OutputError if unsupported
     archive, digest = _ship(spark, root, manifest)
     plan = _Plan(archive, digest, checked, arrow_type, spark_type.simpleString(),
-                 tuple(sorted(load_options.items())))
+                 tuple(sorted(load_options.items())), env_python)
     return SparkUDF(plan, spark_type, sig.inputs if sig is not None else None, root.name)
 
 
@@ -244,6 +255,13 @@ def _ship(spark: Any, root: Path, manifest: Manifest) -> tuple[str, str]:
 
 def _worker_model(plan: _Plan) -> Model:
     """The model for ``plan`` in this Python worker, loaded from Spark's copy on first use."""
+    if plan.env_python is not None:
+        from pyspark import SparkFiles
+
+        from satchel.serving.offline import spark_env
+
+        return spark_env.remote_model(plan.env_python, SparkFiles.get(plan.archive),  # type: ignore[no-any-return]
+                                      dict(plan.load_options))
     key = f"{plan.digest}:{plan.load_options!r}"  # the same model loaded another way differs
     model = _MODELS.get(key)
     if model is None:

@@ -249,9 +249,6 @@ def start_workers(specs: list[tuple[str, str]], cache: Any, load_options: dict[s
         SatchelError: an environment cannot be built, or a worker cannot load its models.
     """
     from satchel.envs import EnvSpec
-    from satchel.flavor import LoadConfig
-    from satchel.manifest import Manifest
-    from satchel.model import Model
 
     groups: dict[str, tuple[Any, list[tuple[str, Path]]]] = {}
     for name, path in specs:
@@ -271,19 +268,28 @@ def start_workers(specs: list[tuple[str, str]], cache: Any, load_options: dict[s
             workers.append(worker)
             info = worker.start()
             for name, root in members:
-                manifest = Manifest.read(root)
-                described = info.get(name, {})
-                flavor = RemoteFlavor(str(described.get("flavor", "remote")),
-                                      bool(described.get("row_independent", False)))
-                predictor = RemotePredictor(worker, name, flavor.row_independent)
-                config = LoadConfig(section={}, pyfunc=dict(manifest.pyfunc or {}))
-                models[name] = Model(root, manifest, flavor, config,  # type: ignore[arg-type]
-                                     predictor)
+                models[name] = remote_model(worker, name, root, info)
     except BaseException:
         for w in workers:
             w.stop()
         raise
     return models, workers
+
+
+def remote_model(worker: EnvWorker, name: str, root: Path, info: dict[str, Any]) -> Any:
+    """A :class:`~satchel.Model` of the directory ``root`` whose predictions run in
+    ``worker`` (which loaded it as ``name``); signature checks and coercion stay here."""
+    from satchel.flavor import LoadConfig
+    from satchel.manifest import Manifest
+    from satchel.model import Model
+
+    manifest = Manifest.read(root)
+    described = info.get(name, {})
+    flavor = RemoteFlavor(str(described.get("flavor", "remote")),
+                          bool(described.get("row_independent", False)))
+    predictor = RemotePredictor(worker, name, flavor.row_independent)
+    config = LoadConfig(section={}, pyfunc=dict(manifest.pyfunc or {}))
+    return Model(root, manifest, flavor, config, predictor)  # type: ignore[arg-type]
 
 
 def wait_ready(workers: list[EnvWorker], timeout: float) -> bool:

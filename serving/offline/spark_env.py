@@ -1,0 +1,103 @@
+"""``spark_udf(..., env_manager="venv")``: score in the model's own environment.
+
+The driver builds (or reuses) the model's virtualenv once with
+:class:`~satchel.envs.EnvCache`. Each Spark Python worker then starts one
+:class:`~satchel.serving.server.env_workers.EnvWorker` in that environment (its
+interpreter, the model loaded there) the first time it scores a batch, keeps it for
+every later batch and task, and predicts through it; signature checks and coercion
+stay in the Python worker, as for a served model. Nothing big is shipped: executors
+use the environment at the path the driver built it at.
+
+That path must exist on the executors: true for ``local[*]`` and for a standalone
+cluster whose workers run on the driver's host, or when the cache directory
+(``$SATCHEL_ENV_CACHE``) is a filesystem mounted at the same path on every host and
+the Python minor version matches. Elsewhere the job fails with an error naming the
+missing interpreter; prepare the environment on each host first (``satchel env
+prepare``, with the same cache path). See docs/spark.md.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from satchel.errors import EnvironmentBuildError, SatchelError
+
+ENV_MANAGERS = ("local", "venv")
+
+# (interpreter, model directory, options) -> (worker, remote model), per Python worker
+_WORKERS: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_LOCK = threading.Lock()
+
+
+def prepare(root: Path, env_manager: str,
+            wheelhouse: str | os.PathLike[str] | None = None,
+            cache_dir: str | os.PathLike[str] | None = None) -> str | None:
+    """Driver side: the interpreter of the model's environment (built when missing), or
+    None for ``env_manager="local"``.
+
+    Raises:
+        EnvironmentBuildError: an unknown ``env_manager``, or the build failed.
+        PythonMismatchError: the model wants another Python minor version.
+    """
+    if env_manager not in ENV_MANAGERS:
+        raise EnvironmentBuildError(f"env_manager {env_manager!r} is not supported; use one "
+                                    f"of {', '.join(ENV_MANAGERS)}")
+    if env_manager == "local":
+        if wheelhouse is not None:
+            raise EnvironmentBuildError("wheelhouse is only used with env_manager='venv'")
+        return None
+    from satchel.envs import EnvCache, EnvSpec
+    from satchel.serving.images.wheels import satchel_wheel
+
+    cache = EnvCache(Path(cache_dir) if cache_dir is not None else None,
+                     satchel_wheel=satchel_wheel,
+                     wheelhouse=Path(wheelhouse) if wheelhouse is not None else None)
+    env = cache.ensure(EnvSpec.from_model(root))
+    return str(env.python.absolute())
+
+
+def remote_model(python: str, model_dir: str, load_options: dict[str, Any]) -> Any:
+    """Executor side: a Model whose predictions run in a worker of the environment
+    ``python``, started once per Python worker process and reused.
+
+    Raises:
+        EnvironmentBuildError: the environment's interpreter is not on this host.
+        SatchelError: the worker could not load the model (its reason quoted).
+    """
+    import json
+
+    key = (python, model_dir, json.dumps(load_options, sort_keys=True, default=str))
+    found = _WORKERS.get(key)
+    if found is not None:
+        return found[1]
+    with _LOCK:
+        found = _WORKERS.get(key)
+        if found is not None:
+            return found[1]
+        if not Path(python).exists():
+            raise EnvironmentBuildError(
+                f"the model's environment interpreter {python} (built on the driver) does not "
+                f"exist on this executor ({os.uname().nodename}); env_manager='venv' needs "
+                "the environment cache at the same path on every host (a shared mount, or "
+                "'satchel env prepare' run on each host with the same SATCHEL_ENV_CACHE)")
+        from satchel.serving.server.env_workers import EnvWorker
+        from satchel.serving.server.env_workers import remote_model as _remote
+
+        worker = EnvWorker(Path(python), [{"name": "model", "path": model_dir,
+                                           "options": load_options}],
+                           Path(python).parent.parent.name)
+        try:
+            info = worker.start()
+        except SatchelError:
+            worker.stop()
+            raise
+        # The worker also dies with this process (it watches its parent); this stops it
+        # (and removes its socket directory) when the Python worker exits normally.
+        atexit.register(worker.stop)
+        model = _remote(worker, "model", Path(model_dir), info)
+        _WORKERS[key] = (worker, model)
+        return model
