@@ -100,9 +100,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """A headless Chromium browser for the session (the `browser` marker's tool)."""
+    """A headless Chromium browser for one test module (the `browser` marker's tool).
+
+    Module-scoped: playwright's sync API keeps an asyncio loop running in this thread
+    while it is open, and later tests that call ``asyncio.run`` must not find one.
+    """
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
