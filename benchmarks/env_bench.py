@@ -1,0 +1,232 @@
+"""Per-model environments: start-up with a cold and a warm cache, and the cost of the
+worker channel.
+
+1. ``satchel serve --env-manager venv`` on an iris LogisticRegression: seconds from
+   launch to the first ``/ping`` 200 and to the first ``/invocations`` answer, with an
+   empty environment cache (cold: the venv is built, satchel's wheel and the model's
+   requirements installed) and again with the cache it left (warm), against plain
+   ``satchel serve`` (in-process) measured in the same run. With ``--mlflow PYTHON``
+   (an interpreter with mlflow and virtualenv), ``mlflow models serve --env-manager
+   virtualenv`` on the same directory, cold (its own empty env root) and warm.
+2. ``Model.predict`` in a loop: the model loaded in this process against the same model
+   behind the worker channel (an ``EnvWorker`` in the environment built in 1, as
+   ``serve --env-manager venv`` and ``spark_udf(env_manager="venv")`` use it), at 1 and
+   1,000 rows; medians of --repeats rounds, calls per second and the ratio.
+
+    .venv/bin/python benchmarks/env_bench.py [--repeats 5] [--mlflow .mlflow-venv/bin/python]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [header, *[[str(c) for c in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def save_model(work: Path) -> Path:
+    import pandas as pd
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    import satchel
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    X.columns = FEATURES
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    path = work / "iris"
+    satchel.save_model(model, path, input_example=pd.DataFrame(X.head(3)))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(url: str, body: bytes | None = None) -> int:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            r.read()
+            return int(r.status)
+    except Exception:  # noqa: BLE001 - not up yet
+        return 0
+
+
+def startup(cmd: list[str], port: int, env: dict[str, str], log: Path) -> tuple[float, float]:
+    """Seconds to the first /ping 200 and to the first prediction; the server is stopped."""
+    body = json.dumps({"dataframe_split": {"columns": FEATURES,
+                                           "data": [[5.1, 3.5, 1.4, 0.2]]}}).encode()
+    start = time.perf_counter()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        while get(base + "/ping") != 200:
+            if proc.poll() is not None:
+                raise SystemExit(f"{cmd[:4]} exited {proc.returncode}:\n"
+                                 f"{log.read_text(errors='replace')[-2000:]}")
+            if time.perf_counter() - start > 1800:
+                raise SystemExit(f"{cmd[:4]}: no /ping in 30 min")
+            time.sleep(0.05)
+        ping = time.perf_counter() - start
+        status = get(base + "/invocations", body)
+        if status != 200:
+            raise SystemExit(f"{cmd[:4]}: first prediction answered {status}")
+        return ping, time.perf_counter() - start
+    finally:
+        # the whole session: mlflow's gunicorn and satchel's model workers too
+        try:
+            os.killpg(proc.pid, 15)
+            proc.wait(20)
+        except ProcessLookupError:
+            proc.wait()
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def part1(model: Path, work: Path, args: argparse.Namespace) -> Path:
+    cache = work / "envcache"
+    base_env = {**os.environ, "SATCHEL_ENV_CACHE": str(cache)}
+    rows = []
+
+    def satchel_cmd(port: int, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "satchel", "serve", "-m", str(model), "--host",
+                "127.0.0.1", "--port", str(port), *extra]
+
+    port = free_port()
+    local = startup(satchel_cmd(port), port, base_env, work / "local.log")
+    rows.append(["satchel serve (in-process)", "-", *(f"{t:.2f}" for t in local)])
+    for label in ("cold", "warm"):
+        port = free_port()
+        t = startup(satchel_cmd(port, "--env-manager", "venv"), port, base_env,
+                    work / f"venv-{label}.log")
+        rows.append(["satchel serve --env-manager venv", label, *(f"{x:.2f}" for x in t)])
+    installer = json.loads(next(cache.glob("*/satchel-env.json")).read_text())["installer"]
+    print(table(rows, ["server", "cache", "s to /ping 200", "s to 1st prediction"]),
+          file=sys.stderr)
+    if args.mlflow:
+        # satchel is not on MLflow's index: its copy of the model drops that one line
+        # (MLflow loads the directory with mlflow.sklearn and never needs satchel)
+        mmodel = work / "iris-mlflow"
+        shutil.copytree(model, mmodel)
+        req = mmodel / "requirements.txt"
+        req.write_text("".join(ln + "\n" for ln in req.read_text().splitlines()
+                               if not ln.startswith("satchel")))
+        mlflow_home = work / "mlflow-envs"
+        menv = {k: v for k, v in os.environ.items()
+                if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        # MLflow keeps its virtualenvs under MLFLOW_ENV_ROOT: an empty one is cold
+        menv["MLFLOW_ENV_ROOT"] = str(mlflow_home)
+        menv["PATH"] = f"{Path(args.mlflow).parent}:{os.environ.get('PATH', '')}"
+        for label in ("cold", "warm"):
+            port = free_port()
+            cmd = [args.mlflow, "-m", "mlflow", "models", "serve", "-m", str(mmodel),
+                   "-h", "127.0.0.1", "-p", str(port), "--env-manager", "virtualenv"]
+            try:
+                t = startup(cmd, port, menv, work / f"mlflow-{label}.log")
+                rows.append(["mlflow models serve --env-manager virtualenv", label,
+                             *(f"{x:.2f}" for x in t)])
+            except SystemExit as exc:
+                print(str(exc)[-3000:], file=sys.stderr)
+                rows.append(["mlflow models serve --env-manager virtualenv", label,
+                             "failed", "see stderr"])
+                break
+    print(f"\n1. Start-up, iris LogisticRegression (satchel's environment installer: "
+          f"{installer}; {os.cpu_count()} shared cores)\n")
+    print(table(rows, ["server", "cache", "s to /ping 200", "s to 1st prediction"]))
+    return cache
+
+
+def per_call(fn: Callable[[], Any], seconds: float) -> float:
+    """Mean seconds per call over about ``seconds`` (one warm-up call first)."""
+    fn()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        n += 1
+    return (time.perf_counter() - start) / n
+
+
+def part2(model: Path, cache: Path, args: argparse.Namespace) -> None:
+    import numpy as np
+    import pandas as pd
+
+    import satchel
+    from satchel.envs import EnvCache, EnvSpec
+    from satchel.serving.images.wheels import satchel_wheel
+    from satchel.serving.server.env_workers import EnvWorker, remote_model
+
+    env = EnvCache(cache, satchel_wheel=satchel_wheel).ensure(EnvSpec.from_model(model))
+    local = satchel.load_model(model)
+    worker = EnvWorker(env.python, [{"name": "iris", "path": str(model), "options": {}}],
+                       env.spec.key)
+    info = worker.start()
+    remote = remote_model(worker, "iris", model, info)
+    rng = np.random.default_rng(0)
+    rows = []
+    try:
+        for n in (1, 1000):
+            data = pd.DataFrame(rng.normal(4, 1, (n, 4)), columns=FEATURES)
+            assert (np.asarray(local.predict(data)) == np.asarray(remote.predict(data))).all()
+            times: dict[str, list[float]] = {"local": [], "remote": []}
+            for _ in range(args.repeats):
+                for name, m in (("local", local), ("remote", remote)):
+                    times[name].append(per_call(functools.partial(m.predict, data), args.seconds))
+            lt, rt = statistics.median(times["local"]), statistics.median(times["remote"])
+            rows.append([n, f"{lt * 1e3:.3f}", f"{rt * 1e3:.3f}", f"{1 / lt:.0f}",
+                         f"{1 / rt:.0f}", f"{rt / lt:.2f}", f"{(rt - lt) * 1e3:.3f}"])
+    finally:
+        worker.stop()
+    print(f"\n2. Model.predict in a loop, in-process vs through the worker channel "
+          f"(medians of {args.repeats} rounds of {args.seconds:g} s)\n")
+    print(table(rows, ["rows", "local ms", "channel ms", "local calls/s", "channel calls/s",
+                       "channel / local", "added ms"]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--mlflow", metavar="PYTHON",
+                    help="an interpreter with mlflow and virtualenv installed")
+    ap.add_argument("--skip-startup", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="satchel-envbench-"))
+    try:
+        model = save_model(work)
+        cache = work / "envcache"
+        if not args.skip_startup:
+            cache = part1(model, work, args)
+        part2(model, cache, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
