@@ -28,13 +28,17 @@ def _send(server: Any, frame: Any, rows_per_request: int = 50) -> int:
     return sent
 
 
-def _drift(server: Any, name: str = "credit") -> dict[str, Any]:
+def _drift(server: Any, name: str = "credit", requests: int | None = None) -> dict[str, Any]:
+    """The drift report once something was counted and, given ``requests``, once the
+    monitor's thread has taken in that many (counted or skipped): it lags the replies."""
     deadline = time.monotonic() + 10
     while True:
         reply = server.get(f"/v2/models/{name}/drift")
         assert reply.status == 200, reply.body
         report = reply.json()
-        if report["inputs"] and report["inputs"][0]["count"] > 0 or time.monotonic() > deadline:
+        seen = report["requests_counted"] + report["requests_skipped"]
+        if (report["inputs"] and report["inputs"][0]["count"] > 0
+                and (requests is None or seen >= requests)) or time.monotonic() > deadline:
             return report
         time.sleep(0.1)
 
@@ -47,7 +51,7 @@ def test_reference_like_traffic_shows_no_drift(profiled_model_dir: Path,
                                                start_server: Any) -> None:
     with start_server(f"credit={profiled_model_dir}") as server:
         sent = _send(server, make_frame(2000, seed=21))
-        report = _drift(server)
+        report = _drift(server, requests=sent // 50)
         assert report["has_reference"] is True
         assert report["window_seconds"] == 3600
         ins = _by_column(report)
@@ -91,7 +95,7 @@ def test_two_workers_merge_their_windows(profiled_model_dir: Path, start_server:
                       env={"SATCHEL_METRICS_INTERVAL": "0.05"}) as server:
         sent = _send(server, make_frame(1500, seed=23), rows_per_request=25)
         time.sleep(1.6)  # each worker has written its window since
-        report = _drift(server)
+        report = _drift(server, requests=sent // 25)
         assert report["requests_counted"] + report["requests_skipped"] == sent // 25
         assert _by_column(report)["income"]["count"] == pytest.approx(
             report["requests_counted"] * 25)

@@ -244,7 +244,11 @@ def test_a_signal_mid_run_leaves_no_output(sig: int, code: int, tmp_path: Path,
                                   input_example=pd.DataFrame({"x": [1.0]}))
     src = _write(pd.DataFrame({"x": np.arange(50_000, dtype=float)}), tmp_path / "in.parquet")
     dst = tmp_path / "out.parquet"
-    cmd = [sys.executable, "-c", "from satchel.cli import entry; entry()", "batch",
+    # A runner that starts the suite in the background (nohup, `cmd &`) passes SIGINT on
+    # ignored, and Python then keeps it ignored: restore Ctrl-C's KeyboardInterrupt.
+    boot = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from satchel.cli import entry; entry()")
+    cmd = [sys.executable, "-c", boot, "batch",
            "-m", str(model_dir), "-i", str(src), "-o", str(dst), "--batch-rows", "100"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     try:
