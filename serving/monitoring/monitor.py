@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from satchel.monitoring import Profile, Tally
+from satchel.serving.monitoring._loop import BackgroundLoop
 from satchel.serving.monitoring.options import MonitorOptions
 from satchel.serving.monitoring.window import Window, combine
 
@@ -59,9 +60,7 @@ class Monitor:
         self._pending: collections.deque[tuple[str, Any, Any]] = collections.deque()
         self._windows: dict[str, tuple[str | None, Window]] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("satchel-monitor", self._run)
         self.skipped: dict[str, int] = {}
         self.counted: dict[str, int] = {}
         self.admit = 1.0  # probability a request is counted (cpu_budget)
@@ -83,27 +82,20 @@ class Monitor:
     # --- the background thread --------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is None and self.options.enabled:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="satchel-monitor",
-                                            daemon=True)
-            self._thread.start()
+        if self.options.enabled:
+            self._loop.start()
 
     def stop(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._stop.set()
-            self._wake.set()
-            thread.join(timeout=10)
+        self._loop.stop(timeout=10)
         self.drain()
         self.write_snapshot()
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event, wake: threading.Event) -> None:
         last_snapshot = 0.0
         last = time.monotonic()
-        while not self._stop.is_set():
-            self._wake.wait(self.options.interval)
-            self._wake.clear()
+        while not stop.is_set():
+            wake.wait(self.options.interval)
+            wake.clear()
             try:
                 cpu, proc = time.thread_time(), time.process_time()
                 n = self.drain()

@@ -26,6 +26,7 @@ from typing import Any
 
 from satchel.errors import SatchelError
 from satchel.monitoring.profile import as_frame
+from satchel.serving.monitoring._loop import BackgroundLoop
 from satchel.serving.monitoring.options import PayloadLogOptions
 
 log = logging.getLogger("satchel.serving")
@@ -73,9 +74,7 @@ class PayloadLogger:
         self.root = check_directory(options.directory)
         self._pending: collections.deque[tuple[str, Any, Any, float]] = collections.deque()
         self._files: dict[str, _OpenFile] = {}
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("satchel-payload-log", self._run)
         self._seq = 0
         self.written: dict[str, int] = {}
         self.dropped: dict[str, int] = {}
@@ -91,26 +90,18 @@ class PayloadLogger:
         self._pending.append((name, data, output, time.time()))
 
     def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="satchel-payload-log",
-                                            daemon=True)
-            self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._stop.set()
-            self._wake.set()
-            thread.join(timeout=30)
+        self._loop.stop(timeout=30)
         self.flush()
         for name in list(self._files):
             self._close(name)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(0.5)
-            self._wake.clear()
+    def _run(self, stop: threading.Event, wake: threading.Event) -> None:
+        while not stop.is_set():
+            wake.wait(0.5)
+            wake.clear()
             try:
                 self.flush()
             except Exception:  # noqa: BLE001 - logging payloads never stops serving
