@@ -17,6 +17,19 @@ VENV=${SATCHEL_TEST_VENV:-$ROOT/.venv-test}
 PY=${PYTHON:-python3}
 log() { echo "test.sh: $*" >&2; }
 
+# --- disk --------------------------------------------------------------------------
+# The suite builds an MLflow venv, per-model environments and Docker images: about 10 GB
+# in the temp directory plus the engine's layers. Say so up front rather than fail
+# half-way with "No space left on device".
+NEED_GB=${SATCHEL_TEST_MIN_FREE_GB:-15}
+for dir in "${TMPDIR:-/tmp}" "$ROOT"; do
+    free_gb=$(( $(df -Pk "$dir" | awk 'NR==2 {print $4}') / 1024 / 1024 ))
+    if (( free_gb < NEED_GB )); then
+        log "only ${free_gb} GB free under $dir; the suite needs about ${NEED_GB} GB"
+        exit 1
+    fi
+done
+
 # --- system packages ----------------------------------------------------------------
 if ! command -v java >/dev/null 2>&1; then
     log "installing a Java runtime for Spark"

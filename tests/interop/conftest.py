@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.source_tree import copy_source_tree
 
 # 3.18.0 is MLflow's newest release, but its mlflow-skinny 3.18.0 is not on the index
 # this project installs from; 3.17.2 is the newest installable 3.x. Override to test
@@ -172,15 +173,9 @@ def satchel_overlay(tmp_path_factory: pytest.TempPathFactory) -> str:
     the one test that needs satchel and mlflow in the same process. The MLflow venv
     itself never gets satchel."""
     target = tmp_path_factory.mktemp("satchel-overlay")
-    repo = Path(__file__).resolve().parents[2]
     # Build from a copy so the build leaves nothing in the working tree.
-    source = tmp_path_factory.mktemp("satchel-source") / "satchel"
-    shutil.copytree(
-        repo,
-        source,
-        ignore=shutil.ignore_patterns(
-            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "tests"
-        ),
+    source = copy_source_tree(
+        tmp_path_factory.mktemp("satchel-source") / "satchel", tests=False
     )
     done = subprocess.run(
         [

@@ -5,7 +5,6 @@ build reports (the backend's cause, not pip's "See above for details")."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -16,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from satchel.serving.images.wheels import build_failure
+from tests.source_tree import copy_source_tree
 
-REPO = Path(__file__).resolve().parents[3]
 OLD_SETUPTOOLS = "setuptools<70"
 
 
@@ -55,8 +54,7 @@ def test_own_wheel_with_an_old_setuptools(tmp_path: Path, editable: bool) -> Non
     assert int(version.stdout.split(".")[0]) < 77  # older than pyproject's build requirement
     src = tmp_path / "src"
     # a copy of the tree as a user would have it (no venvs, no build output)
-    shutil.copytree(REPO, src, symlinks=True, ignore=shutil.ignore_patterns(
-        ".venv", ".mlflow-venv", "build", ".git", "__pycache__", "*.egg-info"))
+    copy_source_tree(src)
     install = [str(python), "-m", "pip", "install", "-q", "--no-deps"]
     if editable:
         install += ["-e"]
