@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
-from satchel.serving.offline.spark import run_batch, spark_udf
+from satchel.serving.offline.spark import spark_udf
+from satchel.serving.offline.spark_batch import run_batch
 
 __all__ = ["run_batch", "spark_udf"]

@@ -402,13 +402,13 @@ def score_on_spark(model_path: str | os.PathLike[str], input_path: str, output_p
                    master: str, *, output_format: str | None = None,
                    input_format: str | None = None, keep: Sequence[str] = (),
                    overwrite: bool = False, **load_options: Any) -> BatchResult:
-    """The same job on Spark (``satchel.serving.offline.spark.run_batch``, the module that may
-    import pyspark): Spark reads, :func:`spark_udf` scores, Spark writes a directory of
+    """The same job on Spark (``satchel.serving.offline.spark_batch.run_batch``; pyspark is
+    imported there): Spark reads, :func:`spark_udf` scores, Spark writes a directory of
     part files that is renamed onto ``output_path`` when complete."""
-    from satchel.serving.offline import spark
+    from satchel.serving.offline import spark_batch
 
     in_fmt, out_fmt = format_of(input_path, input_format), format_of(output_path, output_format)
     start = time.monotonic()
-    spark.run_batch(model_path, input_path, output_path, master, in_fmt, out_fmt, keep,
-                    overwrite, load_options)
+    spark_batch.run_batch(model_path, input_path, output_path, master, in_fmt, out_fmt,
+                          keep, overwrite, load_options)
     return BatchResult(None, time.monotonic() - start, Path(output_path))

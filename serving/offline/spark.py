@@ -9,25 +9,21 @@ Batches arrive as Arrow arrays (``arrow_udf``, Spark 4.1+; older Spark uses an i
 ``pandas_udf`` and Spark's own pandas conversion). They become model input through
 ``satchel.serving.offline.tabular`` and ``Model.predict_detailed``, as in ``satchel batch``, and
 outputs become the result type through ``satchel.serving.offline.spark_types``. This is the one
-module that imports pyspark (inside functions), so ``satchel batch --spark`` runs here
-too (:func:`run_batch`). See docs/spark.md.
+UDF; ``satchel batch --spark`` (``spark_batch``) and ``satchel evaluate --spark``
+(``spark_evaluation``) build on it, and ``spark_session`` holds their shared Spark
+plumbing. pyspark is imported inside functions. See docs/spark.md.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import hashlib
 import os
-import re
 import shutil
-import sys
 import tempfile
 import threading
-import uuid
 import warnings
 import zipfile
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +32,6 @@ from satchel import plugins
 from satchel._fs import MANIFEST_NAME, compute_digests, verify_digests
 from satchel.coercion import enforce_params
 from satchel.errors import (
-    DestinationExistsError,
-    InputFormatError,
     ModelFormatError,
     OutputError,
     SignatureError,
@@ -47,6 +41,7 @@ from satchel.manifest import Manifest
 from satchel.model import Model, check_load_options, load_model
 from satchel.schema import Schema
 from satchel.serving.offline import spark_types, tabular
+from satchel.serving.offline.spark_session import pandas3_notice_handled, quote
 
 # digest -> model, in each executor's Python worker (and the driver, in local mode)
 _MODELS: dict[str, Model] = {}
@@ -160,8 +155,8 @@ class SparkUDF:
                 raise SignatureError(f"model '{self._name}' takes one unnamed tensor; pass its "
                                      "array column: udf('features')")
             names = schema.names()
-            return names, [F.col(_quote(n)) for n in names]
-        columns = [F.col(_quote(c)) if isinstance(c, str) else c for c in cols]
+            return names, [F.col(quote(n)) for n in names]
+        columns = [F.col(quote(c)) if isinstance(c, str) else c for c in cols]
         if schema is None or (schema.is_tensor and not schema.has_names):
             # no names to match: string columns keep theirs; one unnamed tensor takes one
             # array column or several scalar columns (as one 2-D array)
@@ -183,10 +178,6 @@ class SparkUDF:
             raise SignatureError(f"missing required input{'s' if len(missing) > 1 else ''} "
                                  f"{missing}; the model expects {expected}", column=missing[0])
         return names, columns
-
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _local_dir(model_uri: str | os.PathLike[str]) -> Path:
@@ -322,22 +313,6 @@ def _make_udf(plan: _Plan, names: list[str], return_type: Any,
     return _make_pandas_udf(plan, names, return_type, scorer)
 
 
-# PySpark 4.x warns on every UDF it builds when pandas is 3.x. satchel's UDF moves Arrow
-# batches (pandas only where Spark < 4.1 needs it), tested under pandas 2 and 3, so the
-# notice is dropped where satchel builds UDFs and collects results, not for everyone.
-PANDAS3_NOTICE = "PySpark does not yet fully support pandas >= 3"
-WORKER_WARNINGS = f"ignore:{PANDAS3_NOTICE}:FutureWarning"
-
-
-@contextlib.contextmanager
-def pandas3_notice_handled() -> Iterator[None]:
-    """Drop PySpark's pandas-3 FutureWarning inside this block (and only it)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=re.escape(PANDAS3_NOTICE),
-                                category=FutureWarning)
-        yield
-
-
 def _arrow_udf_available() -> bool:
     import pyspark.sql.pandas.functions as pf
 
@@ -435,192 +410,3 @@ def _arrow_type(t: Any, whole: str, top: bool = True) -> Any:
     raise OutputError(f"result_type {whole} is not supported: {t.simpleString()} cannot hold "
                       f"a prediction; use {spark_types.ALLOWED}", expected=spark_types.ALLOWED,
                       given=whole)
-
-
-# --- satchel batch --spark ------------------------------------------------------------
-
-
-def run_batch(model_path: str | os.PathLike[str], input_path: str, output_path: str,
-              master: str, in_fmt: str, out_fmt: str, keep: Sequence[str] = (),
-              overwrite: bool = False, load_options: dict[str, Any] | None = None) -> None:
-    """``satchel batch --spark``: read with Spark, score with :func:`spark_udf`, write a
-    directory of part files to a hidden sibling, then rename it onto ``output_path``.
-
-    A session already running in this process is used and left running; otherwise one
-    is started for ``master`` (bound to 127.0.0.1 for ``local[...]``) and stopped after.
-    """
-    from pyspark.sql import SparkSession
-
-    local = master.startswith("local")
-    if local:
-        input_path, output_path = _absolute(input_path), _absolute(output_path)
-    started = SparkSession.getActiveSession() is None
-    builder = SparkSession.builder.master(master).appName("satchel batch")
-    if local:
-        builder = (builder.config("spark.pyspark.python", sys.executable)
-                   .config("spark.executorEnv.PYTHONWARNINGS", WORKER_WARNINGS)
-                   .config("spark.driver.bindAddress", "127.0.0.1")
-                   .config("spark.driver.host", "127.0.0.1").config("spark.ui.enabled", "false"))
-    spark = builder.getOrCreate()
-    try:
-        reader = spark.read
-        if in_fmt == "csv":
-            df = reader.option("header", True).option("inferSchema", True).csv(input_path)
-        elif in_fmt == "jsonl":
-            df = reader.json(input_path)
-        else:
-            df = reader.parquet(input_path)
-        missing = [k for k in keep if k not in df.columns]
-        if missing:
-            raise InputFormatError(f"--keep columns {missing} not in {input_path}")
-        udf = spark_udf(spark, model_path, **(load_options or {}))
-        scored = df.select(*[df[_quote(k)] for k in keep], udf().alias("__satchel_prediction"))
-        out = scored.select(*[_quote(k) for k in keep], *_prediction_columns(udf.returnType))
-        _write_atomic(spark, out, output_path, out_fmt, overwrite)
-    finally:
-        if started:
-            spark.stop()
-
-
-def _absolute(path: str) -> str:
-    return path if "://" in path else str(Path(path).resolve())
-
-
-def _prediction_columns(rtype: Any) -> list[Any]:
-    """Named as the local engine names them: ``prediction``, or a struct's fields."""
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
-    p = F.col("__satchel_prediction")
-    if isinstance(rtype, T.StructType):
-        return [p.getField(f.name).alias(f.name) for f in rtype.fields]
-    return [p.alias("prediction")]
-
-
-def _write_atomic(spark: Any, df: Any, output: str, fmt: str, overwrite: bool) -> None:
-    # Hadoop's FileSystem API, so the rename works on HDFS as on a local disk
-    jvm = spark.sparkContext._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path
-    dst = hpath(output)
-    fs = dst.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    if fs.exists(dst) and not overwrite:
-        raise DestinationExistsError(f"{output} already exists; pass --overwrite to replace it")
-    tmp = hpath(dst.getParent(), f".{dst.getName()}.{uuid.uuid4().hex[:12]}.satchel-tmp")
-    try:
-        writer = df.write.mode("error")
-        if fmt == "csv":
-            writer.option("header", True).csv(tmp.toString())
-        elif fmt == "jsonl":
-            writer.json(tmp.toString())
-        else:
-            writer.parquet(tmp.toString())
-        if fs.exists(dst):
-            fs.delete(dst, True)
-        if not fs.rename(tmp, dst):
-            raise OSError(f"could not rename the Spark output into {output}")
-    except BaseException:
-        fs.delete(tmp, True)
-        raise
-
-
-# --- satchel evaluate --spark -----------------------------------------------------------
-
-
-def _score_evaluation(plan: _Plan, names: list[str], batches: Any) -> Any:
-    """Executor side of the evaluation UDF: predictions and probabilities per row."""
-    from satchel.serving.offline import evaluation
-
-    model = _worker_model(plan)
-    sig = model.signature
-    schema = sig.inputs if sig is not None else None
-    for batch in batches:
-        arrays = batch if isinstance(batch, tuple) else (batch,)
-        if not len(arrays[0]):
-            yield _empty(plan.arrow_type)
-            continue
-        columns, fields = tabular.expand_struct(arrays, names, schema)
-        yield evaluation.score(model, tabular.model_input(columns, fields or names, schema))
-
-
-class _EvaluationUDF(SparkUDF):
-    def __call__(self, *cols: Any) -> Any:
-        names, columns = self._bind(cols)
-        return _make_udf(self._plan, names, self.returnType, _score_evaluation)(*columns)
-
-
-def evaluation_udf(spark: Any, model_uri: str | os.PathLike[str]) -> SparkUDF:
-    """A column of ``struct<code, value, text, proba>`` per row (see
-    ``satchel.serving.offline.evaluation``), the model shipped and cached as for
-    :func:`spark_udf`."""
-    from satchel.serving.offline import evaluation
-
-    root = _local_dir(model_uri)
-    manifest = Manifest.read(root)
-    if manifest.artifact_digests:
-        verify_digests(root, manifest.artifact_digests)
-    archive, digest = _ship(spark, root, manifest)
-    spark_type = _parse_type(evaluation.DDL)
-    plan = _Plan(archive, digest, None, evaluation.arrow_type(), spark_type.simpleString())
-    sig = manifest.signature
-    return _EvaluationUDF(plan, spark_type, sig.inputs if sig is not None else None, root.name)
-
-
-def collect_for_evaluation(master: str, data_path: str, fmt: str, target: str,
-                           slice_by: Sequence[str], model_path: str | os.PathLike[str],
-                           baseline_path: str | os.PathLike[str] | None,
-                           classes: list[Any] | None, base_classes: list[Any] | None
-                           ) -> dict[str, Any]:
-    """Read the table with Spark, predict on the executors, and bring back to the driver
-    only the target, the slice columns and each model's predictions and probabilities,
-    in the file's row order (so the bootstrap draws the same rows as in memory)."""
-    from pyspark.sql import SparkSession
-    from pyspark.sql import functions as F
-
-    from satchel.errors import EvaluationError
-    from satchel.serving.offline import evaluation
-
-    local = master.startswith("local")
-    if local:
-        data_path = _absolute(data_path)
-    started = SparkSession.getActiveSession() is None
-    builder = SparkSession.builder.master(master).appName("satchel evaluate")
-    if local:
-        builder = (builder.config("spark.pyspark.python", sys.executable)
-                   .config("spark.executorEnv.PYTHONWARNINGS", WORKER_WARNINGS)
-                   .config("spark.driver.bindAddress", "127.0.0.1")
-                   .config("spark.driver.host", "127.0.0.1").config("spark.ui.enabled", "false"))
-    spark = builder.getOrCreate()
-    try:
-        spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
-        reader = spark.read
-        if fmt == "csv":
-            df = reader.option("header", True).option("inferSchema", True).csv(data_path)
-        elif fmt == "jsonl":
-            df = reader.json(data_path)
-        else:
-            df = reader.parquet(data_path)
-        for c in [target, *slice_by]:
-            if c not in df.columns:
-                raise EvaluationError(f"column '{c}' is not in the data (it has: "
-                                      f"{', '.join(df.columns[:30])})", column=c)
-        df = df.withColumn("__satchel_row", F.monotonically_increasing_id())
-        cols = [F.col("__satchel_row"), F.col(_quote(target)).alias("__satchel_target"),
-                *[F.col(_quote(c)).alias(f"__satchel_slice_{i}") for i, c in enumerate(slice_by)],
-                evaluation_udf(spark, model_path)().alias("__satchel_model")]
-        if baseline_path is not None:
-            cols.append(evaluation_udf(spark, baseline_path)().alias("__satchel_baseline"))
-        with pandas3_notice_handled():
-            collected: Any = df.select(*cols).toPandas()
-        frame = collected.sort_values("__satchel_row", kind="stable")
-    finally:
-        if started:
-            spark.stop()
-    pred, proba = evaluation.decode(frame, "__satchel_model", classes)
-    out: dict[str, Any] = {
-        "y": frame["__satchel_target"].to_numpy(), "pred": pred, "proba": proba,
-        "slices": {c: frame[f"__satchel_slice_{i}"].to_numpy() for i, c in enumerate(slice_by)},
-        "base_pred": None, "base_proba": None}
-    if baseline_path is not None:
-        out["base_pred"], out["base_proba"] = evaluation.decode(frame, "__satchel_baseline",
-                                                                base_classes)
-    return out

@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> Any:
     from satchel.evaluate.engine import compute, model_info
     from satchel.model import load_model
     from satchel.registry.api import model_dir
-    from satchel.serving.offline import spark
+    from satchel.serving.offline import spark_evaluation
 
     start = time.monotonic()
     specs = [slices.parse_spec(s) for s in args.slice_by]
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> Any:
         base_path, _ = model_dir(args.baseline)
         base = load_model(base_path)
         base_predictor = Predictor(base)
-    got = spark.collect_for_evaluation(
+    got = spark_evaluation.collect_for_evaluation(
         args.spark, str(args.data), datafiles.format_of(args.data), args.target,
         [n for n, _ in specs], path, base_path, predictor.classes,
         base_predictor.classes if base_predictor is not None else None)

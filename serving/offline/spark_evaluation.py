@@ -1,0 +1,111 @@
+"""``satchel evaluate --spark``: the model (and a baseline) scored on the executors by an
+evaluation UDF that keeps, per row, the prediction and class probabilities; only those,
+the target and the slice columns come back to the driver."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from satchel._fs import verify_digests
+from satchel.manifest import Manifest
+from satchel.serving.offline import tabular
+from satchel.serving.offline.spark import (
+    SparkUDF,
+    _empty,
+    _local_dir,
+    _make_udf,
+    _parse_type,
+    _Plan,
+    _ship,
+    _worker_model,
+)
+from satchel.serving.offline.spark_session import (
+    absolute,
+    pandas3_notice_handled,
+    quote,
+    read_table,
+    session,
+)
+
+
+def _score_evaluation(plan: _Plan, names: list[str], batches: Any) -> Any:
+    """Executor side of the evaluation UDF: predictions and probabilities per row."""
+    from satchel.serving.offline import evaluation
+
+    model = _worker_model(plan)
+    sig = model.signature
+    schema = sig.inputs if sig is not None else None
+    for batch in batches:
+        arrays = batch if isinstance(batch, tuple) else (batch,)
+        if not len(arrays[0]):
+            yield _empty(plan.arrow_type)
+            continue
+        columns, fields = tabular.expand_struct(arrays, names, schema)
+        yield evaluation.score(model, tabular.model_input(columns, fields or names, schema))
+
+
+class _EvaluationUDF(SparkUDF):
+    def __call__(self, *cols: Any) -> Any:
+        names, columns = self._bind(cols)
+        return _make_udf(self._plan, names, self.returnType, _score_evaluation)(*columns)
+
+
+def evaluation_udf(spark: Any, model_uri: str | os.PathLike[str]) -> SparkUDF:
+    """A column of ``struct<code, value, text, proba>`` per row (see
+    ``satchel.serving.offline.evaluation``), the model shipped and cached as for
+    ``spark_udf``."""
+    from satchel.serving.offline import evaluation
+
+    root = _local_dir(model_uri)
+    manifest = Manifest.read(root)
+    if manifest.artifact_digests:
+        verify_digests(root, manifest.artifact_digests)
+    archive, digest = _ship(spark, root, manifest)
+    spark_type = _parse_type(evaluation.DDL)
+    plan = _Plan(archive, digest, None, evaluation.arrow_type(), spark_type.simpleString())
+    sig = manifest.signature
+    return _EvaluationUDF(plan, spark_type, sig.inputs if sig is not None else None, root.name)
+
+
+def collect_for_evaluation(master: str, data_path: str, fmt: str, target: str,
+                           slice_by: Sequence[str], model_path: str | os.PathLike[str],
+                           baseline_path: str | os.PathLike[str] | None,
+                           classes: list[Any] | None, base_classes: list[Any] | None
+                           ) -> dict[str, Any]:
+    """Read the table with Spark, predict on the executors, and bring back to the driver
+    only the target, the slice columns and each model's predictions and probabilities,
+    in the file's row order (so the bootstrap draws the same rows as in memory)."""
+    from pyspark.sql import functions as F
+
+    from satchel.errors import EvaluationError
+    from satchel.serving.offline import evaluation
+
+    if master.startswith("local"):
+        data_path = absolute(data_path)
+    with session(master, "satchel evaluate") as spark:
+        spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+        df = read_table(spark, data_path, fmt)
+        for c in [target, *slice_by]:
+            if c not in df.columns:
+                raise EvaluationError(f"column '{c}' is not in the data (it has: "
+                                      f"{', '.join(df.columns[:30])})", column=c)
+        df = df.withColumn("__satchel_row", F.monotonically_increasing_id())
+        cols = [F.col("__satchel_row"), F.col(quote(target)).alias("__satchel_target"),
+                *[F.col(quote(c)).alias(f"__satchel_slice_{i}") for i, c in enumerate(slice_by)],
+                evaluation_udf(spark, model_path)().alias("__satchel_model")]
+        if baseline_path is not None:
+            cols.append(evaluation_udf(spark, baseline_path)().alias("__satchel_baseline"))
+        with pandas3_notice_handled():
+            collected: Any = df.select(*cols).toPandas()
+        frame = collected.sort_values("__satchel_row", kind="stable")
+    pred, proba = evaluation.decode(frame, "__satchel_model", classes)
+    out: dict[str, Any] = {
+        "y": frame["__satchel_target"].to_numpy(), "pred": pred, "proba": proba,
+        "slices": {c: frame[f"__satchel_slice_{i}"].to_numpy() for i, c in enumerate(slice_by)},
+        "base_pred": None, "base_proba": None}
+    if baseline_path is not None:
+        out["base_pred"], out["base_proba"] = evaluation.decode(frame, "__satchel_baseline",
+                                                                base_classes)
+    return out
