@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from google.protobuf import json_format
 
 from satchel.errors import InputFormatError
 from satchel.model import Prediction
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
 SERVICE = "inference.GRPCInferenceService"
 
 __all__ = ["GRPC", "SERVICE", "GrpcProtocol", "decode_infer", "encode_infer",
-           "model_metadata", "pb", "repository_index", "server_metadata"]
+           "model_config", "model_metadata", "model_statistics", "pb", "repository_index",
+           "server_metadata", "stream_error"]
 
 
 # --- requests --------------------------------------------------------------------------
@@ -202,6 +204,30 @@ def model_metadata(meta: Mapping[str, Any]) -> pb.ModelMetadataResponse:
         for t in meta.get(key, []):
             items.add(name=t["name"], datatype=t["datatype"], shape=t["shape"])
     return reply
+
+
+def model_config(config: Mapping[str, Any]) -> pb.ModelConfigResponse:
+    """``ModelConfig`` from the JSON document (``v2_config.model_config()``): the document
+    is protobuf's JSON form of the message, so it converts field for field (a key the
+    message lacks is an error here, never a silently dropped field)."""
+    return pb.ModelConfigResponse(config=json_format.ParseDict(config, pb.ModelConfig()))
+
+
+def model_statistics(stats: Mapping[str, Any]) -> pb.ModelStatisticsResponse:
+    """``ModelStatistics`` from the JSON document (``{"model_stats": [...]}``)."""
+    reply = pb.ModelStatisticsResponse()
+    json_format.ParseDict(stats, reply)
+    return reply
+
+
+def stream_error(request: pb.ModelInferRequest, message: str) -> pb.ModelStreamInferResponse:
+    """The answer on a ``ModelStreamInfer`` stream to a request that failed: the error,
+    and the request's model and id so a client can tell which request it was."""
+    return pb.ModelStreamInferResponse(
+        error_message=message,
+        infer_response=pb.ModelInferResponse(model_name=request.model_name[:200],
+                                             model_version=request.model_version[:200],
+                                             id=request.id[:200]))
 
 
 def repository_index(entries: Iterable[Mapping[str, Any]]) -> pb.RepositoryIndexResponse:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -93,18 +94,29 @@ class DataPlane:
             SatchelError: the request cannot be decoded, does not fit the signature, or
                 the model failed (the transport maps the class to its status).
         """
-        with budget.using(self.budget):
-            return await self._score(model, protocol, inbound, version)
-
-    async def _score(self, model: str | None, protocol: Protocol, inbound: Inbound,
-                     version: str | None) -> Reply:
+        # An unknown model is refused before anything is counted: a client must not be
+        # able to add a label value per name it makes up.
         served = self.model(model, version)
+        start = time.perf_counter()
+        try:
+            with budget.using(self.budget):
+                reply = await self._score(served, protocol, inbound)
+        except asyncio.CancelledError:
+            raise  # the client went away: neither a success nor the model's failure
+        except BaseException:
+            self.metrics.inference(served.name, False, time.perf_counter() - start)
+            raise
+        self.metrics.inference(served.name, True, time.perf_counter() - start)
+        return reply
+
+    async def _score(self, served: ServedModel, protocol: Protocol, inbound: Inbound
+                     ) -> Reply:
         served.require()  # before reading the body: a model still loading answers at once
         executor = self.executor
         batcher = self.batcher(served)
         if batcher is None:
             message = await _message(inbound)
-            decoded, prediction, reply = await executor.run(
+            decoded, prediction, reply, seconds = await executor.run(
                 served, protocol.size(message), _score_alone, served, protocol, message, inbound)
         else:
             with batcher.incoming():  # the batch being formed may wait for this one
@@ -114,7 +126,7 @@ class DataPlane:
                                                    _decode, served, protocol, message, inbound)
             plan = batcher.plan(decoded.data, decoded.params)
             if plan is None:  # it would run alone: run it as unbatched requests run
-                decoded, prediction, reply = await executor.run(
+                decoded, prediction, reply, seconds = await executor.run(
                     served, size, _predict_encode, served, protocol, decoded)
                 batcher = None
             else:
@@ -123,7 +135,7 @@ class DataPlane:
                                                  protocol.encode, served, decoded, prediction)
         self.metrics.rows(served.name, reply.rows)
         if batcher is None:  # a batcher counts its own predict calls
-            self.metrics.batch(served.name, 1, reply.rows)
+            self.metrics.batch(served.name, 1, reply.rows, seconds)
         if self._observers:
             reply.after = self._observation(served.name, decoded.data, prediction.output)
         return reply
@@ -141,8 +153,8 @@ class DataPlane:
             name = served.name
             batcher = Batcher(lambda data, params: predict(served, data, params),
                               self.options.batch, name=name,
-                              observer=lambda requests, rows, _s: self.metrics.batch(
-                                  name, requests, rows))
+                              observer=lambda requests, rows, seconds: self.metrics.batch(
+                                  name, requests, rows, seconds))
         self._batchers[served] = batcher
         return batcher
 
@@ -294,14 +306,17 @@ def _decode(served: ServedModel, protocol: Protocol, message: Any, inbound: Inbo
 
 
 def _score_alone(served: ServedModel, protocol: Protocol, message: Any, inbound: Inbound
-                 ) -> tuple[Decoded, Any, Reply]:
+                 ) -> tuple[Decoded, Any, Reply, float]:
     return _predict_encode(served, protocol, _decode(served, protocol, message, inbound))
 
 
 def _predict_encode(served: ServedModel, protocol: Protocol, decoded: Decoded
-                    ) -> tuple[Decoded, Any, Reply]:
+                    ) -> tuple[Decoded, Any, Reply, float]:
+    """Predict and encode; also the seconds spent in predict (the compute statistics)."""
+    start = time.perf_counter()
     prediction = predict(served, decoded.data, decoded.params)
-    return decoded, prediction, protocol.encode(served, decoded, prediction)
+    seconds = time.perf_counter() - start
+    return decoded, prediction, protocol.encode(served, decoded, prediction), seconds
 
 
 async def _close_when_idle(batcher: Batcher) -> None:

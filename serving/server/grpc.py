@@ -38,7 +38,7 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +120,10 @@ class GrpcLimits:
 
 
 Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+StreamHandler = Callable[[AsyncIterator[Any], grpc.aio.ServicerContext], AsyncIterator[Any]]
+# Requests of one stream scored at once (so they can share a batch); the stream stops
+# reading while this many are waiting for their answers.
+STREAM_WINDOW = 64
 
 
 class Transport:
@@ -147,76 +151,150 @@ class Transport:
             "ServerMetadata": (b.server_metadata, pb.ServerMetadataRequest, False),
             "ModelMetadata": (b.model_metadata, pb.ModelMetadataRequest, False),
             "ModelInfer": (b.model_infer, pb.ModelInferRequest, True),
+            "ModelConfig": (b.model_config, pb.ModelConfigRequest, False),
+            "ModelStatistics": (b.model_statistics, pb.ModelStatisticsRequest, False),
             "RepositoryIndex": (b.repository_index, pb.RepositoryIndexRequest, False),
             "RepositoryModelLoad": (b.repository_load, pb.RepositoryModelLoadRequest, False),
             "RepositoryModelUnload": (b.repository_unload, pb.RepositoryModelUnloadRequest,
                                       False),
         }
-        handlers = {
+        handlers: dict[str, grpc.RpcMethodHandler] = {
             name: grpc.unary_unary_rpc_method_handler(
                 self._wrap(name, fn, scoring), request_deserializer=message.FromString,
                 response_serializer=_serialize)
             for name, (fn, message, scoring) in methods.items()
         }
+        handlers["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
+            self._wrap_stream("ModelStreamInfer", b.model_infer),
+            request_deserializer=pb.ModelInferRequest.FromString,
+            response_serializer=_serialize)
         return grpc.method_handlers_generic_handler(codec.SERVICE, handlers)
 
     def _wrap(self, name: str, fn: Handler, scoring: bool) -> Handler:
         route = f"/{codec.SERVICE}/{name}"
         check_token = self._token is not None and name not in OPEN_METHODS
-        limits = self.limits
 
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            start = time.perf_counter()
-            self.backend.begin()
-            status = grpc.StatusCode.OK
-            held = False
-            try:
-                if check_token:
+            if check_token:
+                try:
                     self._check_token(context)
-                if scoring:
-                    if limits.max_queue is not None and self._held >= limits.max_queue:
-                        raise Refused(grpc.StatusCode.UNAVAILABLE,
-                                      f"the server is full: {limits.max_queue} scoring "
-                                      "requests are already waiting or being scored; retry "
-                                      "later")
-                    self._held += 1
-                    held = True
-                if limits.timeout:
-                    try:
-                        async with asyncio.timeout(limits.timeout):
-                            return await fn(request, context)
-                    except TimeoutError:
-                        raise Refused(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                      f"the request took longer than the limit of "
-                                      f"{limits.timeout:g} s") from None
-                return await fn(request, context)
-            except Refused as exc:
-                status = exc.status
-                await context.abort(status, str(exc))
-            except SatchelError as exc:
-                status = status_of(exc)
-                if status is grpc.StatusCode.INTERNAL:
-                    log.error("%s failed: %s", route, exc)
-                await context.abort(status, str(exc)[:2000])
-            except asyncio.CancelledError:
-                status = grpc.StatusCode.CANCELLED
-                raise
-            except Exception as exc:
-                if _is_abort(exc):
-                    raise
-                status = grpc.StatusCode.INTERNAL
-                log.exception("%s failed", route)
-                await context.abort(status, f"internal server error ({type(exc).__name__})")
-            finally:
-                if held:
-                    self._held -= 1
-                seconds = time.perf_counter() - start
-                self.backend.end(route, status.name, seconds)
-                if limits.json_access_log:
-                    _log_access(route, status, seconds, context)
-            raise AssertionError("unreachable: abort raises")  # pragma: no cover
+                except Refused as exc:
+                    self._count(route, exc.status, 0.0, context)
+                    await context.abort(exc.status, str(exc))
+            reply, status, message = await self._invoke(route, fn, request, context, scoring)
+            if status is not grpc.StatusCode.OK:
+                await context.abort(status, message)
+            return reply
 
         return call
+
+    def _wrap_stream(self, name: str, fn: Handler) -> StreamHandler:
+        """A bidirectional stream of scoring requests: each request is scored as a call
+        of its own (same limits, errors and metrics as ``ModelInfer``), up to
+        ``STREAM_WINDOW`` of them at once so that they can share batches, and answered
+        in the order it came. A request that fails answers with its error message; the
+        stream goes on. Only a bad token ends the stream before it starts (and grpcio
+        ends it for a message over the size limit, before satchel sees the message)."""
+        route = f"/{codec.SERVICE}/{name}"
+        check_token = self._token is not None
+
+        async def call(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+                       ) -> AsyncIterator[Any]:
+            if check_token:
+                try:
+                    self._check_token(context)
+                except Refused as exc:
+                    self._count(route, exc.status, 0.0, context)
+                    await context.abort(exc.status, str(exc))
+            window = asyncio.Semaphore(STREAM_WINDOW)
+            answers: asyncio.Queue[asyncio.Task[Any] | None] = asyncio.Queue()
+
+            async def one(request: Any) -> Any:
+                reply, status, message = await self._invoke(route, fn, request, context, True)
+                if status is grpc.StatusCode.OK:
+                    return pb.ModelStreamInferResponse(infer_response=reply)
+                return codec.stream_error(request, message)
+
+            async def read() -> None:
+                try:
+                    async for request in requests:
+                        await window.acquire()  # the client waits while the window is full
+                        answers.put_nowait(asyncio.ensure_future(one(request)))
+                finally:
+                    answers.put_nowait(None)  # no more requests (or reading failed)
+
+            reader = asyncio.ensure_future(read())
+            try:
+                while (task := await answers.get()) is not None:
+                    answer = await task
+                    window.release()
+                    yield answer
+                await reader  # a failure to read the stream ends it with that error
+            finally:
+                reader.cancel()
+                while not answers.empty():
+                    if (task := answers.get_nowait()) is not None:
+                        task.cancel()
+
+        return call
+
+    async def _invoke(self, route: str, fn: Handler, request: Any,
+                      context: grpc.aio.ServicerContext, scoring: bool
+                      ) -> tuple[Any, grpc.StatusCode, str]:
+        """One call of ``fn`` under the limits, counted in the metrics: (reply, OK, "") or
+        (None, the status, the message to send)."""
+        start = time.perf_counter()
+        self.backend.begin()
+        status = grpc.StatusCode.OK
+        limits = self.limits
+        held = False
+        try:
+            if scoring:
+                if limits.max_queue is not None and self._held >= limits.max_queue:
+                    raise Refused(grpc.StatusCode.UNAVAILABLE,
+                                  f"the server is full: {limits.max_queue} scoring "
+                                  "requests are already waiting or being scored; retry "
+                                  "later")
+                self._held += 1
+                held = True
+            if limits.timeout:
+                try:
+                    async with asyncio.timeout(limits.timeout):
+                        return await fn(request, context), status, ""
+                except TimeoutError:
+                    raise Refused(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                  f"the request took longer than the limit of "
+                                  f"{limits.timeout:g} s") from None
+            return await fn(request, context), status, ""
+        except Refused as exc:
+            status = exc.status
+            return None, status, str(exc)
+        except SatchelError as exc:
+            status = status_of(exc)
+            if status is grpc.StatusCode.INTERNAL:
+                log.error("%s failed: %s", route, exc)
+            return None, status, str(exc)[:2000]
+        except asyncio.CancelledError:
+            status = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as exc:
+            status = grpc.StatusCode.INTERNAL
+            log.exception("%s failed", route)
+            return None, status, f"internal server error ({type(exc).__name__})"
+        finally:
+            if held:
+                self._held -= 1
+            self.backend.end(route, status.name, time.perf_counter() - start)
+            if limits.json_access_log:
+                _log_access(route, status, time.perf_counter() - start, context)
+
+    def _count(self, route: str, status: grpc.StatusCode, seconds: float,
+               context: grpc.aio.ServicerContext) -> None:
+        """Count a call refused before it was invoked (a bad token)."""
+        self.backend.begin()
+        self.backend.end(route, status.name, seconds)
+        if self.limits.json_access_log:
+            _log_access(route, status, seconds, context)
 
     def _check_token(self, context: grpc.aio.ServicerContext) -> None:
         assert self._token is not None
@@ -248,11 +326,6 @@ def _log_access(route: str, status: grpc.StatusCode, seconds: float,
 def _serialize(message: Any) -> bytes:
     data: bytes = message.SerializeToString()
     return data
-
-
-def _is_abort(exc: BaseException) -> bool:
-    # context.abort raises grpc.aio.AbortError; let it through untouched
-    return type(exc).__name__ == "AbortError"
 
 
 def server_options(limits: GrpcLimits) -> list[tuple[str, Any]]:

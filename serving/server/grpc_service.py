@@ -17,6 +17,7 @@ from satchel.serving.protocols import grpc as codec
 from satchel.serving.protocols import v2
 from satchel.serving.protocols.base import Inbound
 from satchel.serving.protocols.grpc import GRPC, pb
+from satchel.serving.server import model_info
 from satchel.serving.server.dataplane import DataPlane
 from satchel.serving.server.repository import FAILED, READY, ServedModel
 
@@ -82,13 +83,21 @@ class InferenceService:
 
     async def model_metadata(self, request: pb.ModelMetadataRequest, context: Any
                              ) -> pb.ModelMetadataResponse:
+        # the document GET /v2/models/{name} answers
+        return codec.model_metadata(model_info.metadata(self._served(request.name,
+                                                                     request.version)))
+
+    async def model_config(self, request: pb.ModelConfigRequest, context: Any
+                           ) -> pb.ModelConfigResponse:
         served = self._served(request.name, request.version)
-        meta = served.cache.get("v2_metadata")  # the document GET /v2/models/{name} answers
-        if meta is None:
-            m = served.require()
-            meta = served.cache["v2_metadata"] = v2.model_metadata(
-                served.name, served.version, m.signature, m.flavor.name)
-        return codec.model_metadata(meta)
+        return codec.model_config(model_info.config(self.plane, served))
+
+    async def model_statistics(self, request: pb.ModelStatisticsRequest, context: Any
+                               ) -> pb.ModelStatisticsResponse:
+        if request.version and not request.name:
+            raise InputFormatError("statistics of a version need the model's name")
+        return codec.model_statistics(model_info.statistics(
+            self.plane, request.name or None, request.version or None))
 
     # --- scoring -----------------------------------------------------------------------
 

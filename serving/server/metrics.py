@@ -56,6 +56,15 @@ FAMILIES = {f.name: f for f in (
            "Requests merged into one predict call, by model.", BATCH_BUCKETS),
     Family("satchel_batch_rows", "histogram", "Rows in one predict call, by model.",
            BATCH_BUCKETS),
+    Family("satchel_inference_duration_seconds", "histogram",
+           "Time to score one request of a served model, from lookup to encoded reply, by "
+           "model and outcome (success or fail).", LATENCY_BUCKETS),
+    Family("satchel_predict_duration_seconds", "histogram",
+           "Time in one call to the model's predict (a batch counts once), by model.",
+           LATENCY_BUCKETS),
+    Family("satchel_model_last_inference_timestamp_seconds", "gauge",
+           "Unix time of the last request scored (or refused) for each model.",
+           aggregate="max"),
     Family("satchel_requests_in_flight", "gauge", "Requests being handled now."),
     Family("satchel_requests_queued", "gauge",
            "Scoring requests waiting for a predict call to start."),
@@ -117,12 +126,24 @@ class Metrics:
     def rows(self, model: str, rows: int) -> None:
         self.inc("satchel_rows_predicted_total", (("model", model),), rows)
 
-    def batch(self, model: str, requests: int, rows: int) -> None:
-        """One predict call holding ``requests`` requests and ``rows`` rows."""
+    def batch(self, model: str, requests: int, rows: int, seconds: float | None = None
+              ) -> None:
+        """One predict call holding ``requests`` requests and ``rows`` rows (and taking
+        ``seconds``, when timed)."""
         labels = (("model", model),)
         self.inc("satchel_predict_calls_total", labels)
         self.observe("satchel_batch_requests", labels, requests)
         self.observe("satchel_batch_rows", labels, rows)
+        if seconds is not None:
+            self.observe("satchel_predict_duration_seconds", labels, seconds)
+
+    def inference(self, model: str, ok: bool, seconds: float) -> None:
+        """One scoring request of a served model answered: successfully, or with an error
+        (the per-model statistics of ``ModelStatistics`` and ``/v2/models/{name}/stats``)."""
+        self.observe("satchel_inference_duration_seconds",
+                     (("model", model), ("outcome", "success" if ok else "fail")), seconds)
+        self._gauges[("satchel_model_last_inference_timestamp_seconds",
+                      (("model", model),))] = time.time()
 
     def set_gauge(self, name: str, labels: Labels, value: float) -> None:
         self._gauges[(name, labels)] = value
@@ -201,6 +222,19 @@ class Metrics:
 
     def render(self) -> str:
         """The ``/metrics`` page: every worker's counts summed."""
+        page = format_page(*self.merged())
+        for collect in self._collectors:
+            try:
+                page += collect()
+            except Exception:  # noqa: BLE001 - a broken collector must not break /metrics
+                log.exception("a metrics collector failed")
+        return page
+
+    def merged(self) -> tuple[dict[tuple[str, Labels], float],
+                              dict[tuple[str, Labels], list[float]],
+                              dict[tuple[str, Labels], float]]:
+        """Every worker's counters, histograms and gauges, summed as ``/metrics`` shows
+        them (histograms: per-bucket counts, then sum and count)."""
         counters: dict[tuple[str, Labels], float] = {}
         hists: dict[tuple[str, Labels], list[float]] = {}
         gauges: dict[tuple[str, Labels], float] = {}
@@ -221,13 +255,7 @@ class Metrics:
                     gauges[key] = max(gauges.get(key, value), value)
                 elif alive:
                     gauges[key] = gauges.get(key, 0.0) + value
-        page = format_page(counters, hists, gauges)
-        for collect in self._collectors:
-            try:
-                page += collect()
-            except Exception:  # noqa: BLE001 - a broken collector must not break /metrics
-                log.exception("a metrics collector failed")
-        return page
+        return counters, hists, gauges
 
 
 def _alive(pid: int) -> bool:

@@ -1,5 +1,5 @@
-"""The HTTP routes beside scoring: ``/metrics``, the model repository API, and the
-OpenAPI document with its docs page.
+"""The HTTP routes beside scoring: ``/metrics``, the model repository API, Triton's model
+configuration and statistics, and the OpenAPI document with its docs page.
 
 They read the data plane (its metrics and repository) and own no scoring logic.
 """
@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from satchel.errors import InputFormatError, ModelNotFoundError
+from satchel.serving.server import model_info
 from satchel.serving.server.dataplane import DataPlane
 from satchel.serving.server.metrics import CONTENT_TYPE
 from satchel.serving.server.repository import FAILED, READY
@@ -82,6 +83,19 @@ def page_routes(plane: DataPlane) -> list[BaseRoute]:
         await plane.unload_request(request.path_params["name"])
         return Response(status_code=200)
 
+    async def config(request: Request) -> Response:
+        """Triton's model configuration (``tritonclient.http``'s ``get_model_config``)."""
+        params = request.path_params
+        return JSONResponse(model_info.config(plane, plane.model(params["name"],
+                                                                 params.get("version"))))
+
+    async def stats(request: Request) -> Response:
+        """Per-model request counts and durations (``get_inference_statistics``); every
+        model's under ``/v2/models/stats``."""
+        params = request.path_params
+        return JSONResponse(model_info.statistics(plane, params.get("name"),
+                                                  params.get("version")))
+
     async def openapi(request: Request) -> Response:
         repository = plane.repository
         generation = repository.generation
@@ -119,7 +133,12 @@ def page_routes(plane: DataPlane) -> list[BaseRoute]:
         Route("/v2/repository/models/{name}/load", load, methods=["POST"]),
         Route("/v2/repository/models/{name}/unload", unload, methods=["POST"]),
         Route("/v2/models/{name}/drift", drift, methods=["GET"]),
+        # before /v2/models/{name} (the V2 routes), which would take "stats" for a name
+        Route("/v2/models/stats", stats, methods=["GET"]),
     ]
+    for base in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
+        routes += [Route(base + "/config", config, methods=["GET"]),
+                   Route(base + "/stats", stats, methods=["GET"])]
     if plane.options.docs:
         routes += [Route("/openapi.json", openapi, methods=["GET"]),
                    Route("/docs", docs, methods=["GET"])]

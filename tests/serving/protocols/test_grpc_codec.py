@@ -39,12 +39,31 @@ def _check_same_wire(ours: Any, theirs: Any, where: str) -> None:
                              f"{where}.{name}")
 
 
+def _theirs(name: str) -> Any:
+    """tritonclient's message ``inference.<name>`` (service or model configuration file)."""
+    from google.protobuf import descriptor_pool
+
+    pytest.importorskip("tritonclient.grpc.model_config_pb2")
+    return descriptor_pool.Default().FindMessageTypeByName(f"inference.{name}")
+
+
 def test_every_message_matches_tritonclient_field_for_field() -> None:
     ours = pb.DESCRIPTOR
-    theirs = triton_pb.DESCRIPTOR
     assert ours.package == "satchel.inference"  # never clashes with inference.* in one pool
+    assert {"ModelConfig", "ModelStatistics", "ModelStreamInferResponse"} <= set(
+        ours.message_types_by_name)
     for name, desc in ours.message_types_by_name.items():
-        _check_same_wire(desc, theirs.message_types_by_name[name], name)
+        _check_same_wire(desc, _theirs(name), name)
+
+
+def test_data_type_enum_matches_tritonclient() -> None:
+    from google.protobuf import descriptor_pool
+
+    pytest.importorskip("tritonclient.grpc.model_config_pb2")
+    theirs = descriptor_pool.Default().FindEnumTypeByName("inference.DataType")
+    ours = pb.DESCRIPTOR.enum_types_by_name["DataType"]
+    assert [(v.name, v.number) for v in ours.values] == [
+        (v.name, v.number) for v in theirs.values]
 
 
 def test_service_methods_match_tritonclient() -> None:
@@ -55,7 +74,59 @@ def test_service_methods_match_tritonclient() -> None:
         other = theirs.methods_by_name[method.name]
         assert (method.input_type.name, method.output_type.name) == (
             other.input_type.name, other.output_type.name)
-        assert not method.client_streaming and not method.server_streaming
+        assert (method.client_streaming, method.server_streaming) == (
+            other.client_streaming, other.server_streaming)
+    assert ours.methods_by_name["ModelStreamInfer"].client_streaming
+
+
+def test_config_and_statistics_documents_convert_to_tritonclients_messages() -> None:
+    """The JSON documents become our messages, which tritonclient's classes read back
+    field for field (what get_model_config / get_inference_statistics return)."""
+    from satchel.serving.protocols import v2_config
+
+    meta = {"name": "m", "platform": "sklearn",
+            "inputs": [{"name": "x", "datatype": "FP64", "shape": [-1], "optional": True},
+                       {"name": "s", "datatype": "BYTES", "shape": [-1]}],
+            "outputs": [{"name": "y", "datatype": "INT64", "shape": [-1, 3]}]}
+    doc = v2_config.model_config(meta, v2_config.Batching(2.5, 64))
+    reply = codec.model_config(doc)
+    theirs = triton_pb.ModelConfigResponse.FromString(reply.SerializeToString()).config
+    assert (theirs.name, theirs.platform, theirs.backend, theirs.max_batch_size) == (
+        "m", "sklearn", "satchel", 0)
+    assert [(i.name, i.data_type, list(i.dims), i.optional) for i in theirs.input] == [
+        ("x", 12, [-1], True), ("s", 13, [-1], False)]  # TYPE_FP64, TYPE_STRING
+    assert [(o.name, o.data_type, list(o.dims)) for o in theirs.output] == [("y", 9, [-1, 3])]
+    assert theirs.dynamic_batching.max_queue_delay_microseconds == 2500
+    assert theirs.parameters["max_batch_rows"].string_value == "64"
+    assert not codec.model_config(v2_config.model_config(meta, None)).config.HasField(
+        "dynamic_batching")
+
+    counts = v2_config.Counts(success=(3, 0.5), fail=(1, 0.25), compute=(2, 0.125), rows=30,
+                              last=1700000000.25)
+    stats = codec.model_statistics({"model_stats": [v2_config.model_statistics("m", "2",
+                                                                               counts)]})
+    got = triton_pb.ModelStatisticsResponse.FromString(stats.SerializeToString()).model_stats[0]
+    assert (got.name, got.version, got.last_inference, got.inference_count,
+            got.execution_count) == ("m", "2", 1700000000250, 30, 2)
+    s = got.inference_stats
+    assert (s.success.count, s.success.ns, s.fail.count, s.fail.ns) == (3, 500_000_000, 1,
+                                                                         250_000_000)
+    assert (s.compute_infer.count, s.compute_infer.ns, s.queue.count) == (2, 125_000_000, 0)
+
+
+def test_a_document_key_the_message_lacks_is_an_error() -> None:
+    from google.protobuf.json_format import ParseError
+
+    with pytest.raises(ParseError, match="nope"):
+        codec.model_config({"name": "m", "nope": 1})
+
+
+def test_stream_error_names_the_request() -> None:
+    request = pb.ModelInferRequest(model_name="m", model_version="1", id="r9")
+    answer = codec.stream_error(request, "bad tensor")
+    assert answer.error_message == "bad tensor"
+    assert (answer.infer_response.model_name, answer.infer_response.id) == ("m", "r9")
+    assert not answer.infer_response.outputs
 
 
 def test_checked_in_module_is_generated_from_the_proto(tmp_path: Path) -> None:

@@ -271,10 +271,13 @@ def test_a_model_that_raises_is_invalid_argument(server: GrpcServer) -> None:
     assert "x must not be negative" in info.value.message()
 
 
-def test_streaming_and_unserved_methods_are_unimplemented(server: GrpcServer) -> None:
-    with pytest.raises(InferenceServerException) as info:
-        server.client.get_model_config("iris", headers=AUTH)
-    assert _status(info) == "StatusCode.UNIMPLEMENTED"
+def test_unserved_methods_are_unimplemented(server: GrpcServer) -> None:
+    """Shared memory, tracing and log settings are not served: UNIMPLEMENTED, by name."""
+    for call in (lambda: server.client.get_system_shared_memory_status(headers=AUTH),
+                 lambda: server.client.get_trace_settings(headers=AUTH)):
+        with pytest.raises(InferenceServerException) as info:
+            call()
+        assert _status(info) == "StatusCode.UNIMPLEMENTED"
 
 
 # --- process shapes ------------------------------------------------------------------------
