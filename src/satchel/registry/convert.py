@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ MT: Table = ModelTagRow.__table__  # type: ignore[assignment]
 T: Table = TreeRow.__table__  # type: ignore[assignment]
 
 # SQL engines limit bound parameters per statement; chunk IN lists below that.
-_IN_CHUNK = 900
+IN_CHUNK = 900
 
 
 _TAGS_OF = select(VT).where(VT.c.version_id == bindparam("vid"))
@@ -35,16 +36,18 @@ _ALIASES_OF = select(A).where(A.c.model_id == bindparam("mid"))
 
 
 def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
-    return [ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK)]
+    return [ids[i : i + IN_CHUNK] for i in range(0, len(ids), IN_CHUNK)]
 
 
-def versions(session: Any, rows: Sequence[Any], names: dict[int, str]) -> list[ModelVersion]:
-    """ModelVersions for Core rows of ``registry_versions`` (``names``: model id -> name)."""
-    if not rows:
-        return []
+Tags = dict[int, dict[str, str]]
+Aliases = dict[tuple[int, int], list[str]]
+
+
+def related(session: Any, rows: Sequence[Any]) -> tuple[Tags, Aliases]:
+    """The tags (by version id) and aliases (by model id and version) of ``rows``."""
+    tags: Tags = defaultdict(dict)
+    aliases: Aliases = defaultdict(list)
     ids = [r.id for r in rows]
-    tags: dict[int, dict[str, str]] = defaultdict(dict)
-    aliases: dict[tuple[int, int], list[str]] = defaultdict(list)
     model_ids = sorted({r.model_id for r in rows})
     if len(rows) == 1:
         # One version (a resolve): prebuilt statements, no IN lists to build.
@@ -52,67 +55,98 @@ def versions(session: Any, rows: Sequence[Any], names: dict[int, str]) -> list[M
             tags[t.version_id][t.key] = t.value
         for a in session.execute(_ALIASES_OF, {"mid": model_ids[0]}).all():
             aliases[(a.model_id, a.version)].append(a.alias)
-    else:
-        for chunk in _chunks(ids):
-            for t in session.execute(select(VT).where(VT.c.version_id.in_(chunk))).all():
-                tags[t.version_id][t.key] = t.value
-        for chunk in _chunks(model_ids):
-            for a in session.execute(select(A).where(A.c.model_id.in_(chunk))).all():
-                aliases[(a.model_id, a.version)].append(a.alias)
-    sizes: dict[str, int] = {}
-    if rows and "size_bytes" in rows[0]._fields:
-        sizes = {r.digest: r.size_bytes for r in rows}  # the caller joined them in
-    else:
-        digests = sorted({r.digest for r in rows})
-        for chunk in [digests[i : i + _IN_CHUNK] for i in range(0, len(digests), _IN_CHUNK)]:
-            for t in session.execute(
-                select(T.c.digest, T.c.size_bytes).where(T.c.digest.in_(chunk))
-            ):
-                sizes[t.digest] = t.size_bytes
+        return tags, aliases
+    for chunk in _chunks(ids):
+        for t in session.execute(select(VT).where(VT.c.version_id.in_(chunk))).all():
+            tags[t.version_id][t.key] = t.value
+    for chunk in _chunks(model_ids):
+        for a in session.execute(select(A).where(A.c.model_id.in_(chunk))).all():
+            aliases[(a.model_id, a.version)].append(a.alias)
+    return tags, aliases
+
+
+def versions(
+    session: Any,
+    rows: Sequence[Any],
+    names: dict[int, str] | None,
+    found: tuple[Tags, Aliases] | None = None,
+) -> list[ModelVersion]:
+    """ModelVersions for Core rows of ``registry_versions`` (``names``: model id -> name,
+    or None when the rows carry the name as ``model_name``).
+
+    ``found`` is the rows' tags and aliases when the caller already fetched them (a
+    search fetches them in one query each); otherwise they are looked up here. Rows
+    must carry ``size_bytes`` (joined from ``registry_trees``).
+    """
+    if not rows:
+        return []
+    tags, aliases = found if found is not None else related(session, rows)
+    # A long listing allocates tens of thousands of acyclic objects; the cyclic
+    # collector would walk the whole heap several times meanwhile (a third of the
+    # conversion's time at 10,000 versions). Pause it for the loop only.
+    pause = len(rows) > 1000 and gc.isenabled()
+    if pause:
+        gc.disable()
+    try:
+        return _build(rows, names, tags, aliases)
+    finally:
+        if pause:
+            gc.enable()
+
+
+_COLUMNS = ("id", "model_id", "version", "digest", "stage", "source", "model_uuid",
+            "signature", "flavors", "created_by", "created_at", "updated_at", "run_id",
+            "git_commit", "training_data_digest", "metadata", "description", "size_bytes")
+
+
+def _build(rows: Sequence[Any], names: dict[int, str] | None, tags: Tags,
+           aliases: Aliases) -> list[ModelVersion]:
     parsed: dict[str, Any] = {}
 
-    def signature(text: str | None) -> Any:
+    def decoded(text: str | None) -> Any:
         # Versions of one model usually share a signature, flavors and metadata: parse
-        # each distinct JSON text once per call.
+        # each distinct JSON text once per call (metadata is copied per version below).
         if not text:
             return None
-        if text not in parsed:
-            parsed[text] = json.loads(text)
-        return parsed[text]
+        value = parsed.get(text)
+        if value is None:
+            value = parsed[text] = json.loads(text)
+        return value
 
     # Rows by position: attribute access on SQLAlchemy rows costs more than the rest of
     # the conversion at 10,000 versions.
     at = {k: i for i, k in enumerate(rows[0]._fields)}
     (i_id, i_model, i_version, i_digest, i_stage, i_source, i_uuid, i_sig, i_flavors,
-     i_by, i_at, i_upd, i_run, i_git, i_data, i_meta, i_desc) = (
-        at[k] for k in ("id", "model_id", "version", "digest", "stage", "source",
-                        "model_uuid", "signature", "flavors", "created_by", "created_at",
-                        "updated_at", "run_id", "git_commit", "training_data_digest",
-                        "metadata", "description"))
+     i_by, i_at, i_upd, i_run, i_git, i_data, i_meta, i_desc, i_size) = (
+        at[k] for k in _COLUMNS)
+    i_name = at["model_name"] if names is None else -1
+    no_aliases: tuple[str, ...] = ()
+    of = ModelVersion._of
     out = []
-    for row in rows:
-        r = tuple(row)
-        out.append(ModelVersion(
-            name=names[r[i_model]],
-            version=r[i_version],
-            digest=r[i_digest],
-            stage=r[i_stage],
-            aliases=tuple(sorted(aliases.get((r[i_model], r[i_version]), ()))),
-            source=r[i_source],
-            model_uuid=r[i_uuid],
-            signature=signature(r[i_sig]),
-            flavors=tuple(signature(r[i_flavors]) or ()),
-            created_by=r[i_by],
-            created_at=r[i_at],
-            updated_at=r[i_upd],
-            run_id=r[i_run],
-            git_commit=r[i_git],
-            training_data_digest=r[i_data],
-            metadata=dict(signature(r[i_meta]) or {}),
-            description=r[i_desc],
-            tags=tags.get(r[i_id], {}),
-            size_bytes=sizes.get(r[i_digest], 0),
-        ))
+    for r in map(tuple, rows):
+        found_aliases = aliases.get((r[i_model], r[i_version]))
+        meta = decoded(r[i_meta])
+        out.append(of({
+            "name": r[i_name] if names is None else names[r[i_model]],
+            "version": r[i_version],
+            "digest": r[i_digest],
+            "stage": r[i_stage],
+            "aliases": tuple(sorted(found_aliases)) if found_aliases else no_aliases,
+            "source": r[i_source],
+            "model_uuid": r[i_uuid],
+            "signature": decoded(r[i_sig]),
+            "flavors": tuple(decoded(r[i_flavors]) or ()),
+            "created_by": r[i_by],
+            "created_at": r[i_at],
+            "updated_at": r[i_upd],
+            "run_id": r[i_run],
+            "git_commit": r[i_git],
+            "training_data_digest": r[i_data],
+            "metadata": dict(meta) if meta else {},
+            "description": r[i_desc],
+            "tags": tags.get(r[i_id]) or {},
+            "size_bytes": r[i_size] or 0,
+        }))
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +24,7 @@ from satchel.registry import validate as check
 from satchel.registry.artifacts import ArtifactStore, Tree
 from satchel.registry.entities import AuditEntry, AuditReport, ModelVersion, RegisteredModel
 from satchel.registry.hooks import Change, Guard
-from satchel.registry.schema import create_engine, ensure_schema
+from satchel.registry.schema import create_engine, ensure_schema, refresh_statistics
 from satchel.registry.tables import AuditHeadRow, Setting
 
 V = convert.V
@@ -57,6 +58,7 @@ class StoreBase:
         self.url = url
         self.engine = create_engine(url)
         ensure_schema(self.engine)
+        refresh_statistics(self.engine)
         self.guards: list[Guard] = []
         self._read_cache: dict[tuple[str, ...], tuple[int, Any]] = {}
         self.artifacts = ArtifactStore(self._artifact_root(artifact_root))
@@ -322,42 +324,57 @@ class StoreBase:
     ) -> list[ModelVersion]:
         """Versions filtered by model name (exact or LIKE pattern), stage, tags, alias,
         run id or digest; newest first within a model, models by name."""
-        query = (select(V, M.c.name.label("model_name"), convert.T.c.size_bytes)
-                 .join(M, M.c.id == V.c.model_id)
-                 .join(convert.T, convert.T.c.digest == V.c.digest))
+        where = []
         if name is not None:
-            query = query.where(M.c.name == check.name(name))
+            where.append(M.c.name == check.name(name))
         if name_like is not None:
-            query = query.where(M.c.name.like(_like(name_like), escape="\\"))
+            where.append(M.c.name.like(_like(name_like), escape="\\"))
         if stage is not None:
-            query = query.where(V.c.stage == check.stage(stage))
+            where.append(V.c.stage == check.stage(stage))
         if run_id is not None:
-            query = query.where(V.c.run_id == run_id)
+            where.append(V.c.run_id == run_id)
         if digest is not None:
-            query = query.where(V.c.digest == digest)
+            where.append(V.c.digest == digest)
         for key, value in check.tags(dict(tags or {})).items():
             vt = convert.VT.alias()
-            query = query.where(
+            where.append(
                 select(vt.c.version_id)
                 .where(vt.c.version_id == V.c.id, vt.c.key == key, vt.c.value == value)
                 .exists()
             )
         if alias is not None:
             check.alias(alias)
-            query = query.where(
-                select(A.c.model_id)
-                .where(A.c.model_id == V.c.model_id, A.c.version == V.c.version,
-                       A.c.alias == alias)
+            # An alias of the table: _related selects from the aliases table itself, and
+            # the subquery must not correlate to it.
+            at = A.alias()
+            where.append(
+                select(at.c.model_id)
+                .where(at.c.model_id == V.c.model_id, at.c.version == V.c.version,
+                       at.c.alias == alias)
                 .exists()
             )
+        limit = _limit(max_results)
+        skip = max(0, int(offset))
         query = (
-            query.order_by(M.c.name, V.c.version.desc())
-            .limit(_limit(max_results))
-            .offset(max(0, int(offset)))
+            select(V, M.c.name.label("model_name"), convert.T.c.size_bytes)
+            .select_from(_VERSIONS_JOIN)
+            .where(*where)
+            .order_by(M.c.name, V.c.version.desc())
+            .limit(limit)
+            .offset(skip)
         )
         with self._reader() as s:
             rows = s.execute(query).all()
-            return convert.versions(s, rows, {r.model_id: r.model_name for r in rows})
+            found = None
+            if rows and ((skip == 0 and len(rows) < limit) or len(rows) > convert.IN_CHUNK):
+                # The page is every match (or too long for IN lists): fetch the tags and
+                # aliases of all matching versions with the same filters, one query each,
+                # instead of one IN list per 900 ids. On a clipped page this may read a
+                # few more tag rows than it returns (bounded by the page's first and last
+                # model names, as the page is ordered by name); they are dropped by id.
+                found = _related(s, [*where, M.c.name.between(rows[0].model_name,
+                                                              rows[-1].model_name)])
+            return convert.versions(s, rows, None, found)
 
     # ------------------------------------------------------------------ audit
 
@@ -391,6 +408,31 @@ _BY_ALIAS = (
     .join(convert.T, convert.T.c.digest == V.c.digest)
     .where(M.c.name == bindparam("name"), A.c.alias == bindparam("alias"))
 )
+
+
+_VERSIONS_JOIN = V.join(M, M.c.id == V.c.model_id).join(
+    convert.T, convert.T.c.digest == V.c.digest)
+
+
+def _related(s: Any, where: list[Any]) -> tuple[convert.Tags, convert.Aliases]:
+    """Tags and aliases of every version matching ``where`` (one query each)."""
+    tags: convert.Tags = defaultdict(dict)
+    aliases: convert.Aliases = defaultdict(list)
+    vt = convert.VT
+    for t in s.execute(
+        select(vt.c.version_id, vt.c.key, vt.c.value)
+        .select_from(vt.join(V, V.c.id == vt.c.version_id).join(M, M.c.id == V.c.model_id))
+        .where(*where)
+    ):
+        tags[t[0]][t[1]] = t[2]
+    for a in s.execute(
+        select(A.c.model_id, A.c.version, A.c.alias)
+        .select_from(A.join(V, (V.c.model_id == A.c.model_id) & (V.c.version == A.c.version))
+                     .join(M, M.c.id == V.c.model_id))
+        .where(*where)
+    ):
+        aliases[(a[0], a[1])].append(a[2])
+    return tags, aliases
 
 
 def _like(pattern: str) -> str:
