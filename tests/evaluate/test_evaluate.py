@@ -40,7 +40,7 @@ def test_classifier_figures_are_sklearns(iris_model_dir: Path, iris_table: pd.Da
         skm.recall_score(y, pred, average=None)[1])
     for m in r.metrics.values():
         assert m.low <= m.value <= m.high, m
-    assert r.bootstrap.method == "bootstrap" and r.bootstrap.resamples == 200
+    assert r.bootstrap.method == "poisson bootstrap" and r.bootstrap.resamples == 200
     assert {c.kind for c in r.curves} == {"roc", "pr", "calibration"}
 
 

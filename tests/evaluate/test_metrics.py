@@ -1,129 +1,181 @@
-"""The weighted (bootstrap) metric forms agree with scikit-learn's functions."""
+"""The streaming figures (per-cell sums, fed batch by batch) agree with scikit-learn's
+functions on the whole data, and the Poisson bootstrap over cells agrees with the textbook
+bootstrap over rows."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from satchel.evaluate import bootstrap
-from satchel.evaluate.metrics import (
-    ClassifierData,
-    ClassifierWeighted,
-    RegressorData,
-    RegressorWeighted,
-    classifier_point,
-    regressor_point,
-)
+from satchel.evaluate import bootstrap, scores
+from satchel.evaluate.metrics import auc, confusion_figures
+from satchel.evaluate.stream import Evaluation
 
 
-def _classifier(n: int, k: int, seed: int) -> ClassifierData:
+def _classifier(n: int, k: int, seed: int, decimals: int | None = 2
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     y = rng.integers(0, k, n)
-    logits = rng.normal(size=(n, k)) + 2.0 * np.eye(k)[y]
-    # round so that ties occur: the AUC must count them as scikit-learn does
-    proba = np.round(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), 2)
-    proba = proba / proba.sum(axis=1, keepdims=True)
-    return ClassifierData(y, proba.argmax(axis=1), proba, k)
+    logits = rng.normal(size=(n, k)) + 1.5 * np.eye(k)[y]
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    if decimals is not None:
+        # rounded so that ties occur: the AUC must count them as scikit-learn does
+        proba = np.round(proba, decimals)
+        proba = proba / proba.sum(axis=1, keepdims=True)
+    return y, proba.argmax(axis=1), proba
+
+
+def _run(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, *, batch: int,
+         resamples: int = 0, seed: int = 0, task: str = "classifier",
+         groups: np.ndarray | None = None, classes: list[Any] | None = None) -> Any:
+    ev = Evaluation(target="y", task_type=task, estimator_type=None,
+                    classes=classes if classes is not None else (
+                        list(range(proba.shape[1])) if proba is not None else None),
+                    base_classes=None, baseline=False,
+                    slice_specs=[("g", None)] if groups is not None else [], seed=seed)
+    for i in range(0, len(y), batch):
+        r = slice(i, i + batch)
+        ev.add(y[r], pred[r], None if proba is None else proba[r], None, None,
+               {} if groups is None else {"g": groups[r]})
+    return ev.figures(bootstrap.plan(resamples=resamples, seed=seed), "test")
 
 
 @pytest.mark.parametrize("k", [2, 3, 5])
-def test_classifier_weighted_with_unit_weights_equals_sklearn(k: int) -> None:
-    d = _classifier(400, k, k)
-    present = np.unique(np.r_[d.y, d.pred])
-    point = classifier_point(d, present)
-    w = ClassifierWeighted(d, present)(np.ones((1, len(d.y))))
-    for name in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc",
-                 "log_loss"):
-        assert w[name][0] == pytest.approx(point[name], rel=1e-9, abs=1e-12), name
-    for name in ("precision", "recall", "f1"):
-        np.testing.assert_allclose(w[name][0], point[name], atol=1e-12)
-    # the point figures are scikit-learn's own
-    assert point["accuracy"] == skm.accuracy_score(d.y, d.pred)
-    if k == 2:
-        assert point["roc_auc"] == pytest.approx(skm.roc_auc_score(d.y, d.proba[:, 1]))
-    else:
-        assert point["roc_auc"] == pytest.approx(
-            skm.roc_auc_score(d.y, d.proba, multi_class="ovr", average="macro"))
+def test_confusion_figures_equal_sklearn(k: int) -> None:
+    y, pred, _ = _classifier(400, k, k)
+    present = np.unique(np.r_[y, pred])
+    conf = skm.confusion_matrix(y, pred, labels=list(range(k))).astype(float)
+    got = confusion_figures(conf[None], present)
+    assert got["accuracy"][0] == skm.accuracy_score(y, pred)
+    for avg in ("precision", "recall", "f1"):
+        fn = getattr(skm, f"{avg}_score")
+        assert got[f"{avg}_macro"][0] == pytest.approx(
+            fn(y, pred, average="macro", zero_division=0), rel=1e-12)
+        np.testing.assert_allclose(got[avg][0], fn(y, pred, average=None, labels=list(range(k)),
+                                                   zero_division=0), atol=1e-12)
+
+
+def test_histogram_auc_with_one_bin_per_score_is_sklearns_with_ties() -> None:
+    y, _, proba = _classifier(500, 2, 4, decimals=2)
+    values, inverse = np.unique(proba[:, 1], return_inverse=True)
+    pos = np.bincount(inverse, weights=y == 1, minlength=len(values))
+    neg = np.bincount(inverse, weights=y == 0, minlength=len(values))
+    assert auc(pos[None], neg[None])[0] == pytest.approx(skm.roc_auc_score(y, proba[:, 1]),
+                                                         rel=1e-12)
 
 
 @pytest.mark.parametrize("k", [2, 4])
-def test_classifier_integer_weights_equal_sklearn_on_repeated_rows(k: int) -> None:
-    d = _classifier(300, k, 10 + k)
-    counts = np.random.default_rng(1).integers(0, 4, len(d.y))
-    rows = np.repeat(np.arange(len(d.y)), counts)
-    rep = d.take(rows)
-    present = np.unique(np.r_[d.y, d.pred])
-    want = classifier_point(rep, present)
-    got = ClassifierWeighted(d, present)(counts[None, :].astype(float))
-    for name in ("accuracy", "f1_macro", "recall_macro", "roc_auc", "log_loss"):
-        assert got[name][0] == pytest.approx(want[name], rel=1e-9), name
+def test_streamed_classifier_equals_sklearn_on_the_whole_data(k: int) -> None:
+    y, pred, proba = _classifier(5000, k, 10 + k)
+    got = _run(y, pred, proba, batch=777)
+    m = got["metrics"]
+    assert m["accuracy"].value == skm.accuracy_score(y, pred)
+    assert m["f1_macro"].value == pytest.approx(skm.f1_score(y, pred, average="macro"), rel=1e-12)
+    assert got["confusion"] == skm.confusion_matrix(y, pred).tolist()
+    want_auc = skm.roc_auc_score(y, proba[:, 1]) if k == 2 else \
+        skm.roc_auc_score(y, proba, multi_class="ovr")
+    assert m["roc_auc"].value == pytest.approx(want_auc, rel=1e-12)
+    assert m["log_loss"].value == pytest.approx(skm.log_loss(y, proba), rel=1e-12)
+    assert got["roc_auc_tie_bound"] == 0.0
 
 
-def test_regressor_weighted_equals_sklearn() -> None:
+def test_above_the_exact_bound_auc_comes_from_the_histogram_within_its_bound() -> None:
+    n = scores.EXACT_ROWS + 20_000
+    y, pred, proba = _classifier(n, 2, 21, decimals=None)
+    got = _run(y, pred, proba, batch=65_536)
+    want = skm.roc_auc_score(y, proba[:, 1])
+    bound = got["roc_auc_tie_bound"]
+    assert 0 < bound < 1e-3
+    assert abs(got["metrics"]["roc_auc"].value - want) <= bound
+    # in practice far closer than the bound: opposite-class pairs in a bin split evenly
+    assert got["metrics"]["roc_auc"].value == pytest.approx(want, abs=2e-6)
+    assert got["metrics"]["log_loss"].value == pytest.approx(skm.log_loss(y, proba), rel=1e-12)
+    assert got["metrics"]["accuracy"].value == skm.accuracy_score(y, pred)
+
+
+def test_streamed_regressor_equals_sklearn() -> None:
     rng = np.random.default_rng(3)
-    y = rng.normal(50, 10, 500)
-    d = RegressorData(y, y + rng.normal(0, 3, 500))
-    point = regressor_point(d)
-    assert point["mae"] == skm.mean_absolute_error(d.y, d.pred)
-    assert point["r2"] == skm.r2_score(d.y, d.pred)
-    w = RegressorWeighted(d)(np.ones((1, 500)))
-    for name in point:
-        assert w[name][0] == pytest.approx(point[name], rel=1e-9), name
-    counts = rng.integers(0, 3, 500)
-    rep = d.take(np.repeat(np.arange(500), counts))
-    got = RegressorWeighted(d)(counts[None, :].astype(float))
-    for name, value in regressor_point(rep).items():
-        assert got[name][0] == pytest.approx(value, rel=1e-9), name
+    y = rng.normal(1e4, 10, 3000)  # far from 0: the variance must not cancel away
+    pred = y + rng.normal(0, 3, 3000)
+    m = _run(y, pred, None, batch=512, task="regressor")["metrics"]
+    assert m["mae"].value == pytest.approx(skm.mean_absolute_error(y, pred), rel=1e-12)
+    assert m["rmse"].value == pytest.approx(np.sqrt(skm.mean_squared_error(y, pred)), rel=1e-12)
+    assert m["r2"].value == pytest.approx(skm.r2_score(y, pred), rel=1e-9)
+    assert m["mape"].value == pytest.approx(skm.mean_absolute_percentage_error(y, pred),
+                                            rel=1e-12)
 
 
 def test_r2_of_constant_truth_follows_sklearn() -> None:
-    d = RegressorData(np.full(5, 2.0), np.array([2.0, 2.0, 2.0, 2.0, 3.0]))
-    w = RegressorWeighted(d)(np.ones((1, 5)))
-    assert w["r2"][0] == skm.r2_score(d.y, d.pred) == 0.0
+    y, pred = np.full(5, 2.0), np.array([2.0, 2.0, 2.0, 2.0, 3.0])
+    m = _run(y, pred, None, batch=2, task="regressor")["metrics"]
+    assert m["r2"].value == skm.r2_score(y, pred) == 0.0
 
 
-def test_bootstrap_interval_covers_the_truth_and_narrows_with_n() -> None:
+def _textbook(y: np.ndarray, pred: np.ndarray, fn: Any, b: int = 400) -> float:
+    """Width of the ordinary bootstrap's 95% interval: resample rows, recompute."""
+    rng = np.random.default_rng(0)
+    draws = [fn(y[i], pred[i]) for i in (rng.integers(0, len(y), len(y)) for _ in range(b))]
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return float(hi - lo)
+
+
+def test_poisson_cells_match_the_row_bootstrap_for_counts_and_regression() -> None:
+    y, pred, proba = _classifier(4000, 2, 30, decimals=None)
+    got = _run(y, pred, proba, batch=1000, resamples=400)["metrics"]
+    for name, fn in (("accuracy", skm.accuracy_score),
+                     ("roc_auc", lambda a, i: skm.roc_auc_score(a, proba[i, 1])),
+                     ("log_loss", lambda a, i: skm.log_loss(a, proba[i], labels=[0, 1]))):
+        if name == "accuracy":
+            want = _textbook(y, pred, fn)
+        else:
+            want = _textbook(y, np.arange(len(y)), fn)
+        assert got[name].high - got[name].low == pytest.approx(want, rel=0.2), name
+        assert got[name].low < got[name].value < got[name].high
     rng = np.random.default_rng(5)
-    widths = []
-    for n in (2_000, 50_000):
-        y = rng.normal(0, 1, n)
-        d = RegressorData(y, np.zeros(n))
-        p = bootstrap.plan(n, resamples=400, seed=1)
-        draws = bootstrap.run(p, lambda r, d=d: RegressorWeighted(d.take(r)))
-        lo, hi = bootstrap.interval(p, [x["mae"] for x in draws])
-        true_mae = np.sqrt(2 / np.pi)
-        assert lo < true_mae < hi
-        widths.append(hi - lo)
-    # 25x the rows: about 5x narrower (the little bootstraps keep n's width, not the subset's)
-    assert 3.5 < widths[0] / widths[1] < 7
+    for n in (3000, 60_000):  # fewer rows than groups, and many rows per group
+        yr = rng.normal(0, 1, n)
+        pr = yr + rng.normal(0, 1, n)
+        m = _run(yr, pr, None, batch=4096, resamples=400, task="regressor")["metrics"]
+        want = _textbook(yr, pr, skm.mean_absolute_error, 200)
+        assert m["mae"].high - m["mae"].low == pytest.approx(want, rel=0.2), n
+        assert m["mae"].low < np.sqrt(2 / np.pi) < m["mae"].high  # the true MAE of N(0, 1)
 
 
-def test_bag_of_little_bootstraps_matches_plain_bootstrap_width() -> None:
-    rng = np.random.default_rng(8)
-    n = 60_000
-    y = rng.normal(0, 1, n)
-    d = RegressorData(y, np.zeros(n))
-    plain = bootstrap.plan(n, resamples=300, seed=2, max_rows=n)
-    little = bootstrap.plan(n, resamples=300, seed=2)
-    assert plain.method == "bootstrap" and little.method == "bag of little bootstraps"
-    w = {}
-    for name, p in (("plain", plain), ("little", little)):
-        draws = bootstrap.run(p, lambda r: RegressorWeighted(d.take(r)))
-        lo, hi = bootstrap.interval(p, [x["rmse"] for x in draws])
-        w[name] = hi - lo
-    assert w["little"] == pytest.approx(w["plain"], rel=0.25)
-
-
-def test_same_seed_same_interval_and_bad_plans() -> None:
-    d = RegressorData(np.arange(100.0), np.arange(100.0) + 1)
-    outs = []
-    for _ in range(2):
-        p = bootstrap.plan(100, resamples=50, seed=9)
-        outs.append(bootstrap.interval(p, [x["mae"] for x in bootstrap.run(
-            p, lambda r: RegressorWeighted(d.take(r)))]))
-    assert outs[0] == outs[1]
+def test_intervals_depend_on_seed_and_data_not_on_batch_size() -> None:
+    y, pred, proba = _classifier(3000, 3, 7)
+    groups = np.array(["a", "b", "c"])[np.arange(3000) % 3]
+    runs = [_run(y, pred, proba, batch=b, resamples=100, seed=4, groups=groups)
+            for b in (100, 3000)]
+    for name in runs[0]["metrics"]:
+        assert runs[0]["metrics"][name].low == pytest.approx(runs[1]["metrics"][name].low,
+                                                             rel=1e-9), name
+    for a, b in zip(runs[0]["slices"], runs[1]["slices"]):
+        for name in a.low:
+            assert a.low[name] == pytest.approx(b.low[name], rel=1e-9)
+            assert a.high[name] == pytest.approx(b.high[name], rel=1e-9)
+    other = _run(y, pred, proba, batch=3000, resamples=100, seed=5, groups=groups)
+    assert other["metrics"]["accuracy"].low != runs[0]["metrics"]["accuracy"].low
     with pytest.raises(ValueError, match="confidence"):
-        bootstrap.plan(10, confidence=1.5)
+        bootstrap.plan(confidence=1.5)
     with pytest.raises(ValueError, match="resamples"):
-        bootstrap.plan(10, resamples=-1)
+        bootstrap.plan(resamples=-1)
+
+
+def test_slice_intervals_cover_the_slice_figure_and_are_wider_than_all_rows() -> None:
+    y, pred, proba = _classifier(6000, 2, 9, decimals=None)
+    groups = np.where(np.arange(6000) < 600, "small", "large")
+    got = _run(y, pred, proba, batch=1000, resamples=300, groups=groups)
+    by = {s.value: s for s in got["slices"]}
+    small = by["small"]
+    rows = groups == "small"
+    assert small.metrics["accuracy"] == skm.accuracy_score(y[rows], pred[rows])
+    assert small.metrics["roc_auc"] == pytest.approx(skm.roc_auc_score(y[rows], proba[rows, 1]))
+    for name, value in small.metrics.items():
+        assert small.low[name] < value < small.high[name], name
+        # a tenth of the rows: about sqrt(10) times the overall interval's width
+        overall = got["metrics"][name]
+        ratio = (small.high[name] - small.low[name]) / (overall.high - overall.low)
+        assert 2.0 < ratio < 4.5, (name, ratio)

@@ -13,6 +13,7 @@ import pytest
 import satchel
 from satchel.evaluate import report
 from satchel.evaluate.gates import Thresholds
+from satchel.report.html import fmt
 
 pytestmark = pytest.mark.browser
 
@@ -53,6 +54,12 @@ def test_classifier_report_renders(iris_model_dir: Path, weak_iris_dir: Path,
     cells = page.locator("figure").first.locator("text").all_text_contents()
     assert sum(int(t) for t in cells if t.strip().isdigit()) >= 150
     assert page.locator("#slices table.slices tbody tr").count() == 3
+    # each slice's figures carry their own interval, as the result has them
+    first = next(s for s in r.slices if s.value == page.locator(
+        "#slices table.slices tbody tr").first.locator("td").first.inner_text())
+    cell = page.locator("#slices table.slices tbody tr").first.locator("td").nth(2).inner_text()
+    assert f"({fmt(first.low['accuracy'])} – {fmt(first.high['accuracy'])})" in cell
+    assert "95% interval" in page.locator("#slices caption").first.inner_text()
     assert page.locator("#slices table.bias tbody tr").count() > 0
     assert "sepal_length" in page.locator("#model").inner_text()  # the signature
     assert page.locator("#baseline").count() == 1

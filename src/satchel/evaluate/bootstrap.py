@@ -1,115 +1,89 @@
-"""Bootstrap intervals, single and paired, in time independent of the table's size.
+"""Poisson bootstrap intervals computed from cell counts, in time independent of the rows.
 
-Up to ``max_rows`` rows this is the ordinary bootstrap: ``resamples`` draws of n rows
-with replacement, each expressed as a weight (count) per row. Above it, the bag of little
-bootstraps (Kleiner, Talwalkar, Sarkar and Jordan, 2014): ``subsets`` random subsets of
-``max_rows`` rows, each resampled ``resamples / subsets`` times as multinomial counts
-summing to n, the percentile bounds averaged over subsets. Its intervals have the
-ordinary bootstrap's width for a sample of n (not of the subset), while each resample
-costs O(subset) instead of O(n) — what keeps a 1M-row evaluation from spending minutes
-resampling.
+The Poisson bootstrap gives each row an independent Poisson(1) weight per resample
+(Hanley and MacGibbon, 2006; Chamandy et al., 2012: the streaming form of the ordinary
+bootstrap, which it matches as n grows). A sum of independent Poisson(1) weights is
+Poisson(count), so for rows that share a cell (the same true label, predicted label and
+score bin), drawing one Poisson(count) per cell is exactly the same distribution as
+drawing a weight per row and adding up. So every resample costs one draw per occupied
+cell, not per row, and the rows never have to be kept.
 
-A paired comparison applies the same weights to the model and the baseline, so the
-interval of their difference accounts for their errors being correlated on shared rows.
+Where a figure needs a per-row value that a cell does not pin down (a regression error),
+the rows are spread over random groups instead (see :mod:`satchel.evaluate.stream`), and
+each group is a cell.
+
+Draws come from a generator seeded with (seed, table, scope), so an interval depends on
+the seed and the data only: not on the batch size, the order tables are resampled in, or
+which other slices were asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from satchel.evaluate.result import BootstrapInfo
 
-Figures = dict[str, np.ndarray]
-_BLOCK = 50  # resamples per weight matrix: bounds memory at _BLOCK x max_rows floats
+METHOD = "poisson bootstrap"
+_BLOCK_CELLS = 2_000_000  # draws held at once (resamples x cells): bounds the memory
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How to resample ``n`` rows."""
+    """How many resamples, at what confidence, from which seed."""
 
-    n: int
     resamples: int
     confidence: float
     seed: int
-    subsets: int
-    subset_rows: int
 
-    @property
-    def method(self) -> str:
-        return "bootstrap" if self.subsets == 1 and self.subset_rows == self.n \
-            else "bag of little bootstraps"
-
-    def info(self) -> BootstrapInfo:
-        return BootstrapInfo(self.method, self.resamples, self.confidence, self.seed,
-                             self.subsets, self.subset_rows)
+    def info(self, groups: int = 0) -> BootstrapInfo:
+        return BootstrapInfo(METHOD, self.resamples, self.confidence, self.seed,
+                             subsets=1, subset_rows=0, groups=groups)
 
 
-def plan(n: int, *, resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
-         max_rows: int = 20_000, subsets: int = 10) -> Plan:
-    """Choose the ordinary bootstrap or the bag of little bootstraps for ``n`` rows."""
+def plan(*, resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> Plan:
+    """Check and hold the bootstrap's settings."""
     if resamples < 0:
         raise ValueError(f"resamples must be >= 0, not {resamples}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1, not {confidence}")
-    if n <= max_rows:
-        return Plan(n, resamples, confidence, seed, 1, n)
-    return Plan(n, resamples, confidence, seed, max(1, min(subsets, resamples or 1)), max_rows)
+    return Plan(resamples, confidence, seed)
 
 
-def run(p: Plan, figures: Callable[[np.ndarray | None], Callable[[np.ndarray], Figures]]
-        ) -> list[Figures]:
-    """Resample figures, one dict of stacked arrays per subset.
-
-    ``figures(rows)`` prepares the computation for a subset of rows (None: all) and returns
-    a function from a weight matrix (resamples x rows) to figures per resample.
-    """
-    out: list[Figures] = []
-    for rows, blocks in _draws(p):
-        fn = figures(rows)
-        parts = [fn(w) for w in blocks]
-        if parts:
-            out.append({k: np.concatenate([x[k] for x in parts]) for k in parts[0]})
-    return out
-
-
-def _draws(p: Plan) -> Iterator[tuple[np.ndarray | None, Iterator[np.ndarray]]]:
-    rng = np.random.default_rng(p.seed)
-    if p.resamples == 0 or p.n == 0:
+def draws(p: Plan, counts: np.ndarray, stream: Sequence[int]) -> Iterator[np.ndarray]:
+    """Blocks of resampled counts: arrays (m, cells) of Poisson(count) draws, ``resamples``
+    rows in all. ``stream`` names the table and scope (seeds an independent generator)."""
+    if p.resamples == 0 or not len(counts):
         return
-    per = [p.resamples // p.subsets + (1 if i < p.resamples % p.subsets else 0)
-           for i in range(p.subsets)]
-    for count in per:
-        if p.subsets == 1 and p.subset_rows == p.n:
-            rows = None
-        else:
-            rows = np.sort(rng.choice(p.n, size=p.subset_rows, replace=False))
-        yield rows, _blocks(rng, p.n, p.subset_rows, count)
-
-
-def _blocks(rng: np.random.Generator, n: int, b: int, count: int) -> Iterator[np.ndarray]:
-    pvals = np.full(b, 1.0 / b)
+    rng = np.random.default_rng([p.seed, *stream])
+    per = max(1, _BLOCK_CELLS // len(counts))
     done = 0
-    while done < count:
-        m = min(_BLOCK, count - done)
-        yield rng.multinomial(n, pvals, size=m).astype(np.float64)
+    while done < p.resamples:
+        m = min(per, p.resamples - done)
+        yield rng.poisson(counts, size=(m, len(counts))).astype(np.float64)
         done += m
 
 
-def interval(p: Plan, draws: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bounds of each subset's draws, averaged over subsets (NaN draws, e.g. an
-    AUC on a resample with one class, are left out)."""
-    if not draws:
-        shape = ()
-        return np.full(shape, np.nan), np.full(shape, np.nan)
-    import warnings
+def resample(p: Plan, counts: np.ndarray, stream: Sequence[int],
+             figures: Callable[[np.ndarray], dict[str, np.ndarray]]
+             ) -> dict[str, np.ndarray]:
+    """``figures`` of every resample, stacked: (resamples, ...) per figure."""
+    parts = [figures(w) for w in draws(p, counts, stream)]
+    if not parts:
+        return {}
+    return {k: np.concatenate([x[k] for x in parts]) for k in parts[0]}
 
+
+def interval(p: Plan, draws_: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bounds over the first axis (NaN draws, e.g. an AUC on a resample with one
+    class, are left out; no draws give NaN bounds)."""
+    if draws_ is None or not len(draws_):
+        return np.asarray(np.nan), np.asarray(np.nan)
     a = (1 - p.confidence) / 2 * 100
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN bounds
-        bounds = [np.nanpercentile(d, [a, 100 - a], axis=0) for d in draws]
-        low = np.nanmean(np.stack([b[0] for b in bounds]), axis=0)
-        high = np.nanmean(np.stack([b[1] for b in bounds]), axis=0)
-    return low, high
+        low, high = np.nanpercentile(draws_, [a, 100 - a], axis=0)
+    return np.asarray(low), np.asarray(high)

@@ -1,9 +1,4 @@
-"""One pass over the data: predict batch by batch and keep only what the metrics need.
-
-Per row that is the target, the prediction, the class probabilities (classifiers that
-give them), the baseline's prediction and probabilities, and the slice columns' values;
-the feature columns are dropped with each batch. So memory grows with rows x (a few
-numbers), never with rows x features — a 1M-row x 20-feature table keeps about 30 MB.
+"""Predictions (and class probabilities) of a model for one batch of rows.
 
 Probabilities come from the model's own output when it is a probability table, or from
 the native object's ``predict_proba`` (duck-typed, as scikit-learn, XGBoost and LightGBM
@@ -12,8 +7,8 @@ estimators have it), called on the same signature-fitted input ``predict`` sees.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,16 +19,9 @@ from satchel.model import Model
 
 
 @dataclass
-class Outputs:
-    """One model's predictions over all rows."""
-
-    pred: list[np.ndarray] = field(default_factory=list)
-    proba: list[np.ndarray] = field(default_factory=list)
-
-
-@dataclass
 class Collected:
-    """What one pass kept (arrays concatenated over batches)."""
+    """Whole arrays of what the evaluation reads per row (the Spark path collects these on
+    the driver; the in-memory path streams batches and never builds one)."""
 
     y: np.ndarray
     pred: np.ndarray
@@ -151,40 +139,3 @@ def _estimator_type(native: Any) -> str | None:
             return str(kind)
     kind = getattr(native, "_estimator_type", None)
     return str(kind) if kind in ("classifier", "regressor") else None
-
-
-def collect(source: Any, target: str, model: Predictor, baseline: Predictor | None,
-            slice_by: Sequence[str]) -> Collected:
-    """Run the model (and baseline) over every batch of ``source`` (a data.Source)."""
-    ys: list[np.ndarray] = []
-    mine, base = Outputs(), Outputs()
-    slices: dict[str, list[np.ndarray]] = {c: [] for c in slice_by}
-    for frame in source.frames:
-        if not len(frame):
-            continue
-        ys.append(frame[target].to_numpy())
-        features = frame.drop(columns=[target])
-        for outputs, predictor in ((mine, model), (base, baseline)):
-            if predictor is None:
-                continue
-            pred, proba = predictor(features)
-            outputs.pred.append(pred)
-            if proba is not None:
-                outputs.proba.append(proba)
-        for c in slice_by:
-            slices[c].append(frame[c].to_numpy())
-    if not ys:
-        raise EvaluationError(f"{source.description} has no rows to evaluate")
-
-    def cat(parts: list[np.ndarray]) -> np.ndarray | None:
-        return np.concatenate(parts) if parts else None
-
-    return Collected(
-        y=np.concatenate(ys), pred=np.concatenate(mine.pred),
-        proba=cat(mine.proba) if len(mine.proba) == len(mine.pred) else None,
-        classes=model.classes,
-        slices={c: np.concatenate(v) for c, v in slices.items()},
-        base_pred=cat(base.pred),
-        base_proba=cat(base.proba) if base.proba and len(base.proba) == len(base.pred) else None,
-        base_classes=baseline.classes if baseline is not None else None,
-    )

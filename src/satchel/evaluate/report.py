@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from satchel.evaluate.gates import GateResult
-from satchel.evaluate.result import EvaluationResult, Metric, ModelInfo
+from satchel.evaluate.result import EvaluationResult, Metric, ModelInfo, SliceResult
 from satchel.report import svg
 from satchel.report.html import (
     Markup,
@@ -69,7 +69,8 @@ def _summary(r: EvaluationResult, gates: Sequence[GateResult]) -> Markup:
                                              else "")),
         ("rows", f"{r.dataset.rows:,}"), ("task", r.task),
         ("intervals", f"{b.confidence:.0%} {b.method}, {b.resamples} resamples, seed {b.seed}"
-         + (f", {b.subsets} subsets of {b.subset_rows:,} rows" if b.subsets > 1 else "")),
+         + (f", {b.subsets} subsets of {b.subset_rows:,} rows" if b.subsets > 1 else "")
+         + (f", rows in {b.groups:,} random groups per slice" if b.groups else "")),
         ("evaluated in", f"{r.seconds:.2f} s"),
     ]
     if r.baseline is not None:
@@ -150,10 +151,12 @@ def _slices(r: EvaluationResult) -> Markup:
     for column, group in columns.items():
         names = list(group[0].metrics)
         rates = list(group[0].selection_rate)
-        rows = [(s.value, s.rows, *[fmt(s.metrics[n]) for n in names],
+        rows = [(s.value, s.rows, *[_slice_cell(s, n) for n in names],
                  *[fmt(s.selection_rate.get(k)) for k in rates]) for s in group]
+        ci = f"{r.bootstrap.confidence:.0%} interval"
         parts.append(table(["value", "rows", *names, *[f"selection rate {k}" for k in rates]],
-                           rows, caption=f"by {column}", class_="slices"))
+                           rows, caption=f"by {column} (each figure with its {ci})",
+                           class_="slices"))
         if main in group[0].metrics:
             parts.append(figure(svg.bars([s.value for s in group],
                                          [s.metrics[main] for s in group],
@@ -205,6 +208,13 @@ def _columns(raw: Any) -> list[tuple[str, str, str]]:
         out.append((str(s.get("name", f"#{i}")), str(kind), "yes" if s.get("required", True)
                     else "no"))
     return out
+
+
+def _slice_cell(s: SliceResult, name: str) -> str:
+    lo, hi = s.low.get(name, float("nan")), s.high.get(name, float("nan"))
+    if lo != lo or hi != hi:
+        return fmt(s.metrics[name])
+    return f"{fmt(s.metrics[name])} ({fmt(lo)} – {fmt(hi)})"
 
 
 def _interval(m: Metric) -> str:

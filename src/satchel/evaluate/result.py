@@ -75,6 +75,8 @@ class SliceResult:
     rows: int
     metrics: dict[str, float]
     selection_rate: dict[str, float] = field(default_factory=dict)
+    low: dict[str, float] = field(default_factory=dict)  # each metric's interval bounds
+    high: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,9 +129,10 @@ class DatasetInfo:
 
 @dataclass(frozen=True)
 class BootstrapInfo:
-    """How the intervals were made: ``method`` is ``bootstrap`` (rows resampled) or
-    ``bag of little bootstraps`` (large tables: resamples of size n weighted over
-    ``subset_rows`` rows, ``subsets`` times, bounds averaged)."""
+    """How the intervals were made: ``method`` is ``poisson bootstrap`` (each row weighted
+    Poisson(1) per resample, drawn per cell of rows; regression rows in ``groups`` random
+    groups per slice). Results written by older versions say ``bootstrap`` or ``bag of
+    little bootstraps`` (``subsets`` of ``subset_rows`` rows)."""
 
     method: str
     resamples: int
@@ -137,6 +140,7 @@ class BootstrapInfo:
     seed: int
     subsets: int
     subset_rows: int
+    groups: int = 0
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,9 @@ class EvaluationResult:
     curves: list[Curve] = field(default_factory=list)
     seconds: float = 0.0
     format_version: int = FORMAT_VERSION
+    # ROC AUC from a score histogram (tables over scores.EXACT_ROWS rows) is within this
+    # of the exact figure; 0 when exact
+    roc_auc_tie_bound: float = 0.0
 
     def metric(self, name: str) -> float:
         """The value of a metric (``accuracy``) or per-class one (``f1[setosa]``)."""
@@ -198,12 +205,15 @@ class EvaluationResult:
             baseline_metrics=metrics(data.get("baseline_metrics") or {}),
             comparison={k: Comparison(**_nan(v))
                         for k, v in (data.get("comparison") or {}).items()},
-            slices=[SliceResult(**{**s, "metrics": _nan(s["metrics"])})
+            slices=[SliceResult(**{**s, "metrics": _nan(s["metrics"]),
+                                    "low": _nan(s.get("low") or {}),
+                                    "high": _nan(s.get("high") or {})})
                     for s in data.get("slices") or []],
             bias=[BiasFigure(**_nan(b)) for b in data.get("bias") or []],
             curves=[Curve(**c) for c in data.get("curves") or []],
             seconds=float(data.get("seconds") or 0.0),
             format_version=int(data.get("format_version") or FORMAT_VERSION),
+            roc_auc_tie_bound=float(data.get("roc_auc_tie_bound") or 0.0),
         )
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,47 +26,55 @@ def parse_spec(spec: str) -> tuple[str, list[str] | None]:
     return name, wanted
 
 
-def labels_of(values: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """The distinct labels (each value as its text, missing ones as ``(missing)``), sorted,
-    and each row's index into them. Hash-based (``pandas.factorize``): text conversion
-    and sorting touch the distinct values only, not a million rows."""
-    import pandas as pd
+class Scopes:
+    """Numbers for the row sets figures are kept for: 0 is every row, and each value of
+    each slice column gets its own, as it is first seen. A value is known by its text
+    (1 and "1" are one slice), a missing value as ``(missing)``."""
 
-    codes, uniques = pd.factorize(values)
-    names = [str(u) for u in uniques] + [MISSING]
-    codes = np.where(codes < 0, len(uniques), codes)
-    # distinct raw values with the same text (1 and "1") are one slice
-    labels, remap = np.unique(np.asarray(names, dtype=object), return_inverse=True)
-    return [str(v) for v in labels], np.asarray(remap)[codes]
+    def __init__(self, columns: Sequence[str]) -> None:
+        self.columns = list(columns)
+        self.names: list[tuple[str, str]] = [("", "")]
+        self._ids: dict[tuple[str, str], int] = {}
 
+    def codes(self, column: str, values: np.ndarray) -> np.ndarray:
+        """Each row's scope for ``column``: hash-based (``pandas.factorize``), so text
+        conversion touches the distinct values of a batch only."""
+        import pandas as pd
 
-def compute(column: str, values: np.ndarray, wanted: list[str] | None,
-            figures: Callable[[np.ndarray], dict[str, float]],
-            selection: Callable[[np.ndarray], dict[str, float]] | None) -> list[SliceResult]:
-    """One result per slice value, in order of size (largest first)."""
-    labels, codes = labels_of(values)
-    counts = np.bincount(codes, minlength=len(labels))
-    present = [(name, int(c)) for name, c in zip(labels, counts) if c > 0]
-    if wanted is None:
-        if [p for p, _ in present] == [MISSING]:
-            raise EvaluationError(f"slice column '{column}' has no values (every row is "
-                                  "missing)", column=column)
-        chosen = [name for name, _ in sorted(present, key=lambda t: -t[1])]
-    else:
-        names = {p for p, _ in present}
+        codes, uniques = pd.factorize(values)
+        ids = [self._id(column, str(u)) for u in uniques] + [self._id(column, MISSING)]
+        return np.asarray(ids, dtype=np.int64)[np.where(codes < 0, len(uniques), codes)]
+
+    def _id(self, column: str, text: str) -> int:
+        key = (column, text)
+        got = self._ids.get(key)
+        if got is None:
+            got = self._ids[key] = len(self.names)
+            self.names.append(key)
+        return got
+
+    def chosen(self, column: str, wanted: list[str] | None,
+               rows: dict[int, int]) -> list[tuple[str, int]]:
+        """(value, scope) of the slices to report, largest first (or as ``wanted``).
+
+        Raises:
+            EvaluationError: a column whose every row is missing, or a wanted value no
+                row has.
+        """
+        present = sorted(((text, i) for i, (c, text) in enumerate(self.names)
+                          if c == column and rows.get(i, 0) > 0), key=lambda t: t[0])
+        if wanted is None:
+            if [p for p, _ in present] == [MISSING]:
+                raise EvaluationError(f"slice column '{column}' has no values (every row is "
+                                      "missing)", column=column)
+            return sorted(present, key=lambda t: -rows[t[1]])
+        names = dict(present)
         absent = [v for v in wanted if v not in names]
         if absent:
             shown = ", ".join(p for p, _ in present[:20])
             raise EvaluationError(f"slice {column}={','.join(absent)} is empty: no rows have "
                                   f"that value (values present: {shown})", column=column)
-        chosen = wanted
-    index = {name: i for i, name in enumerate(labels)}
-    out = []
-    for value in chosen:
-        mask = codes == index[value]
-        out.append(SliceResult(column, value, int(mask.sum()), figures(mask),
-                               selection(mask) if selection is not None else {}))
-    return out
+        return [(v, names[v]) for v in wanted]
 
 
 def bias(results: Sequence[SliceResult]) -> list[BiasFigure]:
@@ -97,21 +104,3 @@ def bias(results: Sequence[SliceResult]) -> list[BiasFigure]:
             out.append(BiasFigure(column, label, "selection_rate_ratio", float(ratio), hi[1],
                                   lo[1]))
     return out
-
-
-def selection_rates(pred: np.ndarray, classes: list[str], k: int,
-                    binary: bool) -> Callable[[np.ndarray], dict[str, float]]:
-    """Share of a slice's rows predicted as each class (binary: the positive class only)."""
-    wanted = [1] if binary else list(range(k))
-
-    def rates(mask: np.ndarray) -> dict[str, float]:
-        counts = np.bincount(pred[mask], minlength=k)
-        total = max(int(mask.sum()), 1)
-        return {classes[c]: float(counts[c] / total) for c in wanted}
-
-    return rates
-
-
-def as_floats(d: dict[str, Any]) -> dict[str, float]:
-    """Scalar figures only (per-class arrays and the confusion matrix stay out of slices)."""
-    return {k: float(v) for k, v in d.items() if np.ndim(v) == 0}

@@ -41,9 +41,10 @@ def infer(task: str | None, target: str, y: np.ndarray, pred: np.ndarray,
                           column=target)
 
 
-def check_regression_target(target: str, y: np.ndarray, pred: np.ndarray) -> tuple[
-        np.ndarray, np.ndarray]:
-    """Target and predictions as float64; a non-numeric or missing target is an error."""
+def check_regression_target(target: str, y: np.ndarray, pred: np.ndarray,
+                            first_row: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Target and predictions as float64; a non-numeric or missing target is an error
+    (``first_row``: the position of ``y[0]`` in the table, for the message)."""
     kind = _kind(y)
     if kind not in ("int", "float"):
         raise EvaluationError(f"target column '{target}' holds {_describe(y)}; a regressor "
@@ -51,8 +52,9 @@ def check_regression_target(target: str, y: np.ndarray, pred: np.ndarray) -> tup
     yf = y.astype(np.float64)
     missing = int(np.isnan(yf).sum())
     if missing:
-        raise EvaluationError(f"target column '{target}' has {missing} missing values; drop "
-                              "those rows or fill them", column=target)
+        raise EvaluationError(f"target column '{target}' has {missing} missing values in rows "
+                              f"{first_row:,} to {first_row + len(y) - 1:,}; drop those rows "
+                              "or fill them", column=target)
     try:
         pf = np.asarray(pred, dtype=np.float64)
     except (TypeError, ValueError):

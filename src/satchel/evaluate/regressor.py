@@ -1,0 +1,103 @@
+"""A regressor's evaluation, batch by batch, in memory independent of the rows.
+
+Every figure (MAE, RMSE, R², MAPE) is a ratio of sums, so the point figures are exact
+from running sums. Errors are real numbers, so no cell of rows shares one: for the
+bootstrap the rows are spread over ``GROUPS`` random groups per scope (a row's group is a
+hash of its position and the seed, so the batch size changes nothing), each group keeps
+its sums, and a resample gives each group one Poisson(1) weight. For ratios of sums this
+has the row bootstrap's variance times (1 - 1/GROUPS) in expectation; with fewer rows
+than groups nearly every row is its own group, which is the row bootstrap itself.
+
+For the report's residual plots a fixed-size uniform sample of rows is kept (the rows
+with the smallest hash keys, again independent of the batch size).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from satchel.evaluate import bootstrap, task
+from satchel.evaluate.cells import CellTable, Packing
+from satchel.evaluate.metrics import EPS, regression_figures
+
+GROUPS = 4096
+PACK = Packing((24, 12))  # scope, group
+SAMPLE_ROWS = 1500
+
+
+def row_hash(index: np.ndarray, seed: int) -> np.ndarray:
+    """splitmix64 of (row position, seed): a fixed pseudo-random uint64 per row."""
+    with np.errstate(over="ignore"):
+        z = index.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15) * np.uint64(seed + 1)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return np.asarray(z ^ (z >> np.uint64(31)))
+
+
+class RegressorStream:
+    """Per-group sums of the model's (and baseline's) errors, per scope."""
+
+    def __init__(self, target: str, seed: int) -> None:
+        self.target = target
+        self.seed = seed
+        self.table = CellTable(9)
+        self.rows = 0
+        self.centre: float | None = None
+        self.sample = (np.zeros(0, dtype=np.uint64), np.zeros(0), np.zeros(0))
+
+    def add(self, y: np.ndarray, pred: np.ndarray, bpred: np.ndarray | None,
+            scopes: Sequence[np.ndarray]) -> None:
+        """One batch: truth, predictions, the baseline's, each slice column's scopes."""
+        yf, pf = task.check_regression_target(self.target, y, pred, first_row=self.rows)
+        bf = task.check_regression_target(self.target, y, bpred, first_row=self.rows)[1] \
+            if bpred is not None else pf
+        if self.centre is None:
+            self.centre = float(yf.mean())
+        n = len(yf)
+        h = row_hash(np.arange(self.rows, self.rows + n), self.seed)
+        group = (h % np.uint64(GROUPS)).astype(np.int64)
+        e, eb, yc = yf - pf, yf - bf, yf - self.centre
+        scale = np.maximum(np.abs(yf), EPS)
+        v = np.column_stack([np.ones(n), np.abs(e), e * e, yc, yc * yc, np.abs(e) / scale,
+                             np.abs(eb), eb * eb, np.abs(eb) / scale])
+        zero = np.zeros(n, dtype=np.int64)
+        self.table.add(np.concatenate([PACK.pack(sc, group) for sc in (zero, *scopes)]),
+                       np.vstack([v] * (1 + len(scopes))))
+        self._keep_sample(h, yf, pf)
+        self.rows += n
+
+    def _keep_sample(self, h: np.ndarray, y: np.ndarray, p: np.ndarray) -> None:
+        keys, ys, ps = (np.r_[a, b] for a, b in zip(self.sample, (h, y, p)))
+        if len(keys) > SAMPLE_ROWS:
+            keep = np.argpartition(keys, SAMPLE_ROWS - 1)[:SAMPLE_ROWS]
+            keys, ys, ps = keys[keep], ys[keep], ps[keep]
+        self.sample = (keys, ys, ps)
+
+    def residual_sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """(truth, prediction) of the kept rows, in row-hash order (stable across runs)."""
+        order = np.argsort(self.sample[0], kind="stable")
+        return self.sample[1][order], self.sample[2][order]
+
+    def figures(self, plan: bootstrap.Plan, scope: int, baseline: bool) -> dict[str, Any]:
+        """Point figures and draws for one scope (and the baseline's, paired)."""
+        sc, _ = PACK.unpack(self.table.keys)
+        sums = self.table.sums[sc == scope]
+        model_cols, base_cols = [0, 1, 2, 3, 4, 5], [0, 6, 7, 3, 4, 8]
+        total = sums.sum(axis=0)[None, :]
+        out: dict[str, Any] = {"point": regression_figures(total[:, model_cols])}
+        if baseline:
+            out["base_point"] = regression_figures(total[:, base_cols])
+
+        def draw(w: np.ndarray) -> dict[str, np.ndarray]:
+            t = w @ sums
+            got = {f"m:{k}": v for k, v in regression_figures(t[:, model_cols]).items()}
+            if baseline:
+                got.update({f"b:{k}": v
+                            for k, v in regression_figures(t[:, base_cols]).items()})
+            return got
+
+        out["draws"] = bootstrap.resample(plan, np.ones(len(sums)), (3, scope), draw)
+        return out

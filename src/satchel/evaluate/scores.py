@@ -1,0 +1,249 @@
+"""Probability figures (ROC AUC, log loss, curves) from score histograms kept per batch.
+
+For each class ``j`` whose one-vs-rest AUC is wanted (the positive class of a binary
+model, else every class) and each scope (all rows, each slice), a cell per (is the row of
+class ``j``, bin of the score ``p_j``) holds the row count, the sum of ``p_j`` and the rows'
+log loss. Bins are 1/256 wide in logit space over [-32, 32] (16,384 bins; the two ends
+take everything beyond), so scores near 0 and 1 keep their resolution.
+
+- Log loss is exact: each row's own loss is summed (the table of the row's class holds
+  it; for two classes, the one table holds every row's).
+- ROC AUC is exact while at most ``EXACT_ROWS`` rows have been seen (scikit-learn on the
+  kept scores); above that it comes from the histogram, off by at most half the share of
+  positive-negative pairs sharing a bin (reported as ``roc_auc_tie_bound``).
+- Resamples use bins 8x coarser (1/32 logit), each AUC draw shifted by the point AUC minus
+  the coarse-binned AUC, so the interval is centred as the point figure is.
+- A comparison with a baseline needs both models' scores on the same rows: a joint
+  table at 1/4 logit per model holds them, and the difference's draws are shifted the
+  same way.
+- With more than two classes the per-class tables are resampled independently, so the
+  macro AUC's interval leaves out the correlation between classes (slightly narrow or
+  wide); binary AUC, log loss and every count figure resample exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from satchel.evaluate import bootstrap, metrics
+from satchel.evaluate.cells import CellTable, Packing, regroup
+
+BINS_PER_UNIT = 256
+LOGIT_RANGE = 32.0
+BIN_BITS = 14  # 64 * 256 bins
+BOOT_SHIFT = 3  # resamples on bins 8x coarser
+PAIR_SHIFT = 6  # the joint table of two models: 1/4 logit
+EXACT_ROWS = 100_000
+PACK = Packing((24, 12, 1, BIN_BITS))  # scope, class, positive, bin
+PAIR = Packing((12, 1, BIN_BITS - PAIR_SHIFT, BIN_BITS - PAIR_SHIFT))  # class, pos, m, b
+
+
+def bins(p: np.ndarray) -> np.ndarray:
+    """Logit bin of each score, 0 .. 2**BIN_BITS - 1."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.log(p) - np.log1p(-p)
+    z = np.clip(np.nan_to_num(z, nan=0.0), -LOGIT_RANGE, LOGIT_RANGE - 1.0 / BINS_PER_UNIT)
+    return np.asarray(((z + LOGIT_RANGE) * BINS_PER_UNIT).astype(np.int64))
+
+
+def row_loss(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """scikit-learn's per-row log loss: probabilities renormalised, clipped to [eps, 1-eps]."""
+    s = p.sum(axis=1, keepdims=True)
+    q = (p / np.where(s > 0, s, 1.0))[np.arange(len(y)), y]
+    eps = float(np.finfo(p.dtype).eps)
+    return np.asarray(-np.log(np.clip(q, eps, 1 - eps)))
+
+
+@dataclass
+class ScoreFigures:
+    """One scope's probability figures: point values, draws, and per-class histograms."""
+
+    roc_auc: float
+    log_loss: float
+    tie_bound: float
+    auc_draws: np.ndarray | None
+    loss_draws: np.ndarray | None
+    per_class_auc: dict[int, float]
+
+
+class ScoreTables:
+    """The histograms of one model's scores (see the module docstring)."""
+
+    def __init__(self, k: int, table_id: int = 1) -> None:
+        self.k = k
+        self.table_id = table_id  # seeds this table's resamples apart from the others'
+        self.classes = [1] if k == 2 else list(range(k))
+        self.table = CellTable(4)  # rows, Σp, Σloss, rows whose loss is here
+        self.rows = 0
+        self.kept: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] | None = []
+
+    def add(self, y: np.ndarray, p: np.ndarray, scopes: Sequence[np.ndarray]) -> None:
+        """One batch: true codes, aligned probabilities (n, k), each slice column's scopes."""
+        loss = row_loss(p, y)
+        keys, values = [], []
+        for j in self.classes:
+            b, pos = bins(p[:, j]), (y == j).astype(np.int64)
+            owner = np.ones(len(y)) if self.k == 2 else pos.astype(np.float64)
+            v = np.column_stack([np.ones(len(y)), p[:, j], loss * owner, owner])
+            for sc in (np.zeros(len(y), dtype=np.int64), *scopes):
+                keys.append(PACK.pack(sc, np.full(len(y), j), pos, b))
+                values.append(v)
+        self.table.add(np.concatenate(keys), np.vstack(values))
+        self.rows += len(y)
+        if self.kept is not None:
+            if self.rows <= EXACT_ROWS:
+                self.kept.append((y, p, list(scopes)))
+            else:
+                self.kept = None  # past the bound: the histogram serves alone
+
+    def _scope(self, scope: int) -> tuple[np.ndarray, np.ndarray]:
+        sc = PACK.unpack(self.table.keys)[0]
+        return self.table.select(sc == scope)
+
+    def _exact(self, scope: int, column: int) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.kept is None:
+            return None
+        ys, ps = [], []
+        for y, p, scopes in self.kept:
+            rows = slice(None) if scope == 0 else scopes[column] == scope
+            ys.append(y[rows])
+            ps.append(p[rows])
+        return np.concatenate(ys), np.vstack(ps)
+
+    def figures(self, plan: bootstrap.Plan, scope: int, column: int, stream: int
+                ) -> ScoreFigures:
+        """Point figures and resamples for ``scope`` (``column``: its slice column's index)."""
+        keys, sums = self._scope(scope)
+        _, cls, pos, b = PACK.unpack(keys)
+        loss = float(sums[:, 2].sum() / sums[:, 3].sum()) if sums[:, 3].sum() else np.nan
+        classes = [c for c in self.classes
+                   if sums[(cls == c) & (pos == 1), 0].sum() > 0
+                   and sums[(cls == c) & (pos == 0), 0].sum() > 0]
+        exact = self._exact(scope, column) if classes else None
+        per_class, bound = {}, 0.0
+        for c in classes:
+            hp, hn = _hist(keys, sums[:, 0], c, 1), _hist(keys, sums[:, 0], c, 0)
+            if exact is not None:
+                from sklearn.metrics import roc_auc_score
+
+                per_class[c] = float(roc_auc_score(exact[0] == c, exact[1][:, c]))
+            else:
+                per_class[c] = float(metrics.auc(hp[None], hn[None])[0])
+                bound = max(bound, metrics.auc_tie_share(hp, hn))
+        point = float(np.mean(list(per_class.values()))) if per_class else np.nan
+        auc_d = loss_d = None
+        if plan.resamples:
+            ck, cs = regroup(keys, sums, PACK, (0, 0, 0, BOOT_SHIFT))
+            coarse = _auc_of(ck, cs[None, :, 0], classes)
+            shift = point - float(coarse[0]) if classes else 0.0
+
+            def draw(w: np.ndarray) -> dict[str, np.ndarray]:
+                out = {"loss": _div(w @ (cs[:, 2] / cs[:, 0]), w @ (cs[:, 3] / cs[:, 0]))}
+                if classes:
+                    out["auc"] = _auc_of(ck, w, classes) + shift
+                return out
+
+            got = bootstrap.resample(plan, cs[:, 0], (self.table_id, stream), draw)
+            loss_d, auc_d = got.get("loss"), got.get("auc")
+        return ScoreFigures(point, loss, bound, auc_d, loss_d, per_class)
+
+    def curve_hist(self, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All rows' fine histogram for class ``c``: positives, negatives, Σp per bin."""
+        keys, sums = self._scope(0)
+        _, cls, pos, b = PACK.unpack(keys)
+        size = 1 << BIN_BITS
+        out = []
+        for want, col in ((1, 0), (0, 0)):
+            m = (cls == c) & (pos == want)
+            out.append(np.bincount(b[m], weights=sums[m, col], minlength=size))
+        m = cls == c
+        out.append(np.bincount(b[m], weights=sums[m, 1], minlength=size))
+        return out[0], out[1], out[2]
+
+
+class PairTable:
+    """Both models' scores on the same rows, for the paired AUC and log-loss differences."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.classes = [1] if k == 2 else list(range(k))
+        self.table = CellTable(4)  # rows, Σ model loss, Σ baseline loss, loss rows
+
+    def add(self, y: np.ndarray, p: np.ndarray, q: np.ndarray) -> None:
+        lm, lb = row_loss(p, y), row_loss(q, y)
+        keys, values = [], []
+        for j in self.classes:
+            pos = (y == j).astype(np.int64)
+            owner = np.ones(len(y)) if self.k == 2 else pos.astype(np.float64)
+            keys.append(PAIR.pack(np.full(len(y), j), pos, bins(p[:, j]) >> PAIR_SHIFT,
+                                  bins(q[:, j]) >> PAIR_SHIFT))
+            values.append(np.column_stack([np.ones(len(y)), lm * owner, lb * owner, owner]))
+        self.table.add(np.concatenate(keys), np.vstack(values))
+
+    def differences(self, plan: bootstrap.Plan, auc_diff: float, classes: list[int]
+                    ) -> dict[str, np.ndarray]:
+        """Draws of (model - baseline) ROC AUC (shifted to ``auc_diff``) and log loss."""
+        keys, sums = self.table.keys, self.table.sums
+        cls, pos, bm, bb = PAIR.unpack(keys)
+        as_model = PACK.pack(np.zeros_like(cls), cls, pos, bm)
+        as_base = PACK.pack(np.zeros_like(cls), cls, pos, bb)
+        m_keys, m_to = _indicator(as_model)
+        b_keys, b_to = _indicator(as_base)
+
+        def both(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            # per-cell counts summed into each model's own bins: (cells x bins)^T @ w^T
+            wm, wb = np.asarray((m_to.T @ w.T).T), np.asarray((b_to.T @ w.T).T)
+            return _auc_of(m_keys, wm, classes), _auc_of(b_keys, wb, classes)
+
+        ones = sums[None, :, 0]
+        am, ab = both(ones)
+        shift = auc_diff - float(am[0] - ab[0]) if classes else 0.0
+
+        def draw(w: np.ndarray) -> dict[str, np.ndarray]:
+            n = w @ (sums[:, 3] / sums[:, 0])
+            out = {"log_loss": _div(w @ ((sums[:, 1] - sums[:, 2]) / sums[:, 0]), n)}
+            if classes:
+                m, b = both(w)
+                out["roc_auc"] = m - b + shift
+            return out
+
+        return bootstrap.resample(plan, sums[:, 0], (2, 0), draw)
+
+
+def _indicator(keys: np.ndarray) -> tuple[np.ndarray, Any]:
+    """Unique keys and a sparse (cells x unique keys) 0/1 matrix mapping each cell to its."""
+    from scipy import sparse
+
+    uniq, index = np.unique(keys, return_inverse=True)
+    n = len(keys)
+    return uniq, sparse.csr_matrix((np.ones(n), (np.arange(n), index)), shape=(n, len(uniq)))
+
+
+def _hist(keys: np.ndarray, counts: np.ndarray, c: int, want: int) -> np.ndarray:
+    _, cls, pos, b = PACK.unpack(keys)
+    m = (cls == c) & (pos == want)
+    return np.bincount(b[m], weights=counts[m], minlength=1 << BIN_BITS)
+
+
+def _auc_of(keys: np.ndarray, w: np.ndarray, classes: list[int]) -> np.ndarray:
+    """Macro AUC over ``classes`` for each row of per-cell counts ``w`` (m, cells); keys
+    sorted, so within one (class, positive) run the bins ascend."""
+    _, cls, pos, b = PACK.unpack(keys)
+    size = int(b.max()) + 1 if len(b) else 1
+    aucs = []
+    for c in classes:
+        hp = np.zeros((len(w), size))
+        hn = np.zeros((len(w), size))
+        mp, mn = (cls == c) & (pos == 1), (cls == c) & (pos == 0)
+        hp[:, b[mp]] = w[:, mp]
+        hn[:, b[mn]] = w[:, mn]
+        aucs.append(metrics.auc(hp, hn))
+    return np.mean(aucs, axis=0) if aucs else np.full(len(w), np.nan)
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.asarray(np.where(b > 0, a / np.where(b > 0, b, 1.0), np.nan))
