@@ -59,8 +59,6 @@ class Reply:
         dropped_columns: input columns the signature does not name (the policy dropped).
         unknown_params: params the param schema does not name (ignored).
         rows: rows scored.
-        after: set by the data plane when observers are registered: the transport calls
-            it once the reply is sent (see ``DataPlane.observe``).
     """
 
     body: Any
@@ -69,7 +67,6 @@ class Reply:
     dropped_columns: tuple[str, ...] = ()
     unknown_params: tuple[str, ...] = ()
     rows: int = 0
-    after: Callable[[], None] | None = None
 
 
 class Protocol(ABC):

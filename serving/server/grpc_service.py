@@ -125,8 +125,6 @@ class InferenceService:
                                            version=version)
         finally:
             self._calls -= 1
-        if reply.after is not None:  # observers run once the reply is on its way
-            asyncio.get_running_loop().call_soon(reply.after)
         body: pb.ModelInferResponse = reply.body
         return body
 

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -128,8 +127,7 @@ def response(reply: Reply) -> Response:
             headers[DROPPED_HEADER] = bounded_list(reply.dropped_columns)
         if reply.unknown_params:
             headers[UNKNOWN_PARAMS_HEADER] = bounded_list(reply.unknown_params)
-    background = BackgroundTask(reply.after) if reply.after is not None else None
-    return Response(reply.body, 200, headers, reply.content_type, background)
+    return Response(reply.body, 200, headers, reply.content_type)
 
 
 # --- routes ------------------------------------------------------------------------------
