@@ -2,9 +2,11 @@
 
 A LogisticRegression on iris saved with a reference profile; 1-row ``dataframe_split``
 requests from wrk at 8 and 32 connections, rounds alternating between the two servers
-(``--no-monitor`` is the baseline). Prints req/s, p50, p99 and the paired ratios. Then
-the memory of the sketches: one model's monitor fed 1,000,000 one-row requests
-in-process, its state measured as JSON and by tracemalloc.
+(``--no-monitor`` is the baseline; the order flips every round). Prints req/s, p50,
+p99, the server's CPU time per request (from /proc: steadier than req/s on a shared
+machine, where other processes take the cores) and the paired ratios. Then the memory
+of the sketches: one model's monitor fed 1,000,000 one-row requests in-process, its
+state measured as JSON and by tracemalloc.
 
     .venv/bin/python benchmarks/monitor_bench.py [--duration 10] [--rounds 3]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -36,36 +39,132 @@ def make_model(root: Path) -> tuple[Path, object]:
     return path, X
 
 
-def sketch_memory(model_dir: Path, X: object, requests: int) -> list[list[object]]:
-    """Feed ``requests`` one-row observations through a Monitor; measure its state."""
-    import satchel
+def observed_requests(model_dir: Path, X: object, n: int = 150) -> list[tuple[object, object]]:
+    """``n`` one-row requests scored through a data plane, as its observers receive them
+    (the decoded frame and the prediction: the objects a server's monitor counts)."""
+    import asyncio
+
+    from satchel.serving.protocols.base import Inbound
+    from satchel.serving.protocols.mlflow import MLFLOW
+    from satchel.serving.server.dataplane import DataPlane
+    from satchel.serving.server.repository import ModelRepository
+
+    repository = ModelRepository()
+    repository.add_path("iris", model_dir)
+    repository.load_pending()
+    plane = DataPlane(repository)
+    seen: list[tuple[object, object]] = []
+    plane.observe(lambda name, data, output: seen.append((data, output)))
+    rows = X.values.tolist()  # type: ignore[attr-defined]
+
+    async def go() -> None:
+        for i in range(n):
+            body = {"dataframe_split": {"columns": lg.COLUMNS, "data": [rows[i % len(rows)]]}}
+            await plane.score(None, MLFLOW, Inbound(json.dumps(body).encode(),
+                                                    content_type="application/json"))
+        await plane.stop()
+
+    asyncio.run(go())
+    return seen
+
+
+def counting_cost(model_dir: Path, seen: list[tuple[object, object]], requests: int,
+                  per_pass: int) -> list[list[object]]:
+    """The monitor's own cost per request, without tracing: ``observe`` (the request
+    path) and the counting thread's CPU, fed in passes of ``per_pass`` requests (what
+    its thread finds queued every 0.25 s at ``4 * per_pass`` req/s)."""
     from satchel.monitoring import Profile
     from satchel.serving.monitoring.monitor import Monitor
     from satchel.serving.monitoring.options import MonitorOptions
 
-    model = satchel.load_model(model_dir)
     profile = Profile.read(model_dir)
-    rows = [X.iloc[[i % 150]] for i in range(150)]  # type: ignore[attr-defined]
-    outs = [model.predict(r) for r in rows]
+    monitor = Monitor(lambda name: profile, MonitorOptions(max_pending=10**7))
+    observe = count = 0.0
+    done = 0
+    while done < requests:
+        n = min(per_pass, requests - done)
+        t0 = time.perf_counter()
+        for i in range(done, done + n):
+            data, output = seen[i % len(seen)]
+            monitor.observe("iris", data, output)
+        observe += time.perf_counter() - t0
+        c0 = time.thread_time()
+        monitor.drain()
+        count += time.thread_time() - c0
+        done += n
+    return [[f"{requests:,}", per_pass, f"{observe / requests * 1e6:.2f}",
+             f"{count / requests * 1e6:.2f}"]]
+
+
+def sketch_memory(model_dir: Path, seen: list[tuple[object, object]], requests: int
+                  ) -> list[list[object]]:
+    """Feed ``requests`` one-row observations through a Monitor under tracemalloc (slow:
+    every allocation is traced); measure its state as JSON and as traced memory."""
+    from satchel.monitoring import Profile
+    from satchel.serving.monitoring.monitor import Monitor
+    from satchel.serving.monitoring.options import MonitorOptions
+
+    profile = Profile.read(model_dir)
+    tracemalloc.start()
     monitor = Monitor(lambda name: profile, MonitorOptions(max_pending=10**7))
     out = []
-    tracemalloc.start()
     t0 = time.perf_counter()
     done = 0
-    for checkpoint in (10_000, 100_000, requests):
+    for checkpoint in sorted({min(10_000, requests), min(100_000, requests), requests}):
         while done < checkpoint:
-            monitor.observe("iris", rows[done % 150], outs[done % 150])
+            data, output = seen[done % len(seen)]
+            monitor.observe("iris", data, output)
             done += 1
             if done % 4096 == 0:
                 monitor.drain()
         monitor.drain()
         current, peak = tracemalloc.get_traced_memory()
-        state = len(json.dumps({n: w.to_dict() for n, (_, w) in monitor._windows.items()}))
-        out.append([f"{done:,}", f"{time.perf_counter() - t0:.1f}",
-                    f"{done / (time.perf_counter() - t0):,.0f}", f"{state / 1024:.1f}",
-                    lg.mib(current), lg.mib(peak)])
+        windows = monitor._windows.items()
+        state = len(json.dumps({n: w.to_dict() for n, (_, w) in windows}))
+        slices = sum(len(w.slices) for _, (_, w) in windows)
+        out.append([f"{done:,}", f"{time.perf_counter() - t0:.0f}", slices,
+                    f"{state / 1024:.1f}", lg.mib(current), lg.mib(peak)])
     tracemalloc.stop()
     return out
+
+
+def paired_runs(servers: dict[str, lg.Server], script: Path, conns: int, rounds: int,
+                duration: float, warmup: float) -> dict[str, list[tuple[lg.Load, float]]]:
+    """wrk against each server in turn, round by round (order flipped each round), with
+    the server's CPU seconds per request of each run."""
+    for srv in servers.values():
+        lg.wrk(srv.port, script, conns, warmup)
+    out: dict[str, list[tuple[lg.Load, float]]] = {name: [] for name in servers}
+    names = list(servers)
+    for rnd in range(rounds):
+        for name in names if rnd % 2 == 0 else names[::-1]:
+            srv = servers[name]
+            cpu = lg.cpu_seconds(srv.proc.pid)
+            run = lg.wrk(srv.port, script, conns, duration)
+            per_request = (lg.cpu_seconds(srv.proc.pid) - cpu) / max(run.requests, 1)
+            out[name].append((run, per_request))
+            print(f"  c={conns} round {rnd + 1} {name:<12} {run.rps:8.0f} req/s "
+                  f"p99 {run.p99_ms:7.2f} ms cpu {per_request * 1e6:6.0f} us/req",
+                  file=sys.stderr)
+    return out
+
+
+def paired_table(results: dict[str, list[tuple[lg.Load, float]]], conns: int,
+                 baseline: str) -> list[list[object]]:
+    base = results[baseline]
+    rows: list[list[object]] = []
+    for name, runs in results.items():
+        pairs = list(zip(runs, base))
+        rps = statistics.median(r.rps / b.rps for (r, _), (b, _) in pairs)
+        p99 = statistics.median(r.p99_ms / b.p99_ms for (r, _), (b, _) in pairs)
+        cpu = statistics.median(c / bc for (_, c), (_, bc) in pairs)
+        rows.append([conns, name, f"{statistics.median(r.rps for r, _ in runs):.0f}",
+                     f"{statistics.median(r.p50_ms for r, _ in runs):.2f}",
+                     f"{statistics.median(r.p99_ms for r, _ in runs):.2f}",
+                     f"{statistics.median(c for _, c in runs) * 1e6:.0f}",
+                     sum(r.non2xx + r.socket_errors for r, _ in runs),
+                     f"{rps:.3f}", f"{p99:.3f}", f"{cpu:.3f}"])
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,35 +173,51 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--conns", type=int, nargs="+", default=[8, 32])
-    ap.add_argument("--requests", type=int, default=1_000_000)
+    ap.add_argument("--requests", type=int, default=1_000_000,
+                    help="one-row requests fed to the in-process monitor (0: skip)")
+    ap.add_argument("--no-load", action="store_true", help="only the sketch memory")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="satchel-monbench-") as tmp:
         work = Path(tmp)
         model_dir, X = make_model(work)
-        script = lg.wrk_script(work, lg.split_body(1))
-        log = work / "server.log"
-        servers = {"monitor off": lg.start_server(f"iris={model_dir}", "--no-monitor", log=log),
-                   "monitor on": lg.start_server(f"iris={model_dir}", log=log)}
-        try:
-            results = lg.paired_loads(servers, script, args.conns, args.rounds,
-                                      args.duration, args.warmup)
-            counted = lg.metrics(servers["monitor on"].port)
-        finally:
-            for srv in servers.values():
-                lg.stop(srv.proc)
-        print(f"1-row requests, {args.rounds} interleaved rounds of {args.duration:g} s "
-              "(ratios: paired medians against 'monitor off')")
-        print(lg.table(lg.paired_rows(results, args.conns, servers, "monitor off"),
-                       ["conns", "server", "req/s", "p50 ms", "p99 ms", "errors",
-                        "req/s ratio", "p99 ratio"]))
-        done = {k: v for k, v in counted.items() if k.startswith("satchel_monitor_requests")}
-        print(f"\nmonitor counters after the runs: {done}")
-        print(f"\nsketch state of one model fed one-row requests in-process "
+        if not args.no_load:
+            load(args, work, model_dir)
+        seen = observed_requests(model_dir, X)
+        print(f"\nthe monitor's cost per one-row request, in-process "
               f"({len(lg.COLUMNS)} inputs + 1 output column)")
-        print(lg.table(sketch_memory(model_dir, X, args.requests),
-                       ["requests", "seconds", "req/s counted", "state KiB",
-                        "traced now", "traced peak"]))
+        print(lg.table([row for per_pass in (100, 400, 2000)
+                        for row in counting_cost(model_dir, seen, 100_000, per_pass)],
+                       ["requests", "per pass", "observe us/req", "count cpu us/req"]))
+        if args.requests:
+            print("\nsketch state of one model fed one-row requests in-process "
+                  "(tracemalloc on; the drain runs every 4,096 requests)")
+            print(lg.table(sketch_memory(model_dir, seen, args.requests),
+                           ["requests", "seconds", "window slices", "state KiB",
+                            "traced now MiB", "traced peak MiB"]))
     return 0
+
+
+def load(args: argparse.Namespace, work: Path, model_dir: Path) -> None:
+    script = lg.wrk_script(work, lg.split_body(1))
+    log = work / "server.log"
+    servers = {"monitor off": lg.start_server(f"iris={model_dir}", "--no-monitor", log=log),
+               "monitor on": lg.start_server(f"iris={model_dir}", log=log)}
+    rows: list[list[object]] = []
+    try:
+        for c in args.conns:
+            results = paired_runs(servers, script, c, args.rounds, args.duration, args.warmup)
+            rows += paired_table(results, c, "monitor off")
+        counted = lg.metrics(servers["monitor on"].port)
+    finally:
+        for srv in servers.values():
+            lg.stop(srv.proc)
+    print(f"1-row requests, {args.rounds} interleaved rounds of {args.duration:g} s "
+          "(ratios: medians of paired runs against 'monitor off')")
+    print(lg.table(rows, ["conns", "server", "req/s", "p50 ms", "p99 ms", "cpu us/req",
+                          "errors", "req/s ratio", "p99 ratio", "cpu ratio"]))
+    done = {k: v for k, v in counted.items()
+            if k.startswith(("satchel_monitor_requests", "satchel_monitor_sample_rate"))}
+    print(f"\nmonitor counters after the runs: {done}")
 
 
 if __name__ == "__main__":

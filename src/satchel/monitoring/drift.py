@@ -75,8 +75,18 @@ class ColumnCounts:
         if self._lookup is None:
             self._lookup = {c: i for i, c in enumerate(ref.categories)}
         other = len(ref.categories)
-        idx = np.fromiter((self._lookup.get(_category(v), other) for v in present),
-                          dtype=np.int64, count=len(present))
+        lookup = self._lookup
+        if _distinct_keys(present.dtype):
+            # Look each distinct value up once (a server's classes, a column's cities):
+            # values equal as keys are equal as text for these dtypes, so this counts
+            # exactly what the per-value loop below counts, in a fraction of the time.
+            codes, uniques = pd.factorize(present)
+            table = np.fromiter((lookup.get(_category(v), other) for v in uniques),
+                                dtype=np.int64, count=len(uniques))
+            idx = table[codes]
+        else:
+            idx = np.fromiter((lookup.get(_category(v), other) for v in present),
+                              dtype=np.int64, count=len(present))
         self.bins += np.bincount(idx, minlength=other + 1)
         if not ref.truncated:
             self.out_of_range += float((idx == other).sum())
@@ -101,6 +111,17 @@ class ColumnCounts:
     def from_dict(cls, raw: dict[str, Any]) -> ColumnCounts:
         return cls(np.asarray(raw["bins"], dtype=np.float64), float(raw["nulls"]),
                    float(raw["out_of_range"]), float(raw["total"]))
+
+
+def _distinct_keys(dtype: Any) -> bool:
+    """Whether hashing values of ``dtype`` groups exactly the values with the same text:
+    integers, booleans and strings do; floats (0.0 and -0.0) and mixed objects (1, 1.0
+    and True are one key) do not."""
+    import pandas as pd
+
+    if isinstance(dtype, np.dtype):
+        return dtype.kind in "iub"
+    return isinstance(dtype, pd.StringDtype)
 
 
 @dataclass(frozen=True)

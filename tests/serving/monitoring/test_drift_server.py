@@ -37,8 +37,8 @@ def _drift(server: Any, name: str = "credit", requests: int | None = None) -> di
         assert reply.status == 200, reply.body
         report = reply.json()
         seen = report["requests_counted"] + report["requests_skipped"]
-        if (report["inputs"] and report["inputs"][0]["count"] > 0
-                and (requests is None or seen >= requests)) or time.monotonic() > deadline:
+        counted = (report["inputs"] and report["inputs"][0]["count"] > 0) or report["raw_inputs"]
+        if (counted and (requests is None or seen >= requests)) or time.monotonic() > deadline:
             return report
         time.sleep(0.1)
 
@@ -74,8 +74,8 @@ def test_shifted_columns_and_only_those_cross_the_threshold(profiled_model_dir: 
     current = make_frame(2000, seed=22, shift=25.0)
     current.loc[current.index[:400], "city"] = "marseille"
     with start_server(f"credit={profiled_model_dir}", "--monitor-window", "15m") as server:
-        _send(server, current)
-        report = _drift(server)
+        sent = _send(server, current)
+        report = _drift(server, requests=sent // 50)
         assert report["window_seconds"] == 900
         ins = _by_column(report)
         over = sorted(c for c, f in ins.items() if f["psi"] > 0.2)
@@ -108,11 +108,7 @@ def test_a_model_without_profile_reports_raw_figures(iris_model_dir: Path,
                                       "petal_length": 1.4, "petal_width": 0.2}]}
         for _ in range(3):
             assert server.post_json("/invocations", row).status == 200
-        report = _drift(server, "iris")
-        deadline = time.monotonic() + 5
-        while not report["raw_inputs"] and time.monotonic() < deadline:
-            time.sleep(0.1)
-            report = _drift(server, "iris")
+        report = _drift(server, "iris", requests=3)
         assert report["has_reference"] is False and report["inputs"] == []
         raw = {r["column"]: r for r in report["raw_inputs"]}
         assert raw["sepal_length"]["mean"] == pytest.approx(5.1)
@@ -202,6 +198,8 @@ def test_the_monitor_samples_within_its_cpu_budget(profiled_model_dir: Path) -> 
     out = model.predict(rows[0])
     for row in rows:
         sampled.observe("credit", row, out)
+    assert sampled.report("credit")["requests_counted"] == 0  # the thread counts, not a read
+    sampled.drain()
     report = sampled.report("credit")
     assert report["requests_counted"] + report["requests_skipped"] == 3000
     assert 0.2 < report["requests_counted"] / 3000 < 0.4

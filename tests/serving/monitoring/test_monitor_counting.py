@@ -1,0 +1,93 @@
+"""The monitor counts many requests at once (stacked frames, distinct values looked up
+once): it must count exactly what counting each request alone counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from satchel.monitoring import Tally
+from satchel.monitoring.profile import build_profile
+from satchel.serving.monitoring.monitor import Monitor, stack
+from satchel.serving.monitoring.options import MonitorOptions
+
+
+def _reference(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"income": rng.normal(50, 10, n), "age": rng.integers(18, 90, n),
+                          "city": rng.choice(["paris", "lyon", "nice"], n),
+                          "member": rng.random(n) < 0.3})
+    return frame, rng.integers(0, 3, n)
+
+
+def _one_by_one(profile: Any, requests: list[tuple[Any, Any]]) -> dict[str, Any]:
+    tally = Tally(profile)
+    for data, output in requests:
+        tally.add(data, output)
+    return tally.report()
+
+
+def _monitored(profile: Any, requests: list[tuple[Any, Any]]) -> dict[str, Any]:
+    monitor = Monitor(lambda name: profile, MonitorOptions(max_pending=100_000))
+    for data, output in requests:
+        monitor.observe("m", data, output)
+    assert monitor.drain() == len(requests)
+    report = monitor.report("m")
+    assert report["requests_counted"] == len(requests)
+    return {k: report[k] for k in ("requests", "inputs", "outputs", "raw_inputs",
+                                   "raw_outputs")}
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> None:
+    assert a["requests"] == b["requests"]
+    for side in ("inputs", "outputs", "raw_inputs", "raw_outputs"):
+        assert len(a[side]) == len(b[side])
+        for x, y in zip(a[side], b[side]):
+            assert x.keys() == y.keys()
+            for key in x:
+                assert x[key] == pytest.approx(y[key]), (side, x["column"], key)
+
+
+def test_one_row_numeric_requests_count_as_if_alone() -> None:
+    """The 1-row float frames a server decodes take the stacked-array path."""
+    frame, classes = _reference()
+    numeric = frame[["income"]].assign(score=frame["age"] * 1.5)
+    profile = build_profile(numeric, classes)
+    shifted = numeric.assign(income=numeric["income"] + 15)
+    requests = [(shifted.iloc[[i]].reset_index(drop=True), classes[i:i + 1])
+                for i in range(len(shifted))]
+    requests[7] = (requests[7][0].assign(income=np.nan), requests[7][1])  # a null
+    _same(_monitored(profile, requests), _one_by_one(profile, requests))
+    assert _monitored(profile, requests)["inputs"][0]["psi"] > 0.2
+
+
+def test_mixed_and_unstackable_requests_count_as_if_alone() -> None:
+    """Strings, ints and booleans (pd.concat path), a request with its columns in another
+    order, an extra column the profile lacks, integer and string outputs."""
+    frame, classes = _reference()
+    profile = build_profile(frame, pd.DataFrame({"label": classes,
+                                                 "tier": np.where(classes > 0, "a", "b")}))
+    current, out = _reference(300, seed=1)
+    current.loc[current.index[:60], "city"] = "marseille"
+    labels = pd.DataFrame({"label": out, "tier": np.where(out > 1, "a", "b")})
+    requests: list[tuple[Any, Any]] = [
+        (current.iloc[i:i + 3].reset_index(drop=True),
+         labels.iloc[i:i + 3].reset_index(drop=True)) for i in range(0, 300, 3)]
+    requests[5] = (requests[5][0][["city", "age", "income", "member"]], requests[5][1])
+    requests[9] = (requests[9][0].assign(extra=1.0), requests[9][1])
+    mixed = _monitored(profile, requests)
+    _same(mixed, _one_by_one(profile, requests))
+    city = next(f for f in mixed["inputs"] if f["column"] == "city")
+    assert city["out_of_range_rate"] == pytest.approx(0.2)
+
+
+def test_stack_keeps_requests_it_cannot_stack() -> None:
+    a = pd.DataFrame({"x": [1.0]})
+    assert stack([(a, np.array([1])), (a, pd.Series([2]))])[0][1] is not None
+    items: list[tuple[Any, Any]] = [(a, np.array([1])), (np.array([[1.0]]), np.array([2]))]
+    assert stack(items) == items  # a frame and an array: counted one by one
+    stacked = stack([(a, None), (a.assign(x=2.0), None)])
+    assert len(stacked) == 1 and stacked[0][0]["x"].tolist() == [1.0, 2.0]
