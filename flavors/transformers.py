@@ -295,7 +295,10 @@ class PipelinePredictor:
         if pd is not None and isinstance(data, pd.DataFrame):
             # One column of strings is the list of inputs, whatever its name (MLflow gets
             # there through records keyed 0 or by the column's name).
-            data = data.iloc[:, 0].tolist() if data.shape[1] == 1 else data.to_dict("records")
+            # (to_numpy: df.iloc[:, 0] builds a Series, tens of us at one row.)
+            data = (
+                data.to_numpy().ravel().tolist() if data.shape[1] == 1 else data.to_dict("records")
+            )
         elif pd is not None and isinstance(data, pd.Series):
             data = data.tolist()
         elif isinstance(data, np.ndarray):

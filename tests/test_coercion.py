@@ -221,3 +221,63 @@ def test_unnamed_schema_matches_columns_by_position() -> None:
     two = Schema([ColSpec(DataType.double), ColSpec(DataType.double)])
     with pytest.raises(SignatureError, match="missing required column"):
         enforce_input(pd.DataFrame({"x": [1.0]}), two)
+
+
+def _two_float_blocks(nan_at: tuple[int, str] | None) -> pd.DataFrame:
+    # A column inserted into a frame lands in its own block (statsmodels' add_constant
+    # does this): the fast path reads blocks, so a null in either must be found.
+    df = pd.DataFrame(np.arange(12, dtype=float).reshape(4, 3), columns=["a", "b", "c"])
+    df.insert(0, "const", 1.0)
+    if nan_at is not None:
+        df.loc[nan_at[0], nan_at[1]] = np.nan
+    return df
+
+
+@pytest.mark.parametrize("row, col", [(3, "const"), (0, "c"), (2, "a")])
+def test_null_in_any_block_of_a_uniform_frame_is_refused(row: int, col: str) -> None:
+    s = Schema([ColSpec(DataType.double, n) for n in ("const", "a", "b", "c")])
+    assert enforce_input(_two_float_blocks(None), s).data is not None
+    with pytest.raises(SignatureError, match=f"column '{col}' is required but has 1 null"):
+        enforce_input(_two_float_blocks((row, col)), s)
+
+
+def test_uniform_frame_with_a_wrong_dtype_block_takes_the_converting_path() -> None:
+    s = Schema([ColSpec(DataType.double, n) for n in ("const", "a", "b", "c")])
+    df = _two_float_blocks(None).astype({"b": "float32"})
+    out = enforce_input(df, s).data
+    assert out is not df and str(out["b"].dtype) == "float64"
+    fast = _two_float_blocks(None)
+    assert enforce_input(fast, s).data is fast
+
+
+def test_string_columns_of_str_pass_as_they_are() -> None:
+    s = Schema([ColSpec(DataType.string, "t"), ColSpec(DataType.double, "x")])
+    df = pd.DataFrame({"t": np.array(["a", "b"], dtype=object), "x": [1.0, 2.0]})
+    assert enforce_input(df, s).data is df
+    texts = ["good movie", "bad"]
+    got = enforce_input(texts, Schema([ColSpec(DataType.string)])).data
+    assert got["0"].tolist() == texts
+
+
+@pytest.mark.parametrize(
+    "column, fragment",
+    [
+        (pd.Series(["a", None], dtype=object), "required but has 1 null"),
+        (pd.Series(["a", pd.NA], dtype="string"), "required but has 1 null"),
+        (pd.Series(["a", 1], dtype=object), "expected string"),
+        (pd.Series(["a", b"b"], dtype=object), "expected string"),
+    ],
+)
+def test_string_column_with_nulls_or_other_values_is_refused(
+    column: pd.Series, fragment: str
+) -> None:
+    with pytest.raises(SignatureError, match=fragment):
+        enforce_input(pd.DataFrame({"c": column}), one(DataType.string))
+
+
+def test_optional_string_column_keeps_its_nulls_as_none() -> None:
+    out = enforce_input(
+        pd.DataFrame({"c": pd.Series(["a", None], dtype=object)}),
+        one(DataType.string, required=False),
+    ).data
+    assert out["c"].tolist()[0] == "a" and out["c"].isna().tolist() == [False, True]

@@ -7,13 +7,12 @@ converts types. The rules are tabulated in docs/coercion.md.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from satchel import _normalize
+from satchel import _fits, _normalize
 from satchel._cast import cast_numeric, describe
 from satchel.errors import SignatureError
 from satchel.schema import (
@@ -61,42 +60,22 @@ def enforce_input(data: Any, schema: Schema | None) -> Enforced:
 # --- columns -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _ColumnPlan:
-    names: tuple[str, ...]
-    specs: tuple[ColSpec, ...]
-    # numpy dtype a column already has when no conversion is needed (None: always check)
-    exact: tuple[np.dtype[Any] | None, ...]
-
-
-@functools.lru_cache(maxsize=256)
-def _plan(schema: Schema) -> _ColumnPlan:
-    specs = tuple(s for s in schema.inputs if isinstance(s, ColSpec))
-    exact: list[np.dtype[Any] | None] = []
-    for s in specs:
-        if isinstance(s.type, DataType) and s.type not in (DataType.string, DataType.binary):
-            exact.append(np.dtype(s.type.numpy_dtype))
-        else:
-            exact.append(None)
-    return _ColumnPlan(tuple(schema.names()), specs, tuple(exact))
-
-
 def _enforce_columns(data: Any, schema: Schema) -> Enforced:
-    plan = _plan(schema)
+    plan = _fits.plan(schema)
     df = _normalize.to_frame(data, plan.names)
     columns = df.columns.tolist()
-    if columns != list(plan.names) and len(columns) == len(plan.names) and not schema.has_names:
+    if columns != plan.name_list and len(columns) == len(plan.names) and not schema.has_names:
         # An unnamed schema takes a frame's columns by position, whatever their names
         # (MLflow's rule; e.g. a text model's one string column called "text").
-        df = df.set_axis(list(plan.names), axis=1)
-        columns = list(plan.names)
-    if columns == list(plan.names) and _fast_ok(df, plan):
+        df = df.set_axis(plan.name_list, axis=1)
+        columns = plan.name_list
+    if columns == plan.name_list and _fits.fits(df, plan):
         return Enforced(df)
-    if not schema.has_names and columns != list(plan.names) and len(columns) >= len(plan.names):
+    if not schema.has_names and columns != plan.name_list and len(columns) >= len(plan.names):
         # An unnamed schema matches columns by position, whatever they are called (as
         # MLflow does); extra columns on the right are dropped and reported.
         dropped_right = tuple(str(c) for c in columns[len(plan.names) :])
-        df = df.iloc[:, : len(plan.names)].set_axis(list(plan.names), axis=1)
+        df = df.iloc[:, : len(plan.names)].set_axis(plan.name_list, axis=1)
         inner = _enforce_columns(df, schema)
         return Enforced(inner.data, dropped_right + inner.dropped)
     present = set(columns)
@@ -104,7 +83,7 @@ def _enforce_columns(data: Any, schema: Schema) -> Enforced:
     if missing:
         raise SignatureError(
             f"missing required column{'s' if len(missing) > 1 else ''} {missing}; "
-            f"the model expects {list(plan.names)}",
+            f"the model expects {plan.name_list}",
             column=missing[0],
         )
     wanted = set(plan.names)
@@ -115,41 +94,6 @@ def _enforce_columns(data: Any, schema: Schema) -> Enforced:
             out[name] = coerce_column(df[name], spec, name)
     pd = _normalize.pandas()
     return Enforced(pd.DataFrame(out, index=df.index), dropped)
-
-
-def _fast_ok(df: Any, plan: _ColumnPlan) -> bool:
-    """True when every column already has its exact dtype and no required column has nulls.
-
-    This is the common case (a client sends what the signature says) and must cost
-    microseconds: it avoids building a new DataFrame. Anything else takes the slow path,
-    which also produces the error messages.
-    """
-    dtypes = _dtypes(df)
-    need_check: list[str] = []
-    for dt, want, spec, name in zip(dtypes, plan.exact, plan.specs, plan.names):
-        if want is None or dt != want:
-            return False
-        if spec.required and dt.kind in "fM":
-            need_check.append(name)
-    if not need_check:
-        return True
-    if not len(df):
-        return True
-    # min() propagates NaN and allocates nothing: the cheapest "any NaN?" numpy has.
-    if len(need_check) == len(dtypes) and all(dt.kind == "f" for dt in dtypes):
-        return not bool(np.isnan(df.to_numpy().min()))
-    for name in need_check:
-        v = df[name].to_numpy()
-        if np.isnan(v.min()) if v.dtype.kind == "f" else np.isnat(v).any():
-            return False
-    return True
-
-
-def _dtypes(df: Any) -> list[Any]:
-    # DataFrame.dtypes builds a Series (~15 us); pandas 2's block manager lists the
-    # column dtypes in order in ~1 us. Fall back to the public API if that changes.
-    get = getattr(getattr(df, "_mgr", None), "get_dtypes", None)
-    return list(get()) if get is not None else list(df.dtypes.tolist())
 
 
 def coerce_column(col: Any, spec: ColSpec, name: str) -> Any:
