@@ -224,7 +224,14 @@ def _load_skops(file: Path, given: Sequence[str] | None) -> Any:
 
 
 class SklearnPredictor:
-    """Calls the estimator's ``predict_fn`` on data already fitted to the signature."""
+    """Calls the estimator's ``predict_fn`` on data already fitted to the signature.
+
+    A table of one numeric dtype whose columns are exactly the estimator's
+    ``feature_names_in_`` (or any such table, for an estimator fitted on an array) goes
+    to scikit-learn as the array it holds: scikit-learn would only check those names
+    and take the same array out of it, and that check costs several times a linear
+    model's whole predict on a few rows. Anything else is passed on as it is.
+    """
 
     row_independent = True
 
@@ -234,9 +241,84 @@ class SklearnPredictor:
         self.model = model
         self.predict_fn = predict_fn
         self._fn = getattr(model, predict_fn)
+        self._names, self._array_fn = _array_path(model, predict_fn)
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        if self._array_fn is not None:
+            values = _numeric_block(data, self._names)
+            if values is not None:
+                return self._array_fn(values)
         return self._fn(data)
+
+
+def _array_path(model: Any, predict_fn: str) -> tuple[list[str] | None, Any]:
+    """(the estimator's feature names, ``predict_fn`` of a twin that takes their array),
+    or (None, None) when a table must reach the estimator as a table.
+
+    The twin is a shallow copy (it shares every fitted array) without
+    ``feature_names_in_``, so scikit-learn does not warn that an array has no names:
+    the caller checks the names instead (:func:`_numeric_block`). Only scikit-learn's
+    own estimators qualify, and only when no estimator inside them (a pipeline's steps,
+    an ensemble's members) was fitted on named columns, since those would see the array.
+    """
+    import copy
+
+    if not type(model).__module__.startswith("sklearn.") or _inner_names(model, 0):
+        return None, None
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        return None, getattr(model, predict_fn)
+    if not all(isinstance(n, str) for n in names):
+        return None, None
+    twin = copy.copy(model)
+    vars(twin).pop("feature_names_in_", None)
+    if hasattr(twin, "feature_names_in_"):  # a property (e.g. a meta-estimator's)
+        return None, None
+    return [str(n) for n in names], getattr(twin, predict_fn)
+
+
+def _inner_names(obj: Any, depth: int) -> bool:
+    """True when an estimator held by ``obj`` (at any depth up to 4) has feature names."""
+    if depth > 4:
+        return True  # too deep to be sure: keep the table path
+    values: list[Any] = []
+    for value in vars(obj).values() if hasattr(obj, "__dict__") else ():
+        values.extend(value.values() if isinstance(value, dict) else
+                      value if isinstance(value, (list, tuple)) else [value])
+    for value in values:
+        if isinstance(value, (list, tuple)):
+            if any(_is_estimator(v) and (hasattr(v, "feature_names_in_")
+                                         or _inner_names(v, depth + 1)) for v in value):
+                return True
+        elif _is_estimator(value) and (hasattr(value, "feature_names_in_")
+                                       or _inner_names(value, depth + 1)):
+            return True
+    return False
+
+
+def _is_estimator(value: Any) -> bool:
+    return hasattr(value, "get_params") and hasattr(value, "__dict__")
+
+
+def _numeric_block(data: Any, names: list[str] | None) -> Any:
+    """The array of a DataFrame of one int or float dtype whose columns are ``names``
+    in order (any columns when None), else None."""
+    import numpy as np
+
+    from satchel import _normalize
+
+    if _normalize.pandas_kind(data) != "frame":
+        return None
+    if names is not None and data.columns.tolist() != names:
+        return None
+    get = getattr(getattr(data, "_mgr", None), "get_dtypes", None)
+    dtypes = set(get()) if get is not None else set(data.dtypes.tolist())
+    if len(dtypes) != 1:
+        return None
+    dtype = dtypes.pop()
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "iuf":
+        return None
+    return data.to_numpy()
 
 
 def save_model(sk_model: Any, path: str | os.PathLike[str], **kwargs: Any) -> Manifest:

@@ -98,3 +98,73 @@ def test_predict_fn_must_exist(tmp_path: Path, iris_logreg: Any) -> None:
 
 def test_load_model_helper_returns_estimator(iris_model_dir: Path) -> None:
     assert type(sk_flavor.load_model(iris_model_dir)).__name__ == "LogisticRegression"
+
+
+# --- a table of one numeric dtype reaches scikit-learn as its array ----------------------
+
+
+def _frame20(n: int = 300) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(n, 20))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1).astype(int)
+    return pd.DataFrame(X, columns=[f"f{i}" for i in range(20)]), y
+
+
+@pytest.mark.parametrize("kind", ["logreg", "forest"])
+def test_numeric_table_predicts_as_the_table_does_and_warns_nothing(
+        tmp_path: Path, kind: str) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    frame, y = _frame20()
+    est = (LogisticRegression(max_iter=500) if kind == "logreg"
+           else RandomForestClassifier(n_estimators=5, random_state=0)).fit(frame, y)
+    satchel.save_model(est, tmp_path / "m", input_example=frame.head(3),
+                       predict_fn="predict_proba")
+    model = satchel.load_model(tmp_path / "m")
+    predictor = sk_flavor.SklearnPredictor(est, "predict_proba")
+    assert predictor._array_fn is not None  # the array path is taken
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "X does not have valid feature names" would raise
+        got = model.predict(frame.head(50))
+        direct = predictor.predict(frame.head(50))
+    want = est.predict_proba(frame.head(50))
+    assert np.array_equal(np.asarray(got), want) and np.array_equal(direct, want)
+    # the estimator itself keeps its names: the twin is a copy
+    assert list(est.feature_names_in_) == list(frame.columns)
+
+
+def test_table_path_kept_where_names_matter() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame, y = _frame20()
+    pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(frame, y)
+    assert sk_flavor.SklearnPredictor(pipe, "predict")._array_fn is None  # steps hold names
+    est = LogisticRegression().fit(frame, y)
+    predictor = sk_flavor.SklearnPredictor(est, "predict")
+    # columns in another order, an int column among floats: the table goes as it is
+    swapped = frame[list(reversed(frame.columns))]
+    assert sk_flavor._numeric_block(swapped, predictor._names) is None
+    with pytest.raises(ValueError, match="feature names"):
+        predictor.predict(swapped)  # scikit-learn's own check still runs
+    mixed = frame.head(5).astype({"f3": "int64"})
+    assert sk_flavor._numeric_block(mixed, predictor._names) is None
+    assert np.array_equal(predictor.predict(mixed), est.predict(mixed))
+
+
+def test_estimator_fitted_on_an_array_takes_a_table_without_warning() -> None:
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+
+    frame, y = _frame20()
+    est = LogisticRegression().fit(frame.to_numpy(), y)
+    predictor = sk_flavor.SklearnPredictor(est, "predict")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "X has feature names, but ..." would raise
+        assert np.array_equal(predictor.predict(frame.head(9)),
+                              est.predict(frame.head(9).to_numpy()))
