@@ -27,6 +27,12 @@ def test_report_json_and_passing_gates(iris_model_dir: Path, weak_iris_dir: Path
     assert "accuracy" in out and "gate PASS metric accuracy" in out
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["dataset"]["name"] == "holdout" and result["comparison"]["accuracy"]
+    # every slice figure has its interval in the JSON
+    for s in result["slices"]:
+        assert set(s["low"]) == set(s["high"]) == set(s["metrics"])
+        for name, value in s["metrics"].items():
+            assert s["low"][name] <= value <= s["high"][name], (s["value"], name)
+        assert s["high"]["log_loss"] > s["low"]["log_loss"]  # (accuracy may be 1 throughout)
     html = (tmp_path / "r.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "<svg" in html
 

@@ -35,7 +35,7 @@ class Packing:
 
 
 class CellTable:
-    """Sorted unique keys and, per key, ``width`` float sums."""
+    """Unique keys (in order of first appearance) and, per key, ``width`` float sums."""
 
     def __init__(self, width: int) -> None:
         self.keys = np.zeros(0, dtype=np.int64)
@@ -45,19 +45,31 @@ class CellTable:
         """Add rows: ``keys`` (n,) and ``values`` (n, width)."""
         if not len(keys):
             return
-        self.keys, self.sums = merge(np.r_[self.keys, keys], np.vstack([self.sums, values]))
+        # the batch is summed on its own first, so the merge only touches cells
+        k, v = merge(keys, values)
+        self.keys, self.sums = merge(np.r_[self.keys, k], np.vstack([self.sums, v]))
+
+    def sort(self) -> None:
+        """Keys in ascending order: the order draws are made in, so it must not depend on
+        how the rows were cut into batches (first appearance does, across tables)."""
+        order = np.argsort(self.keys, kind="stable")
+        self.keys, self.sums = self.keys[order], self.sums[order]
 
     def select(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.keys[mask], self.sums[mask]
 
 
 def merge(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows with the same key summed; keys sorted."""
-    uniq, inverse = np.unique(keys, return_inverse=True)
+    """Rows with the same key summed, keys in order of first appearance. Hash-based
+    (``pandas.factorize``): linear in the rows, where sorting them was the largest cost of
+    a batch."""
+    import pandas as pd
+
+    codes, uniq = pd.factorize(keys)
     out = np.zeros((len(uniq), values.shape[1]))
     for j in range(values.shape[1]):
-        out[:, j] = np.bincount(inverse, weights=values[:, j], minlength=len(uniq))
-    return uniq, out
+        out[:, j] = np.bincount(codes, weights=values[:, j], minlength=len(uniq))
+    return np.asarray(uniq, dtype=np.int64), out
 
 
 def regroup(keys: np.ndarray, values: np.ndarray, packing: Packing,

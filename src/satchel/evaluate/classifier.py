@@ -108,7 +108,7 @@ class ClassifierStream:
         self.scores.add(yc, p, scopes)
         if q is not None:
             if self.base_scores is None:
-                self.base_scores, self.pair = ScoreTables(k), PairTable(k)
+                self.base_scores, self.pair = ScoreTables(k, table_id=4), PairTable(k)
             assert self.pair is not None
             self.base_scores.add(yc, q, [])
             self.pair.add(yc, p, q)
@@ -128,6 +128,7 @@ class ClassifierStream:
 
     def finish(self) -> tuple[list[Any], np.ndarray, np.ndarray]:
         """The classes, and the cells' keys and counts with codes in sorted class order."""
+        self.cells.sort()
         keys, counts = self.cells.keys, self.cells.sums[:, 0]
         if self.fixed:
             assert self.classes is not None
@@ -140,7 +141,8 @@ class ClassifierStream:
         from satchel.evaluate.cells import merge
 
         keys, sums = merge(keys, counts[:, None])
-        return order, keys, sums[:, 0]
+        ordered = np.argsort(keys, kind="stable")
+        return order, keys[ordered], sums[ordered, 0]
 
 
 def confusion(keys: np.ndarray, counts: np.ndarray, scope: int, k: int

@@ -83,6 +83,7 @@ class RegressorStream:
 
     def figures(self, plan: bootstrap.Plan, scope: int, baseline: bool) -> dict[str, Any]:
         """Point figures and draws for one scope (and the baseline's, paired)."""
+        self.table.sort()
         sc, _ = PACK.unpack(self.table.keys)
         sums = self.table.sums[sc == scope]
         model_cols, base_cols = [0, 1, 2, 3, 4, 5], [0, 6, 7, 3, 4, 8]

@@ -11,7 +11,7 @@ take everything beyond), so scores near 0 and 1 keep their resolution.
 - ROC AUC is exact while at most ``EXACT_ROWS`` rows have been seen (scikit-learn on the
   kept scores); above that it comes from the histogram, off by at most half the share of
   positive-negative pairs sharing a bin (reported as ``roc_auc_tie_bound``).
-- Resamples use bins 8x coarser (1/32 logit), each AUC draw shifted by the point AUC minus
+- Resamples use bins 16x coarser (1/16 logit), each AUC draw shifted by the point AUC minus
   the coarse-binned AUC, so the interval is centred as the point figure is.
 - A comparison with a baseline needs both models' scores on the same rows: a joint
   table at 1/4 logit per model holds them, and the difference's draws are shifted the
@@ -35,7 +35,7 @@ from satchel.evaluate.cells import CellTable, Packing, regroup
 BINS_PER_UNIT = 256
 LOGIT_RANGE = 32.0
 BIN_BITS = 14  # 64 * 256 bins
-BOOT_SHIFT = 3  # resamples on bins 8x coarser
+BOOT_SHIFT = 4  # resamples on bins 16x coarser
 PAIR_SHIFT = 6  # the joint table of two models: 1/4 logit
 EXACT_ROWS = 100_000
 PACK = Packing((24, 12, 1, BIN_BITS))  # scope, class, positive, bin
@@ -101,6 +101,7 @@ class ScoreTables:
                 self.kept = None  # past the bound: the histogram serves alone
 
     def _scope(self, scope: int) -> tuple[np.ndarray, np.ndarray]:
+        self.table.sort()
         sc = PACK.unpack(self.table.keys)[0]
         return self.table.select(sc == scope)
 
@@ -187,6 +188,7 @@ class PairTable:
     def differences(self, plan: bootstrap.Plan, auc_diff: float, classes: list[int]
                     ) -> dict[str, np.ndarray]:
         """Draws of (model - baseline) ROC AUC (shifted to ``auc_diff``) and log loss."""
+        self.table.sort()
         keys, sums = self.table.keys, self.table.sums
         cls, pos, bm, bb = PAIR.unpack(keys)
         as_model = PACK.pack(np.zeros_like(cls), cls, pos, bm)
@@ -230,17 +232,18 @@ def _hist(keys: np.ndarray, counts: np.ndarray, c: int, want: int) -> np.ndarray
 
 
 def _auc_of(keys: np.ndarray, w: np.ndarray, classes: list[int]) -> np.ndarray:
-    """Macro AUC over ``classes`` for each row of per-cell counts ``w`` (m, cells); keys
-    sorted, so within one (class, positive) run the bins ascend."""
+    """Macro AUC over ``classes`` for each row of per-cell counts ``w`` (m, cells)."""
     _, cls, pos, b = PACK.unpack(keys)
-    size = int(b.max()) + 1 if len(b) else 1
     aucs = []
     for c in classes:
-        hp = np.zeros((len(w), size))
-        hn = np.zeros((len(w), size))
-        mp, mn = (cls == c) & (pos == 1), (cls == c) & (pos == 0)
-        hp[:, b[mp]] = w[:, mp]
-        hn[:, b[mn]] = w[:, mn]
+        mine = cls == c
+        # only the bins this class occupies, in ascending order
+        used = np.unique(b[mine])
+        hp = np.zeros((len(w), len(used)))
+        hn = np.zeros((len(w), len(used)))
+        mp, mn = mine & (pos == 1), mine & (pos == 0)
+        hp[:, np.searchsorted(used, b[mp])] = w[:, mp]
+        hn[:, np.searchsorted(used, b[mn])] = w[:, mn]
         aucs.append(metrics.auc(hp, hn))
     return np.mean(aucs, axis=0) if aucs else np.full(len(w), np.nan)
 
