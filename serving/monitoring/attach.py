@@ -77,17 +77,8 @@ def attach(plane: Any, monitor: MonitorOptions | None,
     if payloads is not None:
         logger = PayloadLogger(payloads)
         plane.observe(logger.observe)
-        plane.metrics.add_collector(lambda: _payload_metrics(logger))
+        # Counted in the logger (its writer thread), summed over workers like the
+        # request counters.
+        plane.metrics.counter_function("satchel_payload_log_rows_total", logger.counts)
     return Monitoring(mon, logger)
 
-
-def _payload_metrics(logger: PayloadLogger) -> str:
-    lines = ["# HELP satchel_payload_log_rows_total Rows written to the payload log, or "
-             "requests dropped when the writer fell behind (this worker).",
-             "# TYPE satchel_payload_log_rows_total counter"]
-    for outcome, counts in (("written", logger.written), ("dropped", logger.dropped)):
-        for model, n in sorted(counts.items()):
-            label = model.replace("\\", "\\\\").replace('"', '\\"')
-            lines.append(f'satchel_payload_log_rows_total{{model="{label}",'
-                         f'outcome="{outcome}"}} {n}')
-    return "\n".join(lines) + "\n"

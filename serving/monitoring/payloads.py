@@ -89,6 +89,17 @@ class PayloadLogger:
             return
         self._pending.append((name, data, output, time.time()))
 
+    def counts(self) -> list[tuple[tuple[tuple[str, str], ...], float]]:
+        """This process's rows written and requests dropped, as metric labels and values
+        (``satchel_payload_log_rows_total``, which the metrics sum over workers)."""
+        # dict() copies in one step: the writer thread may add a model meanwhile.
+        out: list[tuple[tuple[tuple[str, str], ...], float]] = []
+        for outcome, counts in (("written", dict(self.written)),
+                                ("dropped", dict(self.dropped))):
+            out += [((("model", model), ("outcome", outcome)), float(n))
+                    for model, n in counts.items()]
+        return out
+
     def start(self) -> None:
         self._loop.start()
 

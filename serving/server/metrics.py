@@ -65,6 +65,9 @@ FAMILIES = {f.name: f for f in (
     Family("satchel_model_last_inference_timestamp_seconds", "gauge",
            "Unix time of the last request scored (or refused) for each model.",
            aggregate="max"),
+    Family("satchel_payload_log_rows_total", "counter",
+           "Rows written to the payload log, or requests dropped when its writer fell "
+           "behind, by model and outcome."),
     Family("satchel_requests_in_flight", "gauge", "Requests being handled now."),
     Family("satchel_requests_queued", "gauge",
            "Scoring requests waiting for a predict call to start."),
@@ -96,6 +99,7 @@ class Metrics:
         self._hists: dict[tuple[str, Labels], list[float]] = {}  # bucket counts, sum, count
         self._gauges: dict[tuple[str, Labels], float] = {}
         self._live_gauges: list[tuple[str, Labels, Callable[[], float]]] = []
+        self._live_counters: list[tuple[str, Callable[[], Iterable[tuple[Labels, float]]]]] = []
         self.in_flight = 0
         self._last_flush = 0.0
         self._collectors: list[Callable[[], str]] = []
@@ -152,6 +156,13 @@ class Metrics:
         """A gauge read when written (e.g. a queue's length)."""
         self._live_gauges.append((name, labels, fn))
 
+    def counter_function(self, name: str,
+                         fn: Callable[[], Iterable[tuple[Labels, float]]]) -> None:
+        """Counters kept by someone else (e.g. a background thread, which must not write
+        into this object's dicts while a snapshot iterates them), read when a snapshot is
+        taken and merged across workers like the counters counted here."""
+        self._live_counters.append((name, fn))
+
     def add_collector(self, render: Callable[[], str]) -> None:
         """Families rendered by someone else (e.g. drift), appended to the page as text.
 
@@ -170,9 +181,16 @@ class Metrics:
             except Exception:  # noqa: BLE001 - a broken gauge must not break /metrics
                 log.exception("gauge %s failed", name)
         gauges[("satchel_workers", ())] = 1.0
+        counters = dict(self._counters)
+        for name, counted in self._live_counters:
+            try:
+                for labels, value in counted():
+                    counters[(name, labels)] = counters.get((name, labels), 0.0) + value
+            except Exception:  # noqa: BLE001 - a broken counter must not break /metrics
+                log.exception("counter %s failed", name)
         return {
             "pid": os.getpid(),
-            "counters": [[n, list(lb), v] for (n, lb), v in self._counters.items()],
+            "counters": [[n, list(lb), v] for (n, lb), v in counters.items()],
             "histograms": [[n, list(lb), h] for (n, lb), h in self._hists.items()],
             "gauges": [[n, list(lb), v] for (n, lb), v in gauges.items()],
         }

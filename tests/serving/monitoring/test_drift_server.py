@@ -144,6 +144,35 @@ def test_payload_logs_are_sampled_redacted_parquet(profiled_model_dir: Path, tmp
     assert "income" in json.loads(out.read_text())["over_threshold"]
 
 
+def test_payload_log_counters_are_summed_over_workers(profiled_model_dir: Path,
+                                                      tmp_path: Path,
+                                                      start_server: Any) -> None:
+    logs = tmp_path / "payloads"
+    with start_server(f"credit={profiled_model_dir}", "--workers", "2", "--log-payloads",
+                      str(logs), "--log-sample", "1",
+                      env={"SATCHEL_METRICS_INTERVAL": "0.05"}) as server:
+        frame = make_frame(2000, seed=25)
+        sent = 0
+        writers: set[str] = set()
+        # Until both workers have an open log file (connections are spread by the kernel).
+        while len(writers) < 2 and sent < len(frame):
+            sent += _send(server, frame.iloc[sent:sent + 40], rows_per_request=10)
+            writers = {p.name.split("-")[1] for p in logs.rglob("*.parquet.partial")}
+        assert len(writers) == 2, "one worker took every request"
+        key = 'satchel_payload_log_rows_total{model="credit",outcome="written"}'
+        deadline = time.monotonic() + 15
+        while True:  # each writer flushes every 0.5 s, each snapshot every 0.05 s
+            page = parse_page(server.get("/metrics").body.decode())
+            if page.get(key) == sent or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert page[key] == sent  # more than either worker wrote alone
+        assert page["satchel_workers"] == 2
+    files = list(logs.rglob("*.parquet"))
+    assert {f.name.split("-")[1] for f in files} == writers
+    assert sum(len(pd.read_parquet(f)) for f in files) == sent
+
+
 def test_unwritable_payload_directory_fails_at_start(iris_model_dir: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     blocker = tmp_path / "file"
