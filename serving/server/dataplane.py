@@ -159,8 +159,10 @@ class DataPlane:
         return batcher
 
     def queued(self) -> float:
-        """Scoring requests waiting for a predict call: batch queues and the thread pool."""
+        """Scoring requests waiting for a predict call: batch queues, requests waiting for
+        a predict thread, and the thread pool's own queue."""
         waiting = sum(b.queued for b in self._batchers.values() if b is not None)
+        waiting += self.executor.waiting
         try:
             import anyio.to_thread
 

@@ -3,11 +3,14 @@ one timed call into ``Model.predict_detailed``."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -57,6 +60,15 @@ class Executor:
         self.abandoned_total = 0
         self._limiter: anyio.CapacityLimiter | None = None
         self._recycling = False
+        # requests waiting for a thread while every one runs a live call (FIFO, woken on
+        # the event loop when a call ends)
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a predict thread."""
+        return sum(1 for w in self._waiters if not w.done())
 
     def inline(self, served: ServedModel, size: int) -> bool:
         """True when this request should run on the event loop."""
@@ -78,21 +90,38 @@ class Executor:
     async def thread(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in one of at most ``max_threads`` worker threads.
 
+        While every thread runs a call that can still answer, the request waits for one
+        (bounded by the queue limit and the timeout, like any request).
+
         Raises:
-            ServerBusyError: every thread is busy; with most of them held by calls
-                abandoned after a timeout, a worker process is recycled.
+            ServerBusyError: every thread is held by a call abandoned after a timeout;
+                with most of them held so, a worker process is recycled.
         """
         # A request that times out answers 504 at once, but its thread runs on (Python
         # cannot stop it): it keeps its place in the count until it really ends, so
         # hung calls can never pile up more threads than the bound.
-        with self._lock:
-            if self.running >= self.max_threads:
-                stuck = self.abandoned
-                self._maybe_recycle()
-                raise ServerBusyError(
-                    f"all {self.max_threads} predict threads are busy ({stuck} held by "
-                    "calls that timed out); retry later")
-            self.running += 1
+        while True:
+            with self._lock:
+                if self.running < self.max_threads:
+                    self.running += 1
+                    break
+                if self.abandoned >= self.max_threads:
+                    stuck = self.abandoned
+                    self._maybe_recycle()
+                    raise ServerBusyError(
+                        f"all {self.max_threads} predict threads are busy ({stuck} held by "
+                        "calls that timed out); retry later")
+                # under the lock: a call ending after this check finds the waiter
+                self._loop = asyncio.get_running_loop()
+                waiter = self._loop.create_future()
+                self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:  # timed out or the client left while waiting
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # it had been woken: pass the free thread on
+                waiter.cancel()
+                raise
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.max_threads)
         state = _Call()
@@ -106,6 +135,10 @@ class Executor:
                     state.done = True
                     if state.abandoned:
                         self.abandoned -= 1
+                    wake = self._loop if self._waiters else None
+                if wake is not None:
+                    with contextlib.suppress(RuntimeError):  # the loop has closed
+                        wake.call_soon_threadsafe(self._wake_one)
 
         try:
             return await anyio.to_thread.run_sync(work, abandon_on_cancel=True,
@@ -117,6 +150,14 @@ class Executor:
                     self.abandoned += 1
                     self.abandoned_total += 1
             raise
+
+    def _wake_one(self) -> None:
+        # on the event loop: the oldest live waiter tries for the freed thread
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def _maybe_recycle(self) -> None:
         """In a worker process, exit gracefully (the supervisor starts a fresh one) once

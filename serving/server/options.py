@@ -64,8 +64,8 @@ class Limits:
         max_decoded_bytes: most bytes one request may decode to; None derives it from
             the body limit (:data:`DECODED_PER_BODY_BYTE` times ``max_body_size``).
         predict_threads: worker threads per process for predict, decode and encode;
-            calls abandoned after a timeout keep theirs until they end, and a request
-            finding all busy gets 503.
+            calls abandoned after a timeout keep theirs until they end; a request
+            finding all busy waits for one, or gets 503 when all are held by such calls.
     """
 
     max_body_size: int | None = DEFAULT_MAX_BODY

@@ -1,4 +1,5 @@
-"""A hung predict does not pile up threads: bounded, counted, 503 while all are busy,
+"""A hung predict does not pile up threads: bounded, counted, 503 while all are held by
+calls that timed out (live ones are waited for),
 and with several workers the stuck one is replaced."""
 
 from __future__ import annotations
@@ -153,3 +154,15 @@ def test_watchdog_kills_a_process_whose_loop_stalls() -> None:
     assert proc.returncode == -signal.SIGKILL
     assert "has not turned" in proc.stderr
     assert time.monotonic() - t0 < 20
+
+
+def test_requests_wait_for_a_busy_thread_instead_of_503(sleepy_dir: Path,
+                                                        tmp_path: Path) -> None:
+    # Two threads, ten clients of a slow (not hung) model: all are answered, in turn.
+    with serve(sleepy_dir, tmp_path, "--timeout", "30", "--predict-threads", "2",
+               "--no-batching") as srv:
+        with ThreadPoolExecutor(10) as pool:
+            statuses = list(pool.map(lambda _: _score(srv, -0.3), range(10)))
+        assert statuses == [200] * 10, statuses
+        assert _metric(srv, "satchel_predict_threads_busy") == 0
+        assert _metric(srv, "satchel_requests_queued") == 0
