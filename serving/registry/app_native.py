@@ -51,7 +51,9 @@ WRITES = {
     "set_alias": ("name", "alias", "version"),
     "delete_alias": ("name", "alias"),
 }
-DELETES = {"delete_version": ("name", "version"), "delete_model": ("name",)}
+# Admin only: deleting, and renaming (it frees a name that others resolve, like a delete).
+DELETES = {"delete_version": ("name", "version"), "delete_model": ("name",),
+           "rename_model": ("name", "new_name")}
 MAX_BLOB = 8 << 30
 
 

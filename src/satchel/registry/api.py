@@ -160,6 +160,13 @@ class Registry:
         """Remove a model tag."""
         self._store.delete_model_tag(name, key, actor=self.actor)
 
+    def rename_model(self, name: str, new_name: str) -> RegisteredModel:
+        """Rename a model; its versions, aliases, stages, tags and governance policy
+        follow it, the old name becomes free (``models:/OLD...`` stops resolving), and
+        the audit trail of the new name includes the old name's entries."""
+        return self._store.rename_model(  # type: ignore[no-any-return]
+            name, new_name, actor=self.actor)
+
     def delete_model(self, name: str) -> None:
         """Delete a model and its versions; refused while it has aliases."""
         self._store.delete_model(name, actor=self.actor)

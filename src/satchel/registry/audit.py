@@ -103,12 +103,68 @@ def to_entry(row: Any) -> AuditEntry:
     )
 
 
+Span = tuple[str, int | None, int | None]
+
+
+def names_of(session: Any, model: str) -> list[Span]:
+    """The names ``model`` had: ``(name, first seq, end seq)`` spans of its entries.
+
+    A rename's entry is recorded under the new name; the entries before it, under the
+    old name, belong to the same model. A model that took a name freed by a rename is
+    another model: its span starts after that rename. ``None``: no bound.
+    """
+    table: Table = AuditRow.__table__  # type: ignore[assignment]
+    renames: list[tuple[int, str, str]] = []
+    for seq, new, detail in session.execute(
+        select(table.c.seq, table.c.model, table.c.detail)
+        .where(table.c.action == "rename_model")
+    ):
+        try:
+            old = (json.loads(detail).get("before") or {}).get("name")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(old, str):
+            renames.append((seq, new, old))
+    spans: list[Span] = []
+    current, end = model, None
+    while len(spans) <= len(renames):
+        before_end = [r for r in renames if end is None or r[0] < end]
+        into = max((r for r in before_end if r[1] == current), default=None)
+        away = max((r[0] for r in before_end if r[2] == current), default=None)
+        if into is None or (away is not None and away > into[0]):
+            spans.append((current, None if away is None else away + 1, end))
+            break
+        spans.append((current, into[0], end))
+        current, end = into[2], into[0]
+    return spans
+
+
+def _of_model(table: Table, spans: list[Span]) -> Any:
+    from sqlalchemy import and_, or_
+
+    clauses = []
+    for name, first, end in spans:
+        parts = [table.c.model == name]
+        if first is not None:
+            parts.append(table.c.seq >= first)
+        if end is not None:
+            parts.append(table.c.seq < end)
+        clauses.append(and_(*parts))
+    return or_(*clauses)
+
+
+def _in_spans(row: Any, spans: list[Span]) -> bool:
+    return any(row.model == name and (first is None or row.seq >= first)
+               and (end is None or row.seq < end) for name, first, end in spans)
+
+
 def entries(session: Any, model: str | None, limit: int | None = None) -> list[AuditEntry]:
-    """Entries for ``model`` (all when None), oldest first; ``limit`` keeps the newest."""
+    """Entries for ``model`` (all when None), oldest first; ``limit`` keeps the newest.
+    A renamed model's entries include those written under its earlier names."""
     table: Table = AuditRow.__table__  # type: ignore[assignment]
     query = select(table)
     if model is not None:
-        query = query.where(table.c.model == model)
+        query = query.where(_of_model(table, names_of(session, model)))
     if limit is not None:
         query = query.order_by(table.c.seq.desc()).limit(limit)
         rows = list(session.execute(query))[::-1]
@@ -125,11 +181,12 @@ def verify(session: Any, model: str | None = None) -> AuditReport:
     """
     table: Table = AuditRow.__table__  # type: ignore[assignment]
     problems: list[str] = []
+    spans = names_of(session, model) if model is not None else []
     prev = GENESIS
     expected_seq = 1
     counted = 0
     for row in session.execute(select(table).order_by(table.c.seq)).all():
-        if model is None or row.model == model:
+        if model is None or _in_spans(row, spans):
             counted += 1
         if row.seq != expected_seq:
             problems.append(

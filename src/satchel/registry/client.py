@@ -219,6 +219,10 @@ class HttpStore:
     def delete_model(self, name: str, **kw: Any) -> None:
         self._write("delete_model", name=name, **kw)
 
+    def rename_model(self, name: str, new_name: str, **kw: Any) -> RegisteredModel:
+        return RegisteredModel.from_dict(self._write("rename_model", name=name,
+                                                     new_name=new_name, **kw))
+
     def set_version_description(self, name: str, version: int | str, description: str,
                                 **kw: Any) -> ModelVersion:
         return ModelVersion.from_dict(self._write(

@@ -23,7 +23,8 @@ class Change:
         action: ``create_model``, ``register``, ``set_alias``, ``delete_alias``,
             ``set_stage``, ``set_model_tag``, ``delete_model_tag``, ``set_version_tag``,
             ``delete_version_tag``, ``set_model_description``,
-            ``set_version_description``, ``delete_version``, ``delete_model``.
+            ``set_version_description``, ``delete_version``, ``delete_model``,
+            ``rename_model`` (its ``model`` is the new name, ``before`` names the old).
         actor: the identity making the change.
         model: the registered model's name.
         version: the version concerned, if any.

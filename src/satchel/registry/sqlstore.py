@@ -130,6 +130,35 @@ class SqlStore(StoreBase):
                         before={key: old}, after=None, context=context, head=head)
             s.execute(delete(MT).where(MT.c.model_id == model.id, MT.c.key == key))
 
+    def rename_model(
+        self, name: str, new_name: str, *, actor: str, context: Context = None
+    ) -> RegisteredModel:
+        """Give a registered model a new name; its versions, aliases, stages and tags
+        follow it (they hang off the model's id), and the old name becomes free.
+
+        Refused when ``new_name`` is taken. The audit entry is recorded under the new
+        name with ``before={"name": old}``, and :meth:`audit` of the new name includes
+        the entries written under the old one.
+        """
+        check.name(name)
+        check.name(new_name, field="new_name")
+        if new_name == name:
+            raise RegistryInputError(f"model {name!r} is already named {new_name!r}",
+                                     field="new_name")
+        with self.write() as s:
+            head = audit.lock_head(s)
+            model = self._model_row(s, name)
+            if s.execute(select(M.c.id).where(M.c.name == new_name)).first() is not None:
+                raise RegistryConflictError(
+                    f"cannot rename {name!r}: a registered model named {new_name!r} "
+                    "already exists")
+            self._apply(s, actor=actor, action="rename_model", model=new_name, version=None,
+                        before={"name": name}, after={"name": new_name}, context=context,
+                        head=head)
+            s.execute(update(M).where(M.c.id == model.id)
+                      .values(name=new_name, updated_at=now_ms()))
+        return self.get_model(new_name)
+
     def delete_model(self, name: str, *, actor: str, context: Context = None) -> None:
         """Delete a model and its versions' records; refused while any alias exists."""
         check.name(name)

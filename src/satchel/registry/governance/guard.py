@@ -38,6 +38,9 @@ def _policy(session: Any, model: str) -> Any:
 
 def check(change: Change) -> None:
     """The guard (see the module docstring)."""
+    if change.action == "rename_model" and change.session is not None:
+        _follow_rename(change)
+        return
     kind = _MOVES.get(change.action)
     if kind is None or change.session is None:
         return
@@ -55,6 +58,23 @@ def check(change: Change) -> None:
             f"{verb} directly; request the move: satchel registry request {change.model} "
             f"{'--stage ' if kind == 'stage' else ''}{target} VERSION")
     _approve(change, policy, kind, target, int(request_id))
+
+
+def _follow_rename(change: Change) -> None:
+    """A renamed model keeps its policy, attached evaluations and promotion requests
+    (they are keyed by name): otherwise a rename would drop the protection of its
+    aliases and stages."""
+    from sqlalchemy import update
+
+    from satchel.registry.governance.tables import EvaluationRow, PolicyRow, RequestRow
+
+    old, new = str((change.before or {})["name"]), change.model
+    s = change.session
+    if s.get(PolicyRow, new) is not None:
+        raise PolicyError(f"a policy for {new!r} already exists; remove it before renaming "
+                          f"{old!r} to {new!r}")
+    for table in (PolicyRow, EvaluationRow, RequestRow):
+        s.execute(update(table).where(table.model == old).values(model=new))
 
 
 def _target(change: Change, kind: str) -> str | None:
