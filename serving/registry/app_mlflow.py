@@ -115,6 +115,11 @@ def update_model(ctx: Context, who: Identity, p: dict[str, Any], r: Request) -> 
     return {"registered_model": model_json(m, [], str(r.base_url))}
 
 
+def rename_model(ctx: Context, who: Identity, p: dict[str, Any], r: Request) -> Any:
+    m = ctx.store.rename_model(_req(p, "name"), _req(p, "new_name"), actor=who.name)
+    return {"registered_model": model_json(m, _latest(ctx.store, m.name), str(r.base_url))}
+
+
 def delete_model(ctx: Context, who: Identity, p: dict[str, Any], r: Request) -> Any:
     ctx.store.delete_model(_req(p, "name"), actor=who.name)
     return {}
@@ -170,8 +175,23 @@ def delete_alias(ctx: Context, who: Identity, p: dict[str, Any], r: Request) -> 
 
 
 def get_by_alias(ctx: Context, who: Identity, p: dict[str, Any], r: Request) -> Any:
-    v = ctx.store.get_version_by_alias(_req(p, "name"), _req(p, "alias"))
-    return {"model_version": version_json(v, str(r.base_url))}
+    return _version_reply(ctx.store.get_version_by_alias(_req(p, "name"), _req(p, "alias")))
+
+
+# The store hands out the same frozen ModelVersion until something changes; its reply
+# body is rendered once per object (the entry keeps the object, so its id stays unique).
+_BODIES: dict[int, tuple[ModelVersion, bytes]] = {}
+_BODIES_MAX = 4096
+
+
+def _version_reply(v: ModelVersion) -> Response:
+    hit = _BODIES.get(id(v))
+    if hit is None or hit[0] is not v:
+        body = JSONResponse({"model_version": version_json(v, "")}).body
+        if len(_BODIES) >= _BODIES_MAX:
+            _BODIES.clear()
+        hit = _BODIES[id(v)] = (v, bytes(body))
+    return Response(hit[1], media_type="application/json")
 
 
 # ---------------------------------------------------------------- model versions
@@ -186,8 +206,7 @@ def create_version(ctx: Context, who: Identity, p: dict[str, Any], r: Request) -
 
 
 def get_version(ctx: Context, who: Identity, p: dict[str, Any], r: Request) -> Any:
-    v = ctx.store.get_version(_req(p, "name"), _req(p, "version"))
-    return {"model_version": version_json(v, str(r.base_url))}
+    return _version_reply(ctx.store.get_version(_req(p, "name"), _req(p, "version")))
 
 
 def update_version(ctx: Context, who: Identity, p: dict[str, Any], r: Request) -> Any:
@@ -250,9 +269,14 @@ QUICK_READS = {get_version, get_by_alias, download_uri}
 
 # path, methods, role, handler
 TABLE: tuple[tuple[str, tuple[str, ...], str, Handler], ...] = (
+    # the hot reads first: starlette tries routes in order
+    ("/registered-models/alias", ("GET",), "reader", get_by_alias),
+    ("/model-versions/get", ("GET",), "reader", get_version),
     ("/registered-models/create", ("POST",), "editor", create_model),
     ("/registered-models/get", ("GET",), "reader", get_model),
     ("/registered-models/update", ("PATCH",), "editor", update_model),
+    # admin: a rename frees the old name, which deployments resolve (like a delete)
+    ("/registered-models/rename", ("POST",), "admin", rename_model),
     ("/registered-models/delete", ("DELETE",), "admin", delete_model),
     ("/registered-models/search", ("GET",), "reader", search_models),
     ("/registered-models/list", ("GET",), "reader", search_models),
@@ -261,9 +285,7 @@ TABLE: tuple[tuple[str, tuple[str, ...], str, Handler], ...] = (
     ("/registered-models/delete-tag", ("DELETE",), "editor", delete_model_tag),
     ("/registered-models/alias", ("POST",), "editor", set_alias),
     ("/registered-models/alias", ("DELETE",), "editor", delete_alias),
-    ("/registered-models/alias", ("GET",), "reader", get_by_alias),
     ("/model-versions/create", ("POST",), "editor", create_version),
-    ("/model-versions/get", ("GET",), "reader", get_version),
     ("/model-versions/update", ("PATCH",), "editor", update_version),
     ("/model-versions/delete", ("DELETE",), "admin", delete_version),
     ("/model-versions/search", ("GET",), "reader", search_versions),
@@ -288,9 +310,10 @@ def _endpoint(ctx: Context, role: str, handler: Handler) -> Callable[[Request],
         who.require(role, action)
         params = await ctx.params(request)
         if inline:
-            return JSONResponse(handler(ctx, who, params, request))
-        result = await to_thread.run_sync(lambda: handler(ctx, who, params, request))
-        return JSONResponse(result)
+            result = handler(ctx, who, params, request)
+        else:
+            result = await to_thread.run_sync(lambda: handler(ctx, who, params, request))
+        return result if isinstance(result, Response) else JSONResponse(result)
 
     return endpoint
 

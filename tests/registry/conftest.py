@@ -140,7 +140,9 @@ TOKENS = {
 class RegistryServer:
     """A ``satchel registry serve`` subprocess on a free loopback port."""
 
-    def __init__(self, db_url: str, artifact_root: Path, token_file: Path | None) -> None:
+    def __init__(self, db_url: str, artifact_root: Path, token_file: Path | None,
+                 extra: tuple[str, ...] = ()) -> None:
+        self.extra = extra
         self.db_url = db_url
         self.artifact_root = artifact_root
         self.token_file = token_file
@@ -157,6 +159,7 @@ class RegistryServer:
                str(self.port), "--log-level", "warning"]
         if self.token_file is not None:
             cmd += ["--auth-token-file", str(self.token_file)]
+        cmd += list(self.extra)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

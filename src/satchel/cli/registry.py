@@ -76,6 +76,12 @@ def add_parser(sub: Any) -> None:
     r.add_argument("ref", metavar="NAME[/VERSION]")
     r.set_defaults(func=_delete)
 
+    r = rs.add_parser("rename", parents=[common],
+                      help="rename a model (versions, aliases, stages and tags follow it)")
+    r.add_argument("name")
+    r.add_argument("new_name", metavar="NEW_NAME")
+    r.set_defaults(func=_rename)
+
     r = rs.add_parser("audit", parents=[common], help="the audit trail of a model")
     r.add_argument("name", nargs="?", default=None)
     r.add_argument("--verify", action="store_true", help="verify the hash chain (exit 1 if broken)")
@@ -93,6 +99,9 @@ def add_parser(sub: Any) -> None:
                    help="where version files live (default: fixed when the database was made)")
     r.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
+    r.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="worker processes (forked after the store is opened; each enforces "
+                        "the same tokens and roles; default 1)")
     r.set_defaults(func=_serve)
 
     from satchel.cli import governance
@@ -266,6 +275,16 @@ def _delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rename(args: argparse.Namespace) -> int:
+    m = _registry(args).rename_model(args.name, args.new_name)
+    _emit(args, m.to_dict(), [
+        f"renamed {args.name} to {m.name} ({m.versions} versions"
+        + (", aliases " + " ".join(f"{a}->{v}" for a, v in m.aliases.items())
+           if m.aliases else "") + ")",
+        f"models:/{args.name}/... no longer resolves; use models:/{m.name}/..."])
+    return 0
+
+
 def _audit(args: argparse.Namespace) -> int:
     reg = _registry(args)
     if args.verify:
@@ -294,9 +313,11 @@ def _serve(args: argparse.Namespace) -> int:
                                  field="registry_uri")
     if not 0 <= args.port <= 65535:
         raise RegistryInputError("--port must be between 0 and 65535", field="port")
+    if not 1 <= args.workers <= 64:
+        raise RegistryInputError(f"--workers must be between 1 and 64, not {args.workers}",
+                                 field="workers", limit="64")
     store = open_store(uri, args.artifact_root)
     from satchel.serving.registry.server import serve
 
-    serve(store, host=args.host, port=args.port, token_file=args.auth_token_file,
-          log_level=args.log_level)
-    return 0
+    return serve(store, host=args.host, port=args.port, token_file=args.auth_token_file,
+                 log_level=args.log_level, workers=args.workers)

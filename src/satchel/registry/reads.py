@@ -24,6 +24,7 @@ from satchel.registry import validate as check
 from satchel.registry.artifacts import ArtifactStore, Tree
 from satchel.registry.entities import AuditEntry, AuditReport, ModelVersion, RegisteredModel
 from satchel.registry.hooks import Change, Guard
+from satchel.registry.probe import HeadProbe
 from satchel.registry.schema import create_engine, ensure_schema, refresh_statistics
 from satchel.registry.tables import AuditHeadRow, Setting
 
@@ -61,6 +62,7 @@ class StoreBase:
         refresh_statistics(self.engine)
         self.guards: list[Guard] = []
         self._read_cache: dict[tuple[str, ...], tuple[int, Any]] = {}
+        self._probe = HeadProbe(self.engine)
         self.artifacts = ArtifactStore(self._artifact_root(artifact_root))
 
     # ------------------------------------------------------------------ plumbing
@@ -182,40 +184,52 @@ class StoreBase:
         with self._reader() as s:
             return convert.models(s, [self._model_row(s, name)])[0]
 
-    def _cached(self, s: Any, key: tuple[str, ...], compute: Any) -> Any:
-        """``compute()``, or its earlier value while the audit head has not moved.
+    def _cached(self, key: tuple[str, ...], validate: Any, compute: Any) -> Any:
+        """``compute(connection)``, or its earlier value while the audit head has not
+        moved.
 
         Every change appends an audit entry and so advances the head in the same
         transaction: an unchanged head sequence number means nothing a read returns has
-        changed. One primary-key lookup then replaces a resolve's joins. Values are
-        frozen entities, shared between callers.
+        changed. One primary-key lookup (on the probe's own connection) then replaces a
+        resolve's joins, and the arguments, validated when the value was computed, are
+        not validated again. Values are frozen entities, shared between callers.
         """
-        seq = s.execute(_HEAD_SEQ).scalar()
+        seq = self._probe.seq()
         hit = self._read_cache.get(key)
-        if hit is not None and hit[0] == seq:
+        if seq is not None and hit is not None and hit[0] == seq:
             return hit[1]
-        value = compute()
+        validate()
+        with self._reader() as s:
+            if seq is None:
+                seq = s.execute(_HEAD_SEQ).scalar()
+            # Computed after the probe: a change landing in between is stored under the
+            # older number, so the next read recomputes.
+            value = compute(s)
         if len(self._read_cache) >= _CACHE_MAX:
             self._read_cache.clear()
         self._read_cache[key] = (seq, value)
         return value
 
     def get_version(self, name: str, version: int | str) -> ModelVersion:
-        check.name(name)
-        number = check.version(version)
-        with self._reader() as s:
-            found: ModelVersion = self._cached(
-                s, ("version", name, str(number)),
-                lambda: self._one_version(s, self._model_row(s, name), number))
-            return found
+        number: list[int] = []
+
+        def validate() -> None:
+            check.name(name)
+            number.append(check.version(version))
+
+        found: ModelVersion = self._cached(
+            ("version", name, str(version)), validate,
+            lambda s: self._one_version(s, self._model_row(s, name), number[0]))
+        return found
 
     def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
-        check.name(name)
-        check.alias(alias)
-        with self._reader() as s:
-            found: ModelVersion = self._cached(
-                s, ("alias", name, alias), lambda: self._by_alias(s, name, alias))
-            return found
+        def validate() -> None:
+            check.name(name)
+            check.alias(alias)
+
+        found: ModelVersion = self._cached(
+            ("alias", name, alias), validate, lambda s: self._by_alias(s, name, alias))
+        return found
 
     def _by_alias(self, s: Any, name: str, alias: str) -> ModelVersion:
         # One query for the common case (model, alias and version all exist).
@@ -393,7 +407,8 @@ class StoreBase:
             return audit.verify(s, name)
 
     def dispose(self) -> None:
-        """Close the database connections."""
+        """Close the database connections (this thread's probe connection too)."""
+        self._probe.reset()
         self.engine.dispose()
 
 
