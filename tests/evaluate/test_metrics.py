@@ -179,3 +179,32 @@ def test_slice_intervals_cover_the_slice_figure_and_are_wider_than_all_rows() ->
         overall = got["metrics"][name]
         ratio = (small.high[name] - small.low[name]) / (overall.high - overall.low)
         assert 2.0 < ratio < 4.5, (name, ratio)
+
+
+def test_paired_comparison_above_the_exact_bound() -> None:
+    n = scores.EXACT_ROWS + 20_000
+    rng = np.random.default_rng(12)
+    z = rng.normal(0, 1.5, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(np.int64)
+    # the baseline sees the same signal with extra noise: correlated with the model
+    zb = z + rng.normal(0, 0.5, n)
+    proba = np.column_stack([1 / (1 + np.exp(z)), 1 / (1 + np.exp(-z))])
+    bproba = np.column_stack([1 / (1 + np.exp(zb)), 1 / (1 + np.exp(-zb))])
+    ev = Evaluation(target="y", task_type=None, estimator_type="classifier", classes=[0, 1],
+                    base_classes=[0, 1], baseline=True, slice_specs=[], seed=0)
+    for i in range(0, n, 50_000):
+        r = slice(i, i + 50_000)
+        ev.add(y[r], (proba[r, 1] > 0.5).astype(np.int64), proba[r],
+               (bproba[r, 1] > 0.5).astype(np.int64), bproba[r], {})
+    got = ev.figures(bootstrap.plan(resamples=200), "test")
+    c = got["comparison"]["roc_auc"]
+    want = skm.roc_auc_score(y, proba[:, 1]) - skm.roc_auc_score(y, bproba[:, 1])
+    assert c.difference == pytest.approx(want, abs=1e-5)
+    assert c.low < c.difference < c.high and c.significant and not c.regression
+    # paired: the difference's interval is far narrower than the two intervals together
+    m, b = got["metrics"]["roc_auc"], got["baseline_metrics"]["roc_auc"]
+    assert c.high - c.low < 0.7 * ((m.high - m.low) + (b.high - b.low))
+    ll = got["comparison"]["log_loss"]
+    assert ll.difference == pytest.approx(
+        skm.log_loss(y, proba) - skm.log_loss(y, bproba), rel=1e-9)
+    assert ll.low < ll.difference < ll.high and ll.significant

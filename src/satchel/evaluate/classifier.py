@@ -67,6 +67,9 @@ class ClassifierStream:
     def _codes(self, values: np.ndarray, truth: bool = False, what: str = "") -> np.ndarray:
         if self.fixed:
             assert self.classes is not None
+            if len(self.classes) >= 1 << 12:  # the width of a label field in a cell key
+                raise EvaluationError(f"the model has {len(self.classes)} classes; evaluate "
+                                      "supports up to 4095")
             codes = task.codes(self.classes, values)
             if (codes < 0).any():
                 bad = sorted({str(v) for v in np.asarray(values)[codes < 0].tolist()})[:10]

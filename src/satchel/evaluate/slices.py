@@ -49,6 +49,9 @@ class Scopes:
         key = (column, text)
         got = self._ids.get(key)
         if got is None:
+            if len(self.names) >= 1 << 24:  # the width of the scope field in a cell key
+                raise EvaluationError(f"slice column '{column}' has more than 16 million "
+                                      "distinct values", column=column)
             got = self._ids[key] = len(self.names)
             self.names.append(key)
         return got
