@@ -6,8 +6,14 @@ key (models sharing an environment share a worker), starts a
 :mod:`~satchel.serving.server.model_worker` in each environment, and puts a
 :class:`~satchel.Model` in the repository whose predictor forwards to the worker. The
 front process keeps everything else (HTTP and gRPC, decoding and the coercion policy,
-batching, auth, limits, metrics, monitoring). A worker that dies is restarted; its
-requests answer 503 (``ModelNotReadyError``) meanwhile, never 500.
+batching, auth, limits, metrics, monitoring) and runs the coercion policy once; the
+worker predicts on what it receives. A worker that dies is restarted on the same socket
+path; its requests answer 503 (``ModelNotReadyError``) meanwhile, never 500.
+
+Connections are opened on demand, one per concurrent caller, and reused. A process
+forked after the workers started (``serve --workers N``: the HTTP workers) opens its own
+connections to the same model workers; only the process that started a worker watches,
+restarts and stops it.
 """
 
 from __future__ import annotations
@@ -15,24 +21,25 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import secrets
 import shutil
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from satchel import errors as _errors
 from satchel.errors import ModelNotReadyError, PredictionError, SatchelError
+from satchel.serving.server import channel
 
 log = logging.getLogger("satchel.serving")
 
-_CONNECTIONS = 4  # concurrent predict calls per worker (each a socket)
 _START_TIMEOUT = 300.0
+_CONNECT_TIMEOUT = 5.0
 
 
 @dataclass
@@ -75,13 +82,19 @@ class EnvWorker:
         self.info: dict[str, Any] = {}
         self.restarts = 0
         self._dir = Path(tempfile.mkdtemp(prefix="satchel-w-"))
+        self._sock = str(self._dir / "worker.sock")
+        self._key = secrets.token_bytes(channel.KEY_BYTES)
         self._proc: subprocess.Popen[bytes] | None = None
-        self._pool: queue.Queue[Any] = queue.Queue()
+        self._owner = os.getpid()
+        # idle connections of the process in _pool_pid (a forked child starts afresh)
+        self._idle: list[Any] = []
+        self._pool_pid = os.getpid()
         self._ready = threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
         self._generation = 0
+        self._launched: tuple[subprocess.Popen[bytes], Path] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -91,28 +104,49 @@ class EnvWorker:
         Raises:
             SatchelError: the worker could not load a model (its reason quoted).
         """
-        self._spawn()
+        self.launch()
+        return self.wait_started()
+
+    def launch(self) -> None:
+        """Start the worker process without waiting for it (see :meth:`wait_started`):
+        the caller can do its own start-up while the models load."""
+        self._launched = self._popen()
+
+    def wait_started(self) -> dict[str, Any]:
+        """Wait for the worker :meth:`launch` started to load its models, then watch it.
+
+        Raises:
+            SatchelError: the worker could not load a model (its reason quoted).
+        """
+        if self._launched is None:
+            raise SatchelError("wait_started() before launch()")
+        proc, errors = self._launched
+        self._await(proc, errors)
         self._watcher = threading.Thread(target=self._watch, name=f"satchel-env-{self.key}",
                                          daemon=True)
         self._watcher.start()
         return self.info
 
     def _spawn(self) -> None:
-        sock = self._dir / f"w{self._generation}.sock"
+        self._await(*self._popen())
+
+    def _popen(self) -> tuple[subprocess.Popen[bytes], Path]:
         self._generation += 1
-        key = secrets.token_hex(16)
         env = {k: v for k, v in os.environ.items()
                if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-        env["SATCHEL_WORKER_KEY"] = key
+        env["SATCHEL_WORKER_KEY"] = self._key.hex()
         env["SATCHEL_WORKER_PARENT"] = str(os.getpid())
-        errors = self._dir / f"w{self._generation - 1}.stderr"
+        errors = self._dir / f"w{self._generation}.stderr"
         with open(errors, "wb") as err:
             proc = subprocess.Popen(
-                [str(self.python), "-m", "satchel.serving.server.model_worker", str(sock)],
+                [str(self.python), "-m", "satchel.serving.server.model_worker", self._sock],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env)
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdin is not None
         proc.stdin.write(json.dumps(self.specs).encode())
         proc.stdin.close()
+        return proc, errors
+
+    def _await(self, proc: subprocess.Popen[bytes], errors: Path) -> None:
         line = _read_line(proc, _START_TIMEOUT)
         try:
             status = json.loads(line) if line else {}
@@ -124,13 +158,8 @@ class EnvWorker:
             why = status.get("error") or _last_line(errors) or f"it exited with {proc.returncode}"
             raise SatchelError(f"the model worker of environment {self.key} could not load "
                                f"{', '.join(s['name'] for s in self.specs)}: {why}")
-        from multiprocessing.connection import Client
-
-        pool: queue.Queue[Any] = queue.Queue()
-        for _ in range(_CONNECTIONS):
-            pool.put(Client(str(sock), family="AF_UNIX", authkey=key.encode()))
         with self._lock:
-            self._proc, self._pool, self.info = proc, pool, status["ready"]
+            self._proc, self.info = proc, status["ready"]
         self._ready.set()
 
     def _watch(self) -> None:
@@ -145,7 +174,7 @@ class EnvWorker:
             self._ready.clear()
             log.warning("model worker of environment %s exited (%s); restarting", self.key,
                         proc.returncode if proc is not None else "not started")
-            self._close_pool()
+            self._close_idle()
             try:
                 self._spawn()
                 self.restarts += 1
@@ -156,10 +185,14 @@ class EnvWorker:
                 delay = min(delay * 2, 10.0)
 
     def stop(self) -> None:
+        """Stop the worker (only the process that started it does; a forked one just
+        closes its connections)."""
+        self._close_idle()
+        if os.getpid() != self._owner:
+            return
         self._stopping.set()
         self._ready.clear()
-        self._close_pool()
-        proc = self._proc
+        proc = self._proc or (self._launched[0] if self._launched is not None else None)
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
@@ -169,16 +202,14 @@ class EnvWorker:
                 proc.wait()
         shutil.rmtree(self._dir, ignore_errors=True)
 
-    def _close_pool(self) -> None:
+    def _close_idle(self) -> None:
         with self._lock:
-            pool = self._pool
-        while True:
+            idle, self._idle = self._idle, []
+        for sock in idle:
             try:
-                pool.get_nowait().close()
-            except queue.Empty:
-                return
+                sock.close()
             except OSError:
-                continue
+                pass
 
     @property
     def pid(self) -> int | None:
@@ -187,25 +218,42 @@ class EnvWorker:
     # --- the request path --------------------------------------------------------------
 
     def predict(self, name: str, data: Any, params: dict[str, Any] | None) -> Any:
-        """Predict in the worker; a dead worker is a ModelNotReadyError (503), not a 500."""
-        if not self._ready.is_set():
+        """Predict in the worker on ``data`` already fitted to the model's signature; a
+        dead or restarting worker is a ModelNotReadyError (503), not a 500."""
+        if os.getpid() == self._owner and not self._ready.is_set():
             raise ModelNotReadyError(f"model '{name}' is restarting (its environment's "
                                      "worker exited)")
-        with self._lock:
-            pool = self._pool
-        conn = pool.get()
         try:
-            conn.send((name, data, params))
-            reply = conn.recv()
+            sock = self._take()
+        except OSError as exc:
+            raise ModelNotReadyError(f"model '{name}' is restarting (its environment's "
+                                     f"worker is not listening: {type(exc).__name__})") from None
+        try:
+            channel.send(sock, (name, channel.pack_input(data), params))
+            reply = channel.recv(sock)
         except (EOFError, OSError) as exc:
-            self._ready.clear()
-            conn.close()
+            # The watcher (in the process that started the worker) sees it exit and
+            # restarts it; until then connecting fails and requests get 503.
+            sock.close()
             raise ModelNotReadyError(f"model '{name}' is restarting (its environment's "
                                      f"worker exited: {type(exc).__name__})") from None
-        pool.put(conn)
+        except BaseException:
+            sock.close()  # mid-message (an unpicklable input): the stream is unusable
+            raise
+        self._idle.append(sock)
         if reply[0] == "ok":
             return reply[1]
         raise _error(reply[1], reply[2], reply[3])
+
+    def _take(self) -> Any:
+        """An idle connection of this process, or a new one."""
+        if self._pool_pid != os.getpid():
+            # Forked: the inherited sockets belong to the parent's conversations.
+            self._idle, self._pool_pid = [], os.getpid()
+        try:
+            return self._idle.pop()  # list.pop is atomic: no lock on the hot path
+        except IndexError:
+            return channel.connect(self._sock, self._key, _CONNECT_TIMEOUT)
 
 
 def _error(cls_name: str, message: str, error_class: str | None) -> SatchelError:
@@ -240,10 +288,14 @@ def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
     return out[0].decode("utf-8", "replace").strip() if out else ""
 
 
-def start_workers(specs: list[tuple[str, str]], cache: Any, load_options: dict[str, Any]
+def start_workers(specs: list[tuple[str, str]], cache: Any, load_options: dict[str, Any],
+                  while_loading: Callable[[], None] | None = None
                   ) -> tuple[dict[str, Any], list[EnvWorker]]:
     """Build or reuse each model's environment, start one worker per environment, and
     return front-server models (by name) whose predictions run in those workers.
+
+    The workers load their models in parallel, and ``while_loading`` (the front server's
+    own start-up, e.g. importing its transports) runs meanwhile.
 
     Raises:
         SatchelError: an environment cannot be built, or a worker cannot load its models.
@@ -256,7 +308,7 @@ def start_workers(specs: list[tuple[str, str]], cache: Any, load_options: dict[s
         spec = EnvSpec.from_model(root)
         groups.setdefault(spec.key, (spec, []))[1].append((name, root))
     models: dict[str, Any] = {}
-    workers: list[EnvWorker] = []
+    workers: list[tuple[EnvWorker, list[tuple[str, Path]]]] = []
     try:
         for key, (spec, members) in groups.items():
             env = cache.ensure(spec)
@@ -265,15 +317,19 @@ def start_workers(specs: list[tuple[str, str]], cache: Any, load_options: dict[s
             worker = EnvWorker(env.python, [{"name": n, "path": str(p),
                                              "options": load_options} for n, p in members],
                                key)
-            workers.append(worker)
-            info = worker.start()
+            worker.launch()
+            workers.append((worker, members))
+        if while_loading is not None:
+            while_loading()
+        for worker, members in workers:
+            info = worker.wait_started()
             for name, root in members:
                 models[name] = remote_model(worker, name, root, info)
     except BaseException:
-        for w in workers:
+        for w, _ in workers:
             w.stop()
         raise
-    return models, workers
+    return models, [w for w, _ in workers]
 
 
 def remote_model(worker: EnvWorker, name: str, root: Path, info: dict[str, Any]) -> Any:

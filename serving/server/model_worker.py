@@ -3,12 +3,16 @@ server over a local channel.
 
 Started by :mod:`satchel.serving.server.env_workers` as
 ``ENV/bin/python -m satchel.serving.server.model_worker SOCKET`` with the models to load
-as JSON on stdin and the channel's key in ``SATCHEL_WORKER_KEY``. It prints one JSON
-line (what it loaded, or why it could not) and then answers requests on the unix
-socket. Requests and replies are pickled with protocol 5, so DataFrames and arrays
-travel as their binary buffers, never as JSON; both ends are satchel, and the socket
-is authenticated with the key (only the front server that started the worker can talk
-to it).
+as JSON on stdin and the channel's key (hex) in ``SATCHEL_WORKER_KEY``. It prints one
+JSON line (what it loaded, or why it could not) and then answers requests on the unix
+socket, one thread per connection. Messages are framed by
+:mod:`satchel.serving.server.channel` (pickle protocol 5, arrays as out-of-band
+buffers, never JSON). A connection must first send the key: only the front server that
+started the worker (and the HTTP workers it forked) can talk to it.
+
+The front server fitted every input to the signature before sending it, with the same
+satchel, so the worker predicts on it as it is (:meth:`satchel.Model.predict_prepared`):
+the coercion policy runs once per request, in the front.
 """
 
 from __future__ import annotations
@@ -33,34 +37,42 @@ def describe(models: dict[str, Any]) -> dict[str, Any]:
             for name, m in models.items()}
 
 
-def serve_connection(conn: Any, models: dict[str, Any]) -> None:
-    """Answer one connection's requests until it closes: ``(name, data, params)`` in,
-    ``("ok", output)`` or ``("error", class name, message, model error class)`` out."""
+def serve_connection(sock: Any, models: dict[str, Any], key: bytes) -> None:
+    """Answer one connection's requests until it closes: ``(name, packed input,
+    params)`` in, ``("ok", output)`` or ``("error", class name, message, model error
+    class)`` out."""
     from satchel.errors import PredictionError, SatchelError
+    from satchel.serving.server import channel
 
-    while True:
-        try:
-            name, data, params = conn.recv()
-        except (EOFError, OSError):
-            return
-        try:
-            model = models[name]
-            # The front server fitted the input to the signature already; this pass is
-            # the same lossless policy and leaves already-fitted data unchanged.
-            reply: tuple[Any, ...] = ("ok", model.predict_detailed(data, params).output)
-        except SatchelError as exc:
-            error_class = exc.error_class if isinstance(exc, PredictionError) else None
-            reply = ("error", type(exc).__name__, str(exc), error_class)
-        except KeyError:
-            reply = ("error", "ModelNotFoundError", f"no model {name!r} in this worker", None)
-        except Exception as exc:  # noqa: BLE001 - the model's own failure goes back as one
-            reply = ("error", "PredictionError",
-                     f"the model raised {type(exc).__name__}: {exc}", type(exc).__name__)
-        try:
-            conn.send(reply)
-        except Exception as exc:  # noqa: BLE001 - an output pickle cannot carry
-            conn.send(("error", "PredictionError",
-                       f"the model's output cannot be sent back: {exc}", type(exc).__name__))
+    with sock:
+        if not channel.accept_key(sock, key):
+            return  # not the front server: no reply, no hint
+        while True:
+            try:
+                name, packed, params = channel.recv(sock)
+            except (EOFError, OSError):
+                return
+            try:
+                model = models[name]
+                reply: tuple[Any, ...] = ("ok", model.predict_prepared(
+                    channel.unpack_input(packed), params))
+            except SatchelError as exc:
+                error_class = exc.error_class if isinstance(exc, PredictionError) else None
+                reply = ("error", type(exc).__name__, str(exc), error_class)
+            except KeyError:
+                reply = ("error", "ModelNotFoundError", f"no model {name!r} in this worker",
+                         None)
+            except Exception as exc:  # noqa: BLE001 - the model's own failure goes back as one
+                reply = ("error", "PredictionError",
+                         f"the model raised {type(exc).__name__}: {exc}", type(exc).__name__)
+            try:
+                channel.send(sock, reply)
+            except OSError:
+                return
+            except Exception as exc:  # noqa: BLE001 - an output pickle cannot carry
+                channel.send(sock, ("error", "PredictionError",
+                                    f"the model's output cannot be sent back: {exc}",
+                                    type(exc).__name__))
 
 
 def _die_with_parent(parent: int) -> None:
@@ -78,14 +90,14 @@ def _die_with_parent(parent: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from multiprocessing.connection import Listener
+    import socket
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m satchel.serving.server.model_worker SOCKET", file=sys.stderr)
         return 2
     _die_with_parent(int(os.environ.pop("SATCHEL_WORKER_PARENT", os.getppid())))
-    key = os.environ.pop(KEY_VAR, "").encode()
+    key = bytes.fromhex(os.environ.pop(KEY_VAR, ""))
     specs = json.loads(sys.stdin.read())
     try:
         models = _load(specs)
@@ -93,14 +105,22 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}),
               flush=True)
         return 1
-    listener = Listener(args[0], family="AF_UNIX", authkey=key)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # A restarted worker takes over its predecessor's path: clients reconnect to it.
+    try:
+        os.unlink(args[0])
+    except FileNotFoundError:
+        pass
+    listener.bind(args[0])
+    listener.listen(128)
     print(json.dumps({"ready": describe(models), "pid": os.getpid()}), flush=True)
     while True:
         try:
-            conn = listener.accept()
-        except Exception:  # noqa: BLE001 - a client without the key: refuse it, keep serving
+            conn, _ = listener.accept()
+        except OSError:
             continue
-        threading.Thread(target=serve_connection, args=(conn, models), daemon=True).start()
+        threading.Thread(target=serve_connection, args=(conn, models, key),
+                         daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -129,20 +129,35 @@ class Model:
             checked, unknown = enforce_params(params, self._params)
         else:
             checked, unknown = (params or None), []
+        return Prediction(
+            self.predict_prepared(enforced.data, checked),
+            enforced.dropped,
+            tuple(unknown),
+            _normalize.num_rows(enforced.data),
+        )
+
+    def predict_prepared(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        """Predict on input another satchel already fitted to this model's signature.
+
+        For a caller that ran the coercion policy itself on the same signature (the
+        serving front process does, before it hands the input to a model worker in the
+        model's own environment): no second pass. ``data`` must be what
+        :func:`satchel.coercion.enforce_input` returned and ``params`` what
+        :func:`satchel.coercion.enforce_params` returned; anything else reaches the
+        model unchecked. Use :meth:`predict` otherwise.
+
+        Raises:
+            PredictionError: the model itself raised.
+        """
         try:
-            out = self._predictor.predict(enforced.data, checked)
+            out = self._predictor.predict(data, params)
         except (SatchelError, MemoryError, RecursionError):
             raise
         except Exception as exc:
             raise PredictionError(
                 f"the model raised {type(exc).__name__}: {exc}", error_class=type(exc).__name__
             ) from exc
-        return Prediction(
-            _normalize.output(out),
-            enforced.dropped,
-            tuple(unknown),
-            _normalize.num_rows(enforced.data),
-        )
+        return _normalize.output(out)
 
     def unwrap(self) -> Any:
         """The native object (the estimator, ONNX model or PythonModel)."""

@@ -63,6 +63,9 @@ def old_sklearn_model(iris_model_dir: Path, tmp_path_factory: pytest.TempPathFac
     subprocess.run([str(env.python), "-c", script, str(path), str(expected)], check=True,
                    env=env_vars)
     assert f"scikit-learn=={OLD_SKLEARN}" in (path / "requirements.txt").read_text()
+    # The saved model pins what that environment had (numpy, scipy ...), not just the
+    # seed's one line: build its own environment now, so the servers start warm.
+    _cache().ensure(EnvSpec.from_model(path))
     return path, np.load(expected)
 
 

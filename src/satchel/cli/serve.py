@@ -411,11 +411,21 @@ def _add_env_models(args: argparse.Namespace, repository: Any,
     if args.workers and args.workers > 1:
         raise SystemExit("satchel serve: --env-manager venv runs one front process; use "
                          "--workers 1 (the model workers run beside it)")
-    models, workers = start_workers(specs, env_cache(args), load_options(args))
+    models, workers = start_workers(specs, env_cache(args), load_options(args),
+                                    while_loading=_import_front)
     for w in workers:
         atexit.register(w.stop)
     for name, _ in specs:
         repository.add(name, models[name])
+
+
+def _import_front() -> None:
+    """Import the transports while the model workers load (the two overlap on separate
+    cores; serially they were most of a warm start)."""
+    import importlib
+
+    for name in ("uvicorn", "satchel.serving.server.app", "satchel.serving.server.run"):
+        importlib.import_module(name)
 
 
 def _follow(args: argparse.Namespace) -> dict[str, Any]:

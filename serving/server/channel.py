@@ -1,0 +1,175 @@
+"""The local channel between the front server and a model worker: one framed message per
+request and one per reply, on a unix socket.
+
+A message is pickled with protocol 5 and its large buffers (numpy arrays) travel
+out-of-band: a header with the lengths, the pickle, then each buffer's raw bytes, all
+handed to the kernel in one ``sendmsg`` and, when it fits, read back with one
+``recv_into``. Arrays are never copied into the pickle stream and never JSON-encoded.
+
+A DataFrame is not pickled as one (pandas' reduce and rebuild cost more than the rest of
+a 1-row call): a frame of numpy-typed columns goes as its 2-D block (one dtype) or its
+column arrays (several), and is rebuilt around a cached column index. Both ends are the
+same satchel (an environment installs the running satchel's wheel), and only the front
+server that started a worker holds the key its socket asks for.
+"""
+
+from __future__ import annotations
+
+import hmac
+import pickle
+import socket
+import struct
+from typing import Any
+
+KEY_BYTES = 32
+_HEAD = struct.Struct("<QI")  # pickle length, number of out-of-band buffers
+_LEN = struct.Struct("<Q")
+_FIRST = 1 << 16  # one recv_into of this size takes a whole small message
+_MAX_BUFFERS = 4096
+
+
+class ChannelError(OSError):
+    """The peer sent something that is not a channel message (or closed mid-message)."""
+
+
+def connect(path: str, key: bytes, timeout: float | None = None) -> socket.socket:
+    """A connection to the worker listening on ``path``, authenticated with ``key``."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.settimeout(None)
+        sock.sendall(key)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def accept_key(sock: socket.socket, key: bytes, timeout: float = 10.0) -> bool:
+    """Read the client's key and compare it in constant time."""
+    sock.settimeout(timeout)
+    got = b""
+    try:
+        while len(got) < KEY_BYTES:
+            chunk = sock.recv(KEY_BYTES - len(got))
+            if not chunk:
+                return False
+            got += chunk
+    except OSError:
+        return False
+    sock.settimeout(None)
+    return hmac.compare_digest(got, key)
+
+
+def send(sock: socket.socket, obj: Any) -> None:
+    """Send one message: header, pickle and out-of-band buffers in one ``sendmsg``."""
+    buffers: list[pickle.PickleBuffer] = []
+    body = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    raws = [b.raw() for b in buffers]
+    head = _HEAD.pack(len(body), len(raws))
+    if raws:
+        head += struct.pack(f"<{len(raws)}Q", *(r.nbytes for r in raws))
+    parts: list[Any] = [head, body, *raws]
+    total = len(head) + len(body) + sum(r.nbytes for r in raws)
+    sent = sock.sendmsg(parts) if len(parts) < 1000 else 0
+    if sent < total:
+        # A partial send (a large message, a signal) or too many parts: send the rest.
+        rest = memoryview(b"".join(bytes(p) for p in parts))[sent:]
+        sock.sendall(rest)
+
+
+def recv(sock: socket.socket) -> Any:
+    """Receive one message (blocks); EOFError when the peer closed between messages.
+
+    Raises:
+        EOFError: the connection closed before a message started.
+        ChannelError: it closed mid-message, or the header is not a channel header.
+    """
+    first = bytearray(_FIRST)
+    n = sock.recv_into(first)
+    if n == 0:
+        raise EOFError("the channel closed")
+    while n < _HEAD.size:
+        n += _more(sock, memoryview(first)[n:])
+    plen, nbuf = _HEAD.unpack_from(first)
+    if nbuf > _MAX_BUFFERS:
+        raise ChannelError(f"a channel message with {nbuf} buffers")
+    hlen = _HEAD.size + _LEN.size * nbuf
+    while n < hlen:
+        n += _more(sock, memoryview(first)[n:])
+    lens = struct.unpack_from(f"<{nbuf}Q", first, _HEAD.size) if nbuf else ()
+    size = plen + sum(lens)
+    if n - hlen > size:
+        raise ChannelError("a channel message longer than its header says")
+    if hlen + size <= _FIRST:
+        msg = memoryview(first)[hlen:hlen + size]
+        got = n - hlen
+    else:
+        msg = memoryview(bytearray(size))
+        got = n - hlen
+        msg[:got] = memoryview(first)[hlen:n]
+    while got < size:
+        got += _more(sock, msg[got:])
+    offset = plen
+    views = []
+    for length in lens:
+        views.append(msg[offset:offset + length])
+        offset += length
+    return pickle.loads(msg[:plen], buffers=views)
+
+
+def _more(sock: socket.socket, into: memoryview) -> int:
+    n = sock.recv_into(into)
+    if n == 0:
+        raise ChannelError("the channel closed in the middle of a message")
+    return n
+
+
+# --- DataFrames as buffers -------------------------------------------------------------
+
+
+def pack_input(data: Any) -> Any:
+    """What goes on the channel for ``data`` (already fitted to the signature)."""
+    from satchel._normalize import pandas_kind
+
+    if pandas_kind(data) != "frame":
+        return ("raw", data)
+    import numpy as np
+
+    df = data
+    columns = df.columns.tolist()
+    index = df.index
+    if not (type(index).__name__ == "RangeIndex" and index.start == 0 and index.step == 1
+            and all(isinstance(c, str) for c in columns) and len(set(columns)) == len(columns)):
+        return ("raw", df)
+    # DataFrame.dtypes builds a Series (~15 us); the block manager lists them in ~1 us.
+    get = getattr(getattr(df, "_mgr", None), "get_dtypes", None)
+    dtypes = list(get()) if get is not None else df.dtypes.tolist()
+    if not dtypes or not all(isinstance(d, np.dtype) and d.kind in "biufcmM" for d in dtypes):
+        return ("raw", df)  # strings, objects, extension types: pandas' own pickle
+    if all(d == dtypes[0] for d in dtypes):
+        # One dtype: the frame's single 2-D block (a view, not a copy).
+        return ("block", tuple(columns), df.to_numpy())
+    return ("columns", tuple(columns), [df[c].to_numpy() for c in columns])
+
+
+_INDEXES: dict[tuple[str, ...], Any] = {}
+
+
+def unpack_input(packed: Any) -> Any:
+    """The data :func:`pack_input` packed."""
+    kind = packed[0]
+    if kind == "raw":
+        return packed[1]
+    import pandas as pd
+
+    names = packed[1]
+    index = _INDEXES.get(names)
+    if index is None:
+        if len(_INDEXES) > 256:
+            _INDEXES.clear()
+        index = _INDEXES[names] = pd.Index(list(names))
+    if kind == "block":
+        return pd.DataFrame(packed[2], columns=index, copy=False)
+    return pd.DataFrame(dict(zip(names, packed[2])), copy=False)

@@ -1,0 +1,105 @@
+"""The front server <-> model worker channel on real unix sockets: what goes in comes out
+exactly (frames as buffers, other data as pickles), large messages, a client without
+the key, and a peer that closes mid-message."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from satchel.serving.server import channel
+
+
+def _round_trip(obj: Any) -> Any:
+    a, b = socket.socketpair()
+    with a, b:
+        result: list[Any] = []
+        # a large message fills the socket buffer: read it while it is being sent
+        reader = threading.Thread(target=lambda: result.append(channel.recv(b)))
+        reader.start()
+        channel.send(a, obj)
+        reader.join(30)
+        return result[0]
+
+
+@pytest.mark.parametrize("frame", [
+    pd.DataFrame({"a": [1.5, 2.0], "b": [3.0, np.nan]}),  # one dtype: the 2-D block
+    pd.DataFrame({"a": np.arange(3, dtype=np.int32), "b": [0.5, 1.5, 2.5],
+                  "t": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"]),
+                  "f": [True, False, True]}),  # several dtypes: column arrays
+    pd.DataFrame({"s": ["x", None], "n": [1, 2]}),  # text: pandas' own pickle
+    pd.DataFrame({"a": [1.0, 2.0]}, index=[10, 20]),  # a non-default index is kept
+    pd.DataFrame({"a": np.zeros(0)}),
+])
+def test_frames_arrive_exactly(frame: pd.DataFrame) -> None:
+    got = channel.unpack_input(_round_trip(("m", channel.pack_input(frame), {"k": 1}))[1])
+    pd.testing.assert_frame_equal(got, frame)
+    # the rebuilt frame is the model's own input: it may write to it
+    if len(got) and got.dtypes.iloc[0].kind == "f":
+        got.iloc[0, 0] = 7.0
+
+
+def test_numeric_frames_travel_as_buffers_not_a_frame_pickle() -> None:
+    frame = pd.DataFrame(np.ones((1000, 4)), columns=list("abcd"))
+    kind, names, block = channel.pack_input(frame)
+    assert kind == "block" and names == ("a", "b", "c", "d") and block.shape == (1000, 4)
+    mixed = frame.astype({"a": np.int64})
+    assert channel.pack_input(mixed)[0] == "columns"
+
+
+def test_large_arrays_and_dicts_round_trip() -> None:
+    big = np.random.default_rng(0).normal(size=(300_000, 3))  # 7 MB: several reads
+    out = _round_trip(("ok", {"x": big, "y": [1, "two"]}))
+    np.testing.assert_array_equal(out[1]["x"], big)
+    assert out[1]["y"] == [1, "two"]
+
+
+def test_a_client_without_the_key_gets_nothing(tmp_path: Path) -> None:
+    key = b"k" * channel.KEY_BYTES
+    path = str(tmp_path / "s.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(2)
+    verdicts: list[bool] = []
+
+    def accept(n: int) -> None:
+        for _ in range(n):
+            conn, _ = server.accept()
+            with conn:
+                verdicts.append(channel.accept_key(conn, key, timeout=5))
+
+    t = threading.Thread(target=accept, args=(2,))
+    t.start()
+    with channel.connect(path, b"x" * channel.KEY_BYTES, timeout=5) as wrong:
+        channel.send(wrong, ("m", ("raw", 1), None))
+    with channel.connect(path, key, timeout=5):
+        pass
+    t.join(10)
+    server.close()
+    assert verdicts == [False, True]
+
+
+def test_a_peer_closing_mid_message_is_a_channel_error() -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(struct.pack("<QI", 1000, 0) + b"\x80\x05")
+        a.shutdown(socket.SHUT_WR)
+        with pytest.raises(channel.ChannelError, match="middle of a message"):
+            channel.recv(b)
+        with pytest.raises(EOFError):
+            channel.recv(b)
+
+
+def test_a_header_with_absurd_buffer_count_is_refused() -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(struct.pack("<QI", 1, 10**9))
+        with pytest.raises(channel.ChannelError, match="buffers"):
+            channel.recv(b)
