@@ -92,12 +92,17 @@ def quiet_accept_errors() -> None:
 
 
 def protocol_class(header_timeout: float, max_connections: int) -> type:
-    """uvicorn's h11 protocol with the header deadline and connection cap above."""
-    import h11
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    """uvicorn's HTTP protocol with the header deadline and connection cap above.
 
-    class GuardedH11Protocol(H11Protocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    httptools' C parser when it is installed (the ``serve`` extra has it): h11, pure
+    Python, cost about a quarter of a 1-row request's CPU here; h11 otherwise.
+    """
+    base = _base_protocol()
+
+    class GuardedProtocol(base):  # type: ignore[valid-type,misc]
+        def connection_made(self, transport: asyncio.Transport) -> None:
+            # requests whose headers arrived, and replies sent, on this connection
+            self._satchel_heads = self._satchel_replies = 0
             super().connection_made(transport)
             self._satchel_timer: asyncio.TimerHandle | None = None
             self._satchel_since = self.loop.time()
@@ -118,7 +123,13 @@ def protocol_class(header_timeout: float, max_connections: int) -> type:
 
         def _satchel_waiting(self) -> bool:
             """True while no request's headers have arrived since the last reply."""
-            return bool(self.conn.their_state is h11.IDLE)
+            if hasattr(self, "conn"):  # h11 keeps the state itself
+                return bool(self.conn.their_state is _h11_idle())
+            return bool(self._satchel_heads <= self._satchel_replies)
+
+        def on_headers_complete(self) -> None:  # httptools' parser callback
+            self._satchel_heads += 1
+            super().on_headers_complete()
 
         def _satchel_expire(self) -> None:
             self._satchel_timer = None
@@ -129,6 +140,7 @@ def protocol_class(header_timeout: float, max_connections: int) -> type:
             self.transport.close()
 
         def on_response_complete(self) -> None:
+            self._satchel_replies += 1
             super().on_response_complete()
             if not self.transport.is_closing():
                 self._satchel_arm()  # the next request's headers have the same deadline
@@ -139,7 +151,24 @@ def protocol_class(header_timeout: float, max_connections: int) -> type:
                 timer.cancel()
             super().connection_lost(exc)
 
-    return GuardedH11Protocol
+    return GuardedProtocol
+
+
+def _base_protocol() -> type:
+    try:
+        import httptools  # noqa: F401
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        return H11Protocol
+    return HttpToolsProtocol
+
+
+def _h11_idle() -> Any:
+    import h11
+
+    return h11.IDLE
 
 
 def _evict(connections: Any, newcomer: Any) -> bool:
