@@ -103,8 +103,9 @@ def generate_dockerfile(model_path: str | os.PathLike[str], output_dir: str | os
 
     The context holds the rendered ``Dockerfile``, a ``.dockerignore``, the model
     (``model/``), the pinned third-party requirements (``requirements.txt``) and their
-    wheels (``wheels/``) for ``platform`` and the model's Python version, and this
-    satchel's own wheel (``satchel/``). It is written atomically.
+    wheels (``wheels/``) for ``platform`` and the model's Python version, this
+    satchel's own wheel (``satchel/``) and the build stage's ``shrink_libs.py``. It is
+    written atomically.
 
     Args:
         model_path: a model directory (MLmodel inside), or a ``models:/`` registry URI
@@ -166,6 +167,9 @@ def generate_dockerfile(model_path: str | os.PathLike[str], output_dir: str | os
                                python_version=py, parquet=parquet)
         (ctx / "requirements.txt").write_text("".join(f"{p}\n" for p in pins), "utf-8")
         _copy_model(src, ctx / "model")
+        # the build stage's library shrinker (see Dockerfile.template), a standalone script
+        (ctx / "shrink_libs.py").write_bytes(
+            (resources.files("satchel.serving.images") / "shrink_libs.py").read_bytes())
         values = {
             "BASE_IMAGE": image, "PYTHON_VERSION": py, "PLATFORM": docker_platform,
             "SATCHEL_VERSION": __version__, "SATCHEL_WHEEL": wheel.name,

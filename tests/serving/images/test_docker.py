@@ -112,7 +112,11 @@ def context(tmp_path_factory: pytest.TempPathFactory, iris_model_dir: Path) -> P
 def test_context_is_self_contained(context: Path, iris_model_dir: Path) -> None:
     names = sorted(p.name for p in context.iterdir())
     assert names == [".dockerignore", "Dockerfile", "model", "requirements.txt", "satchel",
-                     "wheels"]
+                     "shrink_libs.py", "wheels"]
+    # the build stage's shrinker is the packaged module, byte for byte
+    from satchel.serving.images import shrink_libs
+
+    assert (context / "shrink_libs.py").read_bytes() == Path(shrink_libs.__file__).read_bytes()
     pins = context.joinpath("requirements.txt").read_text().split()
     wheels = sorted(p.name for p in (context / "wheels").iterdir())
     # Every pin has its wheel, every wheel is pinned, and all are for CPython 3.11 x86_64.
@@ -393,7 +397,44 @@ def test_sklearn_image_keeps_parquet(engine: Any, sklearn_image: sd.BuiltImage, 
             assert json.loads(r.read())["predictions"] == expected
         code, out = c.exec("sh", "-c", "ls /opt/venv/lib/python3.11/site-packages/pyarrow")
         assert code == 0 and "libarrow_flight" not in out and "libparquet" in out
+        # writing Parquet works too, as the image's user
+        code, out = c.exec("python", "-c", "import io, pandas as pd; b = io.BytesIO(); "
+                           "pd.DataFrame({'a': [1.5], 's': ['x']}).to_parquet(b); "
+                           "b.seek(0); print(pd.read_parquet(b).to_dict('list'))")
+        assert code == 0 and out.strip() == "{'a': [1.5], 's': ['x']}", out
     print(f"sklearn image: {sklearn_image.size / 1e6:.0f} MB")  # reported, not asserted
+
+
+@pytest.mark.docker
+def test_sklearn_image_libraries_are_shrunk(engine: Any, sklearn_image: sd.BuiltImage,
+                                            port: int) -> None:
+    """The wheels' symbol tables are dropped (shrink_libs.py in the build stage), the
+    library numpy and scipy both vendor is kept once, and what serving loads still loads."""
+    import io
+    import tarfile
+
+    from satchel.serving.images import shrink_libs
+
+    site = "/opt/venv/lib/python3.11/site-packages"
+    with Container(engine, sklearn_image.id, port) as c:
+        code, out = c.exec("sh", "-c", f"ls {site}/pyarrow/libarrow.so.* && "
+                           f"find {site}/scipy.libs -type l | wc -l && "
+                           f"find {site} -name '*.pyi' -not -path '*/satchel/*' | wc -l")
+        lines = out.split()
+        assert code == 0, out
+        assert int(lines[1]) >= 1  # scipy.libs links to numpy.libs' identical copies
+        assert int(lines[2]) == 0  # no type stubs
+        stream, _ = engine.get_archive(c.id, lines[0])
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            assert member is not None
+            extracted = tar.extractfile(member)
+            assert extracted is not None
+            names = shrink_libs.section_names(extracted.read())
+        assert ".dynsym" in names and ".symtab" not in names and ".strtab" not in names
+        code, out = c.exec("python", "-c", "import scipy.sparse.linalg, scipy.optimize, "
+                           "sklearn.ensemble, sklearn.neighbors, pyarrow.compute; print('ok')")
+        assert code == 0 and out.strip() == "ok", out
 
 
 @pytest.mark.docker
