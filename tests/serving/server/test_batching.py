@@ -344,3 +344,24 @@ def test_no_batching_flag_and_cross_row_models_run_alone(
     with start_server(cross, "--batching", "on", "--max-batch-delay-ms", "20") as server:
         replies = post_all(server, [body([float(i)], sleep=0.2) for i in range(6)])
         assert max(r.json()["predictions"][0]["call_rows"] for r in replies) > 1
+
+
+def test_requests_of_a_hundred_rows_merge_by_default(probe_dir: Path,
+                                                     start_server: Any) -> None:
+    # The default row limit (1,024) leaves room for several 100-row requests per call;
+    # each still gets exactly its own rows, and a bad one fails alone.
+    sizes = [100, 100, 100, 100, 100, 100]
+    xs = [[float(1000 * i + j) for j in range(n)] for i, n in enumerate(sizes)]
+    xs[3][57] = -1.0  # one bad row in the fourth request
+    with start_server(probe_dir, "--max-batch-delay-ms", "50") as server:
+        replies = post_all(server, [body(x, sleep=0.2) for x in xs])
+    assert [r.status for r in replies] == [200, 200, 200, 422, 200, 200]
+    call_rows = set()
+    for i, reply in enumerate(replies):
+        if i == 3:
+            assert "x must not be negative" in reply.json()["message"]
+            continue
+        rows = reply.json()["predictions"]
+        assert [r["y"] for r in rows] == [2 * x for x in xs[i]]  # as it would alone
+        call_rows |= {r["call_rows"] for r in rows}
+    assert max(call_rows) > 100  # merged with another request at least once
