@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from dataclasses import dataclass
 from pathlib import Path
 
 import loadgen as lg
@@ -128,41 +129,63 @@ def sketch_memory(model_dir: Path, seen: list[tuple[object, object]], requests: 
     return out
 
 
+@dataclass
+class Run:
+    load: lg.Load
+    cpu: float  # the server's CPU seconds per request
+    monitor_cpu: float | None  # its counting thread's CPU seconds per request
+
+
+def _monitor_cpu(port: int) -> float | None:
+    return lg.metrics(port).get("satchel_monitor_cpu_seconds_total")
+
+
 def paired_runs(servers: dict[str, lg.Server], script: Path, conns: int, rounds: int,
-                duration: float, warmup: float) -> dict[str, list[tuple[lg.Load, float]]]:
+                duration: float, warmup: float) -> dict[str, list[Run]]:
     """wrk against each server in turn, round by round (order flipped each round), with
-    the server's CPU seconds per request of each run."""
+    the server's CPU seconds per request of each run and its monitor's share."""
     for srv in servers.values():
         lg.wrk(srv.port, script, conns, warmup)
-    out: dict[str, list[tuple[lg.Load, float]]] = {name: [] for name in servers}
+    out: dict[str, list[Run]] = {name: [] for name in servers}
     names = list(servers)
     for rnd in range(rounds):
         for name in names if rnd % 2 == 0 else names[::-1]:
             srv = servers[name]
+            counted = _monitor_cpu(srv.port)
             cpu = lg.cpu_seconds(srv.proc.pid)
-            run = lg.wrk(srv.port, script, conns, duration)
-            per_request = (lg.cpu_seconds(srv.proc.pid) - cpu) / max(run.requests, 1)
-            out[name].append((run, per_request))
-            print(f"  c={conns} round {rnd + 1} {name:<12} {run.rps:8.0f} req/s "
-                  f"p99 {run.p99_ms:7.2f} ms cpu {per_request * 1e6:6.0f} us/req",
+            load = lg.wrk(srv.port, script, conns, duration)
+            cpu = lg.cpu_seconds(srv.proc.pid) - cpu
+            time.sleep(0.5)  # the monitor's last pass over the run's requests
+            after = _monitor_cpu(srv.port)
+            n = max(load.requests, 1)
+            run = Run(load, cpu / n, None if counted is None or after is None
+                      else (after - counted) / n)
+            out[name].append(run)
+            mon = "" if run.monitor_cpu is None else f" monitor {run.monitor_cpu * 1e6:5.1f}"
+            print(f"  c={conns} round {rnd + 1} {name:<12} {load.rps:8.0f} req/s "
+                  f"p99 {load.p99_ms:7.2f} ms cpu {run.cpu * 1e6:6.0f}{mon} us/req",
                   file=sys.stderr)
     return out
 
 
-def paired_table(results: dict[str, list[tuple[lg.Load, float]]], conns: int,
-                 baseline: str) -> list[list[object]]:
+def paired_table(results: dict[str, list[Run]], conns: int, baseline: str
+                 ) -> list[list[object]]:
     base = results[baseline]
     rows: list[list[object]] = []
     for name, runs in results.items():
         pairs = list(zip(runs, base))
-        rps = statistics.median(r.rps / b.rps for (r, _), (b, _) in pairs)
-        p99 = statistics.median(r.p99_ms / b.p99_ms for (r, _), (b, _) in pairs)
-        cpu = statistics.median(c / bc for (_, c), (_, bc) in pairs)
-        rows.append([conns, name, f"{statistics.median(r.rps for r, _ in runs):.0f}",
-                     f"{statistics.median(r.p50_ms for r, _ in runs):.2f}",
-                     f"{statistics.median(r.p99_ms for r, _ in runs):.2f}",
-                     f"{statistics.median(c for _, c in runs) * 1e6:.0f}",
-                     sum(r.non2xx + r.socket_errors for r, _ in runs),
+        rps = statistics.median(r.load.rps / b.load.rps for r, b in pairs)
+        p99 = statistics.median(r.load.p99_ms / b.load.p99_ms for r, b in pairs)
+        cpu = statistics.median(r.cpu / b.cpu for r, b in pairs)
+        mon = [r.monitor_cpu for r in runs if r.monitor_cpu is not None]
+        share = [r.monitor_cpu / r.cpu for r in runs if r.monitor_cpu is not None]
+        rows.append([conns, name, f"{statistics.median(r.load.rps for r in runs):.0f}",
+                     f"{statistics.median(r.load.p50_ms for r in runs):.2f}",
+                     f"{statistics.median(r.load.p99_ms for r in runs):.2f}",
+                     f"{statistics.median(r.cpu for r in runs) * 1e6:.0f}",
+                     f"{statistics.median(mon) * 1e6:.1f}" if mon else "-",
+                     f"{statistics.median(share):.2%}" if share else "-",
+                     sum(r.load.non2xx + r.load.socket_errors for r in runs),
                      f"{rps:.3f}", f"{p99:.3f}", f"{cpu:.3f}"])
     return rows
 
@@ -214,9 +237,11 @@ def load(args: argparse.Namespace, work: Path, model_dir: Path) -> None:
     print(f"1-row requests, {args.rounds} interleaved rounds of {args.duration:g} s "
           "(ratios: medians of paired runs against 'monitor off')")
     print(lg.table(rows, ["conns", "server", "req/s", "p50 ms", "p99 ms", "cpu us/req",
-                          "errors", "req/s ratio", "p99 ratio", "cpu ratio"]))
+                          "monitor us/req", "monitor share", "errors", "req/s ratio",
+                          "p99 ratio", "cpu ratio"]))
     done = {k: v for k, v in counted.items()
-            if k.startswith(("satchel_monitor_requests", "satchel_monitor_sample_rate"))}
+            if k.startswith(("satchel_monitor_requests", "satchel_monitor_sample_rate",
+                             "satchel_monitor_cpu"))}
     print(f"\nmonitor counters after the runs: {done}")
 
 

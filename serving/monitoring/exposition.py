@@ -4,7 +4,8 @@ Families (gauges): ``satchel_drift_psi``, ``satchel_drift_js_distance``,
 ``satchel_drift_null_rate``, ``satchel_drift_out_of_range_rate`` and
 ``satchel_drift_window_rows``, labelled ``model``, ``column``, ``side`` (input or
 output; output drift is the prediction distribution's); counters
-``satchel_monitor_requests_total{model,outcome="counted|skipped"}``.
+``satchel_monitor_requests_total{model,outcome="counted|skipped"}`` and
+``satchel_monitor_cpu_seconds_total`` (what counting costs).
 """
 
 from __future__ import annotations
@@ -57,4 +58,8 @@ def render(monitor: Monitor, models: Iterable[str]) -> str:
     lines += ["# HELP satchel_monitor_requests_total Scored requests counted into drift "
               "windows, or skipped when the monitor fell behind.",
               "# TYPE satchel_monitor_requests_total counter", *requests]
+    lines += ["# HELP satchel_monitor_cpu_seconds_total CPU time the drift monitors' "
+              "counting threads have used (all workers).",
+              "# TYPE satchel_monitor_cpu_seconds_total counter",
+              f"satchel_monitor_cpu_seconds_total {monitor.cpu_total()!r}"]
     return "\n".join(lines) + "\n"

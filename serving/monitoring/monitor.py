@@ -6,10 +6,10 @@ counts each model's inputs and predictions into its sliding :class:`Window` agai
 model's reference profile: a few hundred requests at a time stacked into one frame, so
 the per-column work is vectorised over all of them, with the interpreter lock let go
 between slices so the event loop is never held up for long. The thread measures its own
-CPU time: when counting every request would cost more than ``cpu_budget`` of a core,
-requests are admitted with a probability that keeps it within budget (a uniform sample,
-so distributions and drift figures are unbiased), and past the queue bound they are
-dropped. Both are counted;
+CPU time: when counting every request would cost more than ``cpu_budget`` of the
+process's CPU time while its event loop is busy, requests are admitted with a
+probability that keeps it within budget (a uniform sample, so distributions and drift
+figures are unbiased), and past the queue bound they are dropped. Both are counted;
 serving never slows for monitoring.
 
 With several worker processes each one writes its windows to the shared metrics
@@ -39,9 +39,10 @@ from satchel.serving.monitoring.window import Window, combine
 log = logging.getLogger("satchel.serving")
 
 _SNAPSHOT = "monitor-{pid}.json"
-# Observations counted per hold of the interpreter lock: ~1 ms of counting for 1-row
-# requests, so a slice holds the event loop up for less than the 5 ms switch interval.
-_SLICE = 512
+# Observations counted per hold of the interpreter lock: ~4 ms of counting for 1-row
+# requests, within the 5 ms switch interval after which the event loop would take the
+# lock back anyway; each slice has a fixed cost (~0.5 ms), so not much smaller.
+_SLICE = 1024
 
 
 class Monitor:
@@ -67,9 +68,11 @@ class Monitor:
         self._windows: dict[str, tuple[str | None, Window]] = {}
         self._lock = threading.Lock()
         self._loop = BackgroundLoop("satchel-monitor", self._run)
+        self._wake_at = max(1, self.options.max_pending // 4)
         self.skipped: dict[str, int] = {}
         self.counted: dict[str, int] = {}
         self.admit = 1.0  # probability a request is counted (cpu_budget)
+        self.cpu_seconds = 0.0  # the counting thread's CPU time (its own cost)
         self._offered = 0
         self._random = random.Random()
         self._told_no_profile: set[str] = set()
@@ -79,11 +82,14 @@ class Monitor:
     def observe(self, name: str, data: Any, output: Any) -> None:
         """Queue one scored request; skip (and count) it when sampled out or queue-full."""
         self._offered += 1
+        queued = len(self._pending)
         if (self.admit < 1.0 and self._random.random() >= self.admit) or (
-                len(self._pending) >= self.options.max_pending):
+                queued >= self.options.max_pending):
             self.skipped[name] = self.skipped.get(name, 0) + 1
             return
         self._pending.append((name, data, output))
+        if queued == self._wake_at:  # busy: count before the queue fills up
+            self._loop.wake_event.set()
 
     # --- the background thread --------------------------------------------------------
 
@@ -98,33 +104,44 @@ class Monitor:
 
     def _run(self, stop: threading.Event, wake: threading.Event) -> None:
         last_snapshot = 0.0
-        last = time.monotonic()
+        last, last_proc, last_loop = time.monotonic(), time.process_time(), _loop_times()
         while not stop.is_set():
             wake.wait(self.options.interval)
             wake.clear()
             try:
-                cpu, proc = time.thread_time(), time.process_time()
+                cpu = time.thread_time()
                 n = self.drain()
-                now = time.monotonic()
-                self._adjust(n, time.thread_time() - cpu, time.process_time() - proc,
-                             now - last)
-                last = now
                 if self.directory is not None and time.monotonic() - last_snapshot >= 1.0:
                     self.write_snapshot()
                     last_snapshot = time.monotonic()
+                spent = time.thread_time() - cpu
+                self.cpu_seconds += spent
+                now, proc, loop = time.monotonic(), time.process_time(), _loop_times()
+                busy = None if loop is None or last_loop is None else (
+                    loop[0] - last_loop[0] + loop[1] - last_loop[1])
+                self._adjust(n, spent, proc - last_proc, now - last, busy)
+                last, last_proc, last_loop = now, proc, loop
             except Exception:  # noqa: BLE001 - monitoring never takes serving down
                 log.exception("drift monitoring failed to count a batch")
 
-    def _adjust(self, counted: int, cpu: float, process_cpu: float, wall: float) -> None:
-        """Set the admission probability so counting stays within ``cpu_budget`` of a core
-        while the process is busy; a process with time to spare (its serving threads share
-        one interpreter lock, so "busy" is one core) may spend half of it counting."""
+    def _adjust(self, counted: int, cpu: float, process_cpu: float, wall: float,
+                loop_busy: float | None = None) -> None:
+        """Set the admission probability so counting costs at most ``cpu_budget`` of the
+        process's CPU time while its event loop is busy (then every second counting takes
+        is a second serving loses), and may use half of the loop's idle time besides.
+
+        ``process_cpu`` and ``wall`` cover the same interval as ``cpu`` (the counting
+        thread's CPU for ``counted`` requests); ``loop_busy`` is the seconds the event
+        loop's thread ran or waited to run (a shared machine's other processes can keep
+        a busy loop off the CPU: that is not idle time), else the process's CPU stands
+        in for it.
+        """
         offered, self._offered = self._offered, 0
         if counted == 0 or wall <= 0 or offered == 0:
             return
         per_request = cpu / counted
-        busy = min(1.0, process_cpu / wall)
-        allowed = self.options.cpu_budget * wall + 0.5 * (1.0 - busy) * wall
+        busy = min(1.0, (process_cpu if loop_busy is None else loop_busy) / wall)
+        allowed = self.options.cpu_budget * process_cpu + 0.5 * (1.0 - busy) * wall
         affordable = allowed / max(per_request, 1e-9)
         target = min(1.0, affordable / offered)
         # Move part of the way: one noisy pass must not swing the sample rate.
@@ -192,7 +209,8 @@ class Monitor:
             data = {"pid": os.getpid(), "models": {
                 name: {"identity": ident, "slices": w.to_dict()}
                 for name, (ident, w) in self._windows.items()},
-                "skipped": self.skipped, "counted": self.counted}
+                "skipped": self.skipped, "counted": self.counted,
+                "cpu_seconds": self.cpu_seconds}
             text = json.dumps(data, separators=(",", ":"))
         path = self.directory / _SNAPSHOT.format(pid=os.getpid())
         fd, tmp = tempfile.mkstemp(prefix=".tmp-monitor-", dir=self.directory)
@@ -245,6 +263,11 @@ class Monitor:
                 continue  # being replaced, or gone
         return out
 
+    def cpu_total(self) -> float:
+        """CPU seconds every worker's counting thread has spent (the monitor's cost)."""
+        return self.cpu_seconds + sum(float(snap.get("cpu_seconds", 0.0))
+                                      for snap in self._other_snapshots())
+
     def report(self, name: str) -> dict[str, Any]:
         """The drift figures of one model as JSON-ready data (``/v2/models/{name}/drift``)."""
         tally, totals = self.merged(name)
@@ -252,6 +275,17 @@ class Monitor:
         out.update(model=name, window_seconds=self.options.window,
                    requests_counted=totals["counted"], requests_skipped=totals["skipped"])
         return out
+
+
+def _loop_times() -> tuple[float, float] | None:
+    """Seconds the main thread (the event loop's) has run and has waited to run, from
+    Linux's schedstat of the thread group leader; None elsewhere."""
+    try:
+        with open("/proc/self/schedstat") as f:
+            ran, waited = f.read().split()[:2]
+        return int(ran) / 1e9, int(waited) / 1e9
+    except (OSError, ValueError):
+        return None
 
 
 def stack(items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:

@@ -255,6 +255,8 @@ def as_frame(data: Any, default_name: str) -> Any:
     import pandas as pd
 
     if isinstance(data, pd.DataFrame):
+        if all(isinstance(c, str) for c in data.columns):
+            return data  # rename would copy the frame for nothing
         return data.rename(columns=str)
     if isinstance(data, pd.Series):
         return data.to_frame(str(data.name) if data.name is not None else default_name)

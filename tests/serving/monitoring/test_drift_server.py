@@ -67,6 +67,7 @@ def test_reference_like_traffic_shows_no_drift(profiled_model_dir: Path,
         assert page[key] < 0.1
         assert page['satchel_monitor_requests_total{model="credit",outcome="counted"}'] == counted
         assert 0 < page["satchel_monitor_sample_rate"] <= 1
+        assert page["satchel_monitor_cpu_seconds_total"] > 0
 
 
 def test_shifted_columns_and_only_those_cross_the_threshold(profiled_model_dir: Path,
@@ -216,6 +217,17 @@ def test_the_monitor_samples_within_its_cpu_budget(profiled_model_dir: Path) -> 
     for _ in range(20):
         monitor._offered = 100
         monitor._adjust(100, 0.1, 0.1, 1.0)
+    assert monitor.admit == pytest.approx(1.0, rel=0.01)
+    # a busy loop kept off the CPU half the time by other processes (0.5 s run, 0.5 s
+    # waiting to run) is not idle: 2% of the process's 0.5 s, 10 requests of 1 ms
+    for _ in range(20):
+        monitor._offered = 1000
+        monitor._adjust(1000, 1.0, 0.5, 1.0, loop_busy=1.0)
+    assert monitor.admit == pytest.approx(0.01, rel=0.01)
+    # the same process when the loop really had nothing to do half the time
+    for _ in range(20):
+        monitor._offered = 100
+        monitor._adjust(100, 0.1, 0.5, 1.0, loop_busy=0.5)
     assert monitor.admit == pytest.approx(1.0, rel=0.01)
 
     model = satchel.load_model(profiled_model_dir)

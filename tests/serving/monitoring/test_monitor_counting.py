@@ -91,3 +91,21 @@ def test_stack_keeps_requests_it_cannot_stack() -> None:
     assert stack(items) == items  # a frame and an array: counted one by one
     stacked = stack([(a, None), (a.assign(x=2.0), None)])
     assert len(stacked) == 1 and stacked[0][0]["x"].tolist() == [1.0, 2.0]
+
+
+def test_number_columns_count_as_the_general_path_does() -> None:
+    """Float, int and NaN values counted on numpy arrays directly give what the pandas
+    path (object values, isna) gives."""
+    from satchel.monitoring import ColumnCounts
+    from satchel.monitoring.profile import profile_column
+
+    rng = np.random.default_rng(3)
+    ref = profile_column("x", rng.normal(0, 1, 500))
+    values = np.concatenate([rng.normal(0.5, 2, 300), [np.nan, np.inf, -np.inf, 99.0]])
+    for column in (pd.Series(values), pd.Series(values.astype(np.float32)),
+                   pd.Series(rng.integers(-3, 3, 50))):
+        fast, general = ColumnCounts.empty(ref), ColumnCounts.empty(ref)
+        fast.add(ref, column)
+        general.add(ref, column.astype(object))
+        assert fast.to_dict() == general.to_dict()
+    assert fast.total == 50 and fast.nulls == 0
