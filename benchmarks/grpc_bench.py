@@ -10,14 +10,17 @@ shared the same moment of a shared machine:
   generator as the gRPC row, so the tool's own cost is seen);
 - ``grpc``: ModelInfer with four FP64 inputs in ``raw_input_contents``, the message the
   real ``tritonclient.grpc`` client sends, over HTTP/2 from h2load -t1 (one stream in
-  flight per connection, as a unary client has).
+  flight per connection, as a unary client has);
+- ``grpc-stream/N``: ModelStreamInfer, N of those messages sent at once on one stream
+  per connection (what ``async_stream_infer`` called N times does); its req/s counts
+  messages (h2load's streams x N), its latency is one whole stream's.
 
 h2load counts any HTTP 200 as success and a gRPC error is an HTTP 200, so the run checks
 the server's own ``/metrics`` afterwards: every ModelInfer must have answered OK.
 Needs ``wrk`` and ``h2load`` (Debian: wrk, nghttp2-client). Never run as a test.
 
     python benchmarks/grpc_bench.py [--rows 1] [--conns 8,32] [--rounds 3] [--duration 5]
-                                    [--batching auto|off]
+                                    [--batching auto|off] [--stream 16]
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen  # noqa: E402
 
 SERVICE = "/inference.GRPCInferenceService/ModelInfer"
+STREAM = "/inference.GRPCInferenceService/ModelStreamInfer"
 
 
 @dataclass
@@ -114,6 +118,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--batching", choices=("auto", "off"), default="auto",
                         help="the server's batching (auto: the default, batched)")
+    parser.add_argument("--stream", type=int, default=16,
+                        help="messages per ModelStreamInfer stream (0: no stream row)")
     args = parser.parse_args()
     for tool in ("wrk", "h2load"):
         if shutil.which(tool) is None:
@@ -126,6 +132,7 @@ def main() -> int:
         (work / "body.json").write_bytes(json_body)
         frame, inputs = grpc_frame(args.rows)
         (work / "body.grpc").write_bytes(frame)
+        (work / "body.stream").write_bytes(frame * max(args.stream, 1))
         script = loadgen.wrk_script(work, json_body)
         grpc_port = loadgen.free_port()
         server = loadgen.start_server(model, "--name", "iris", "--grpc-port", str(grpc_port),
@@ -151,6 +158,14 @@ def main() -> int:
                                                           grpc=False),
                 "grpc": lambda c, s: h2load(grpc_url, work / "body.grpc", c, s, grpc=True),
             }
+            if args.stream:
+                stream_url = f"http://127.0.0.1:{grpc_port}{STREAM}"
+
+                def stream(c: int, s: float) -> Run:
+                    r = h2load(stream_url, work / "body.stream", c, s, grpc=True)
+                    return Run(r.rps * args.stream, r.mean_ms, r.failed)
+
+                paths[f"grpc-stream/{args.stream}"] = stream
             results: dict[tuple[str, int], list[Run]] = {}
             for c in conns:
                 for run in paths.values():
@@ -165,10 +180,12 @@ def main() -> int:
         finally:
             loadgen.stop(server.proc)
         # CANCELLED: calls h2load left in flight when its time was up
-        bad = {k: v for k, v in counts.items() if SERVICE in k and "satchel_requests_total" in k
+        routes = (SERVICE + '"', STREAM + '"')
+        bad = {k: v for k, v in counts.items() if any(r in k for r in routes)
+               and "satchel_requests_total" in k
                and 'status="OK"' not in k and 'status="CANCELLED"' not in k}
-        ok = sum(v for k, v in counts.items() if SERVICE in k and 'status="OK"' in k
-                 and "satchel_requests_total" in k)
+        ok = sum(v for k, v in counts.items() if any(r in k for r in routes)
+                 and 'status="OK"' in k and "satchel_requests_total" in k)
         rows = []
         for c in conns:
             base = results[("invocations/wrk", c)]
@@ -185,7 +202,8 @@ def main() -> int:
         print(loadgen.table(rows, ["conns", "path", "req/s", "latency ms*", "failed",
                                    "ratio"]))
         print("\n* wrk: median latency; h2load: mean latency")
-        print(f"ModelInfer answered OK {ok:.0f} times; not OK: {bad or 'none'}")
+        print(f"ModelInfer and ModelStreamInfer requests answered OK {ok:.0f} times; "
+              f"not OK: {bad or 'none'}")
         return 1 if bad else 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
