@@ -238,6 +238,12 @@ def _frame(tensors: dict[str, np.ndarray], codecs: dict[str, str],
     lengths = {len(a) for a in columns.values()}
     if len(lengths) > 1:
         raise InputFormatError(f"column inputs have different lengths {sorted(lengths)}")
+    dtypes = {a.dtype for a in columns.values()}
+    if len(dtypes) == 1 and next(iter(dtypes)).kind in "iuf" and len(columns) > 1:
+        # One numeric dtype (e.g. FP64 columns): one 2-D block at once, the layout the
+        # signature check and the model take fastest; pandas builds a dict of columns
+        # one by one.
+        return pd.DataFrame(np.stack(list(columns.values()), axis=1), columns=list(columns))
     return pd.DataFrame(columns)
 
 

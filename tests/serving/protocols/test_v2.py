@@ -203,3 +203,25 @@ def test_unknown_requested_output() -> None:
     req = v2.InferRequest(None, None, "x", ("nope",))
     with pytest.raises(InputFormatError, match="nope"):
         v2.encode_infer(np.array([1]), model_name="m", model_version=None, request=req)
+
+
+def test_numeric_columns_become_one_block_with_the_same_values() -> None:
+    from satchel.serving.protocols.v2 import decode_infer
+
+    names = ["b", "a", "c"]  # not sorted: the request's order is kept
+    schema = Schema([ColSpec(DataType.double, n) for n in names])
+    cols = {n: [float(i * 10 + j) for j in range(4)] for i, n in enumerate(names)}
+    body = json.dumps({"inputs": [{"name": n, "shape": [4], "datatype": "FP64", "data": v}
+                                  for n, v in cols.items()]}).encode()
+    frame = decode_infer(body, schema).data
+    assert list(frame.columns) == names and len(frame._mgr.blocks) == 1
+    assert all(frame[n].tolist() == v for n, v in cols.items())
+    assert all(str(t) == "float64" for t in frame.dtypes)
+    # mixed wire types keep a dtype per column, as before
+    mixed = json.dumps({"inputs": [
+        {"name": "b", "shape": [2], "datatype": "FP64", "data": [1.5, 2.5]},
+        {"name": "a", "shape": [2], "datatype": "INT64", "data": [1, 2]},
+        {"name": "c", "shape": [2, 1], "datatype": "FP32", "data": [[1.0], [2.0]]}]}).encode()
+    got = decode_infer(mixed, schema).data
+    assert [str(t) for t in got.dtypes] == ["float64", "int64", "float32"]
+    assert got["a"].tolist() == [1, 2] and got["c"].tolist() == [1.0, 2.0]
