@@ -179,3 +179,81 @@ def test_info_flags_requirements_not_installed(tmp_path: Path) -> None:
     ).stdout
     assert "no-such-dist-xyz==1.0   <- not installed" in out
     assert requirement_status(["-r other.txt"]) == {}
+
+
+def test_each_save_runs_in_a_fresh_process_with_the_callers_path_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first save starts the warm capture process; what comes after must still see
+    # this process's sys.path and environment as they are now, and nothing of the
+    # models before it.
+    leaky = _script(
+        tmp_path,
+        "leaky.py",
+        """
+        import sys
+        import satchel
+        if sys.argv[0].endswith("_capture_imports.py"):  # only where requirements are inferred
+            satchel.LEFT_BEHIND = True
+            print("a model that prints to stdout")
+        satchel.set_model(lambda d: d)
+    """,
+    )
+    py_flavor.save_model(tmp_path / "a", python_model=str(leaky), input_example=DF)
+    lib = tmp_path / "later"
+    lib.mkdir()
+    (lib / "helper_later.py").write_text("def use():\n    import sklearn\n")
+    monkeypatch.syspath_prepend(str(lib))
+    monkeypatch.setenv("SATCHEL_TEST_SET_LATER", "yes")
+    checker = _script(
+        tmp_path,
+        "checker.py",
+        """
+        import os
+        import sys
+        import satchel
+        if getattr(satchel, "LEFT_BEHIND", False):
+            raise RuntimeError("state of an earlier model leaked")
+        inferring = sys.argv[0].endswith("_capture_imports.py")
+        if inferring and os.environ.get("SATCHEL_TEST_SET_LATER") != "yes":
+            raise RuntimeError("the caller's environment is missing")
+        def predict(model_input):
+            import helper_later
+            helper_later.use()
+            return model_input
+        satchel.set_model(predict)
+    """,
+    )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RequirementsWarning)
+        py_flavor.save_model(tmp_path / "b", python_model=str(checker), input_example=DF)
+    assert f"scikit-learn=={metadata.version('scikit-learn')}" in _reqs(tmp_path / "b")
+
+
+def test_a_model_that_hangs_times_out_and_the_next_save_still_infers(tmp_path: Path) -> None:
+    from satchel import requirements
+
+    hangs = _script(
+        tmp_path,
+        "hangs.py",
+        """
+        import sys
+        import time
+        import satchel
+        def predict(model_input):
+            if sys.argv[0].endswith("_capture_imports.py"):  # hangs only there
+                time.sleep(600)
+            return model_input
+        satchel.set_model(predict)
+    """,
+    )
+    py_flavor.save_model(
+        tmp_path / "h", python_model=str(hangs), input_example=DF, pip_requirements=[]
+    )
+    with pytest.warns(RequirementsWarning, match="took over 3s"):
+        assert requirements.imported_modules(tmp_path / "h", timeout=3) is None
+    script = _script(tmp_path, "m.py", "import satchel, xgboost\nsatchel.set_model(lambda d: d)\n")
+    py_flavor.save_model(tmp_path / "m", python_model=str(script), input_example=DF)
+    assert f"xgboost=={metadata.version('xgboost')}" in _reqs(tmp_path / "m")
