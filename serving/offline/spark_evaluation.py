@@ -1,11 +1,11 @@
 """``satchel evaluate --spark``: the model (and a baseline) scored on the executors by an
 evaluation UDF that keeps, per row, the prediction and class probabilities; only those,
-the target and the slice columns come back to the driver."""
+the target and the slice columns come back to the driver, a batch at a time."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from satchel._fs import verify_digests
@@ -69,14 +69,19 @@ def evaluation_udf(spark: Any, model_uri: str | os.PathLike[str]) -> SparkUDF:
     return _EvaluationUDF(plan, spark_type, sig.inputs if sig is not None else None, root.name)
 
 
-def collect_for_evaluation(master: str, data_path: str, fmt: str, target: str,
+def batches_for_evaluation(master: str, data_path: str, fmt: str, target: str,
                            slice_by: Sequence[str], model_path: str | os.PathLike[str],
                            baseline_path: str | os.PathLike[str] | None,
-                           classes: list[Any] | None, base_classes: list[Any] | None
-                           ) -> dict[str, Any]:
+                           classes: list[Any] | None, base_classes: list[Any] | None,
+                           batch_rows: int = 65_536) -> Iterator[dict[str, Any]]:
     """Read the table with Spark, predict on the executors, and bring back to the driver
-    only the target, the slice columns and each model's predictions and probabilities,
-    in the file's row order (so the bootstrap draws the same rows as in memory)."""
+    only the target, the slice columns and each model's predictions and probabilities, in
+    the file's row order (so the bootstrap draws as in memory), ``batch_rows`` rows at a
+    time: the driver holds one batch and one partition, never the whole column set."""
+    import itertools
+
+    import pandas as pd
+    import pyarrow as pa
     from pyspark.sql import functions as F
 
     from satchel.errors import EvaluationError
@@ -85,27 +90,42 @@ def collect_for_evaluation(master: str, data_path: str, fmt: str, target: str,
     if master.startswith("local"):
         data_path = absolute(data_path)
     with session(master, "satchel evaluate") as spark:
-        spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
         df = read_table(spark, data_path, fmt)
         for c in [target, *slice_by]:
             if c not in df.columns:
                 raise EvaluationError(f"column '{c}' is not in the data (it has: "
                                       f"{', '.join(df.columns[:30])})", column=c)
         df = df.withColumn("__satchel_row", F.monotonically_increasing_id())
-        cols = [F.col("__satchel_row"), F.col(quote(target)).alias("__satchel_target"),
+        names = ["__satchel_target", *[f"__satchel_slice_{i}" for i in range(len(slice_by))],
+                 "__satchel_model"]
+        cols = [F.col(quote(target)).alias("__satchel_target"),
                 *[F.col(quote(c)).alias(f"__satchel_slice_{i}") for i, c in enumerate(slice_by)],
                 evaluation_udf(spark, model_path)().alias("__satchel_model")]
         if baseline_path is not None:
+            names.append("__satchel_baseline")
             cols.append(evaluation_udf(spark, baseline_path)().alias("__satchel_baseline"))
+        # a partition at a time, in row order (the sort is Spark's, on the executors)
+        rows = df.select(F.col("__satchel_row"), *cols).orderBy("__satchel_row") \
+            .drop("__satchel_row").toLocalIterator(prefetchPartitions=True)
         with pandas3_notice_handled():
-            collected: Any = df.select(*cols).toPandas()
-        frame = collected.sort_values("__satchel_row", kind="stable")
-    pred, proba = evaluation.decode(frame, "__satchel_model", classes)
-    out: dict[str, Any] = {
-        "y": frame["__satchel_target"].to_numpy(), "pred": pred, "proba": proba,
-        "slices": {c: frame[f"__satchel_slice_{i}"].to_numpy() for i, c in enumerate(slice_by)},
-        "base_pred": None, "base_proba": None}
-    if baseline_path is not None:
-        out["base_pred"], out["base_proba"] = evaluation.decode(frame, "__satchel_baseline",
-                                                                base_classes)
-    return out
+            while True:
+                chunk = list(itertools.islice(rows, batch_rows))
+                if not chunk:
+                    break
+                columns = list(zip(*chunk))
+                # plain columns through Arrow, so they convert as the in-memory path's do
+                # (integers with nulls become floats with NaN, text stays text)
+                plain = [pa.array(list(c)).to_pandas().to_numpy()
+                         for c in columns[:1 + len(slice_by)]]
+                frame = pd.DataFrame({n: pd.Series(c, dtype=object)
+                                      for n, c in zip(names[1 + len(slice_by):],
+                                                      columns[1 + len(slice_by):])})
+                pred, proba = evaluation.decode(frame, "__satchel_model", classes)
+                out: dict[str, Any] = {
+                    "y": plain[0], "pred": pred, "proba": proba,
+                    "slices": {c: plain[1 + i] for i, c in enumerate(slice_by)},
+                    "base_pred": None, "base_proba": None}
+                if baseline_path is not None:
+                    out["base_pred"], out["base_proba"] = evaluation.decode(
+                        frame, "__satchel_baseline", base_classes)
+                yield out

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from satchel.errors import EvaluationError
@@ -102,20 +102,32 @@ def model_info(m: Model, reference: str) -> ModelInfo:
                      metadata=dict(man.metadata or {}), created=man.utc_time_created)
 
 
-def compute(got: Collected, *, target: str, task_type: str | None, model: ModelInfo,
-            baseline: ModelInfo | None, estimator_type: str | None,
+def compute(got: Collected | Iterable[Collected], *, target: str, task_type: str | None,
+            model: ModelInfo, baseline: ModelInfo | None, estimator_type: str | None,
             slice_specs: Sequence[tuple[str, list[str] | None]], resamples: int,
             confidence: float, seed: int, source: str, dataset_name: str | None,
-            start: float | None = None, batch_rows: int = 65_536) -> EvaluationResult:
-    """Every figure from whole arrays (the Spark path), fed in batches as a file would be."""
+            start: float | None = None, batch_rows: int = 65_536,
+            classes: list[Any] | None = None, base_classes: list[Any] | None = None,
+            baseline_given: bool | None = None) -> EvaluationResult:
+    """Every figure from arrays (the Spark path): whole arrays, fed in batches as a file
+    would be, or an iterable of chunks (then ``classes``, ``base_classes`` and
+    ``baseline_given`` say what the chunks cannot before the first arrives)."""
     plan = bootstrap.plan(resamples=resamples, confidence=confidence, seed=seed)
+    if isinstance(got, Collected):
+        classes, base_classes = got.classes, got.base_classes
+        baseline_given = got.base_pred is not None
+        chunks: Iterable[Collected] = [got]
+    else:
+        chunks = got
     ev = Evaluation(target=target, task_type=task_type, estimator_type=estimator_type,
-                    classes=got.classes, base_classes=got.base_classes,
-                    baseline=got.base_pred is not None, slice_specs=slice_specs, seed=seed)
-    for i in range(0, len(got.y), batch_rows):
-        rows = slice(i, i + batch_rows)
-        ev.add(got.y[rows], got.pred[rows], _part(got.proba, rows), _part(got.base_pred, rows),
-               _part(got.base_proba, rows), {c: v[rows] for c, v in got.slices.items()})
+                    classes=classes, base_classes=base_classes,
+                    baseline=bool(baseline_given), slice_specs=slice_specs, seed=seed)
+    for chunk in chunks:
+        for i in range(0, len(chunk.y), batch_rows):
+            rows = slice(i, i + batch_rows)
+            ev.add(chunk.y[rows], chunk.pred[rows], _part(chunk.proba, rows),
+                   _part(chunk.base_pred, rows), _part(chunk.base_proba, rows),
+                   {c: v[rows] for c, v in chunk.slices.items()})
     return _result(ev, plan, model, baseline, source, dataset_name, start)
 
 
