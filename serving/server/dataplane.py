@@ -102,7 +102,13 @@ class DataPlane:
             with budget.using(self.budget):
                 reply = await self._score(served, protocol, inbound)
         except asyncio.CancelledError:
-            raise  # the client went away: neither a success nor the model's failure
+            # The transports cancel a request at the time limit (a failure of this model's
+            # request) or when its client goes away (neither: not counted).
+            seconds = time.perf_counter() - start
+            limit = self.options.limits.timeout
+            if limit and seconds >= limit * 0.99:
+                self.metrics.inference(served.name, False, seconds)
+            raise
         except BaseException:
             self.metrics.inference(served.name, False, time.perf_counter() - start)
             raise

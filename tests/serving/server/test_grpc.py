@@ -423,6 +423,13 @@ def test_time_limit_and_queue_bound(start_server: Any, save_python_model: Any,
         assert done and done[0][1] is None, (done[0][1].status(), done[0][1].message())
         assert done[0][0].as_numpy("output-0").tolist() == [1.0]
         assert c.infer("sleepy", x).as_numpy("output-0").tolist() == [1.0]  # room again
+        # the statistics: the call over the time limit failed; the one refused by the
+        # queue bound never reached the model and is not counted
+        stats = c.get_inference_statistics("sleepy", as_json=True)["model_stats"][0]
+        inference = stats["inference_stats"]
+        assert int(inference["success"]["count"]) == 2
+        assert int(inference["fail"]["count"]) == 1
+        assert int(inference["fail"]["ns"]) >= 2e9
         c.close()
 
 
