@@ -180,6 +180,13 @@ def register_source(ctx: Context, who: Identity, *, name: str, source: str,
     if not isinstance(source, str) or len(source) > 4096:
         raise RegistryInputError("source must be a string up to 4096 characters",
                                  field="source")
+    if source.startswith("runs:/"):
+        raise RegistryInputError(
+            f"source {source[:120]!r} is a run of an MLflow tracking store this registry "
+            "server cannot see; register from the machine that has it (satchel registry "
+            "register runs:/RUN_ID/PATH --mlflow-tracking-uri file:./mlruns --registry-uri "
+            "THIS_SERVER), or upload the files and use mlflow-artifacts:/uploads/<path>",
+            field="source")
     if source.startswith("models:/"):
         from satchel.registry.uri import parse
 

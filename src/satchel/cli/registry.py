@@ -20,8 +20,12 @@ def add_parser(sub: Any) -> None:
     common.add_argument("--json", action="store_true", help="print JSON")
     rs = p.add_subparsers(dest="registry_command", metavar="ACTION", required=True)
 
-    r = rs.add_parser("register", parents=[common], help="register a model directory")
-    r.add_argument("path", metavar="DIR")
+    r = rs.add_parser("register", parents=[common],
+                      help="register a model directory (or runs:/RUN_ID/PATH)")
+    r.add_argument("path", metavar="DIR|runs:/RUN_ID/PATH")
+    r.add_argument("--mlflow-tracking-uri", default=None, metavar="URI",
+                   help="the local MLflow file store a runs:/ source is read from "
+                        "(e.g. file:./mlruns; default $MLFLOW_TRACKING_URI)")
     r.add_argument("--name", required=True)
     r.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
     r.add_argument("--description", default=None)
@@ -152,6 +156,7 @@ def _register(args: argparse.Namespace) -> int:
         run_id=args.run_id, git_commit=args.git_commit,
         training_data_digest=args.training_data_digest,
         metadata=_pairs(args.metadata, "metadata") or None,
+        mlflow_tracking_uri=args.mlflow_tracking_uri,
     )
     for alias in args.alias:
         version = reg.set_alias(args.name, alias, version.version)

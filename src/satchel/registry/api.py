@@ -178,12 +178,34 @@ class Registry:
         tags: Mapping[str, str] | None = None, run_id: str | None = None,
         git_commit: str | None = None, training_data_digest: str | None = None,
         metadata: Mapping[str, Any] | None = None, source: str | None = None,
+        mlflow_tracking_uri: str | None = None,
     ) -> ModelVersion:
         """Register a model directory as the next version of ``name``.
 
         The files are verified against their ``artifact_digests`` and copied into the
         registry's content-addressed artifact store; the version never changes after.
+
+        ``path`` may be ``runs:/RUN_ID/PATH``: it is read from the local MLflow file
+        store ``mlflow_tracking_uri`` (default ``$MLFLOW_TRACKING_URI``, e.g.
+        ``file:./mlruns``; see :mod:`satchel.registry.runs`), the run id is recorded as
+        lineage and the URI as the source.
         """
+        from satchel.registry import runs
+
+        if runs.is_runs_uri(path):
+            found = runs.resolve(str(path), mlflow_tracking_uri)
+            if run_id is not None and run_id != found.run_id:
+                from satchel.errors import RegistryInputError
+
+                raise RegistryInputError(
+                    f"run_id {run_id[:80]!r} differs from the run of {found.uri[:120]!r}",
+                    field="run_id")
+            run_id, path = found.run_id, found.directory
+            source = source if source is not None else found.uri
+            extra = {"mlflow_experiment_id": found.experiment_id}
+            if found.logged_model_id:
+                extra["mlflow_logged_model_id"] = found.logged_model_id
+            metadata = {**extra, **dict(metadata or {})}
         return self._store.register(  # type: ignore[no-any-return]
             path, name, actor=self.actor, description=description, tags=tags, run_id=run_id,
             git_commit=git_commit, training_data_digest=training_data_digest,
