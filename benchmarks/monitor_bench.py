@@ -4,9 +4,12 @@ A LogisticRegression on iris saved with a reference profile; 1-row ``dataframe_s
 requests from wrk at 8 and 32 connections, rounds alternating between the two servers
 (``--no-monitor`` is the baseline; the order flips every round). Prints req/s, p50,
 p99, the server's CPU time per request (from /proc: steadier than req/s on a shared
-machine, where other processes take the cores) and the paired ratios. Then the memory
-of the sketches: one model's monitor fed 1,000,000 one-row requests in-process, its
-state measured as JSON and by tracemalloc.
+machine, where other processes take the cores), the monitor's own CPU per request
+(``satchel_monitor_cpu_seconds_total``) and its share of the server's CPU, and the
+paired ratios. ``--simultaneous`` loads both servers at once each round instead. Then
+the monitor's own cost per request in-process, and the memory of the sketches: one
+model's monitor fed 1,000,000 one-row requests in-process (``--requests``), its state
+measured as JSON and by tracemalloc.
 
     .venv/bin/python benchmarks/monitor_bench.py [--duration 10] [--rounds 3]
 """
@@ -141,7 +144,8 @@ def _monitor_cpu(port: int) -> float | None:
 
 
 def paired_runs(servers: dict[str, lg.Server], script: Path, conns: int, rounds: int,
-                duration: float, warmup: float) -> dict[str, list[Run]]:
+                duration: float, warmup: float, simultaneous: bool = False
+                ) -> dict[str, list[Run]]:
     """wrk against each server in turn, round by round (order flipped each round), with
     the server's CPU seconds per request of each run and its monitor's share."""
     for srv in servers.values():
@@ -149,23 +153,54 @@ def paired_runs(servers: dict[str, lg.Server], script: Path, conns: int, rounds:
     out: dict[str, list[Run]] = {name: [] for name in servers}
     names = list(servers)
     for rnd in range(rounds):
+        if simultaneous:
+            for name, run in _together(servers, script, conns, duration).items():
+                out[name].append(run)
+                _progress(conns, rnd, name, run)
+            continue
         for name in names if rnd % 2 == 0 else names[::-1]:
             srv = servers[name]
             counted = _monitor_cpu(srv.port)
             cpu = lg.cpu_seconds(srv.proc.pid)
             load = lg.wrk(srv.port, script, conns, duration)
             cpu = lg.cpu_seconds(srv.proc.pid) - cpu
-            time.sleep(0.5)  # the monitor's last pass over the run's requests
+            time.sleep(1.5)  # the monitor's last pass over the run's requests
             after = _monitor_cpu(srv.port)
             n = max(load.requests, 1)
             run = Run(load, cpu / n, None if counted is None or after is None
                       else (after - counted) / n)
             out[name].append(run)
-            mon = "" if run.monitor_cpu is None else f" monitor {run.monitor_cpu * 1e6:5.1f}"
-            print(f"  c={conns} round {rnd + 1} {name:<12} {load.rps:8.0f} req/s "
-                  f"p99 {load.p99_ms:7.2f} ms cpu {run.cpu * 1e6:6.0f}{mon} us/req",
-                  file=sys.stderr)
+            _progress(conns, rnd, name, run)
     return out
+
+
+def _together(servers: dict[str, lg.Server], script: Path, conns: int, duration: float
+              ) -> dict[str, Run]:
+    """One wrk per server, all started at once: every server meets the same moment of
+    a shared machine (each takes its share of the cores, so the ratio of req/s is the
+    inverse ratio of CPU per request)."""
+    before = {name: (_monitor_cpu(srv.port), lg.cpu_seconds(srv.proc.pid))
+              for name, srv in servers.items()}
+    procs = {name: lg.wrk_start(srv.port, script, conns, duration)
+             for name, srv in servers.items()}
+    loads = {name: lg.wrk_finish(proc) for name, proc in procs.items()}
+    cpu = {name: lg.cpu_seconds(srv.proc.pid) - before[name][1]
+           for name, srv in servers.items()}
+    time.sleep(1.5)  # the monitor's last pass over the run's requests
+    out = {}
+    for name, srv in servers.items():
+        counted, after = before[name][0], _monitor_cpu(srv.port)
+        n = max(loads[name].requests, 1)
+        out[name] = Run(loads[name], cpu[name] / n, None if counted is None or after is None
+                        else (after - counted) / n)
+    return out
+
+
+def _progress(conns: int, rnd: int, name: str, run: Run) -> None:
+    mon = "" if run.monitor_cpu is None else f" monitor {run.monitor_cpu * 1e6:5.1f}"
+    print(f"  c={conns} round {rnd + 1} {name:<12} {run.load.rps:8.0f} req/s "
+          f"p99 {run.load.p99_ms:7.2f} ms cpu {run.cpu * 1e6:6.0f}{mon} us/req",
+          file=sys.stderr)
 
 
 def paired_table(results: dict[str, list[Run]], conns: int, baseline: str
@@ -199,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=1_000_000,
                     help="one-row requests fed to the in-process monitor (0: skip)")
     ap.add_argument("--no-load", action="store_true", help="only the sketch memory")
+    ap.add_argument("--simultaneous", action="store_true",
+                    help="load both servers at once each round instead of in turn")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="satchel-monbench-") as tmp:
         work = Path(tmp)
@@ -228,13 +265,15 @@ def load(args: argparse.Namespace, work: Path, model_dir: Path) -> None:
     rows: list[list[object]] = []
     try:
         for c in args.conns:
-            results = paired_runs(servers, script, c, args.rounds, args.duration, args.warmup)
+            results = paired_runs(servers, script, c, args.rounds, args.duration, args.warmup,
+                                  args.simultaneous)
             rows += paired_table(results, c, "monitor off")
         counted = lg.metrics(servers["monitor on"].port)
     finally:
         for srv in servers.values():
             lg.stop(srv.proc)
-    print(f"1-row requests, {args.rounds} interleaved rounds of {args.duration:g} s "
+    how = "simultaneous" if args.simultaneous else "interleaved"
+    print(f"1-row requests, {args.rounds} {how} rounds of {args.duration:g} s "
           "(ratios: medians of paired runs against 'monitor off')")
     print(lg.table(rows, ["conns", "server", "req/s", "p50 ms", "p99 ms", "cpu us/req",
                           "monitor us/req", "monitor share", "errors", "req/s ratio",
