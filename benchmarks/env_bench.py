@@ -189,45 +189,83 @@ def interleaved(fns: dict[str, Callable[[], Any]], seconds: float, block: int = 
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def concurrent(fns: dict[str, Callable[[], Any]], threads: int, seconds: float,
+               phase: float = 1.0) -> dict[str, float]:
+    """Calls per second of each function called by ``threads`` threads at once, in
+    alternating phases of ``phase`` seconds for about ``seconds`` in all (median phase)."""
+    import threading
+
+    rates: dict[str, list[float]] = {k: [] for k in fns}
+    start = time.perf_counter()
+    order = list(fns)
+    while time.perf_counter() - start < seconds:
+        for k in order:
+            fn, counts = fns[k], [0] * threads
+            stop = time.perf_counter() + phase
+
+            def loop(i: int, fn: Callable[[], Any] = fn, counts: list[int] = counts,
+                     stop: float = stop) -> None:
+                while time.perf_counter() < stop:
+                    fn()
+                    counts[i] += 1
+
+            t0 = time.perf_counter()
+            pool = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+            for t in pool:
+                t.start()
+            for t in pool:
+                t.join()
+            rates[k].append(sum(counts) / (time.perf_counter() - t0))
+        order.reverse()
+    return {k: statistics.median(v) for k, v in rates.items()}
+
+
 def part2(model: Path, cache: Path, args: argparse.Namespace) -> None:
     import numpy as np
     import pandas as pd
 
     import satchel
-    from satchel.envs import EnvCache, EnvSpec
-    from satchel.serving.images.wheels import satchel_wheel
-    from satchel.serving.server.env_workers import EnvWorker, remote_model
 
-    env = EnvCache(cache, satchel_wheel=satchel_wheel).ensure(EnvSpec.from_model(model))
+    os.environ["SATCHEL_ENV_CACHE"] = str(cache)
     local = satchel.load_model(model)
-    worker = EnvWorker(env.python, [{"name": "iris", "path": str(model), "options": {}}],
-                       env.spec.key)
-    info = worker.start()
-    remote = remote_model(worker, "iris", model, info)
+    # the public entry point: the model in its environment's worker, behind the channel
+    remote = satchel.load_model(model, env_manager="venv")
     rng = np.random.default_rng(0)
-    rows = []
+    rows, crows = [], []
     try:
         for n in (1, 1000):
             data = pd.DataFrame(rng.normal(4, 1, (n, 4)), columns=FEATURES)
             assert (np.asarray(local.predict(data)) == np.asarray(remote.predict(data))).all()
-            med = interleaved({"local": functools.partial(local.predict, data),
-                               "remote": functools.partial(remote.predict, data)},
-                              args.seconds)
+            fns: dict[str, Callable[[], Any]] = {
+                "local": functools.partial(local.predict, data),
+                "remote": functools.partial(remote.predict, data)}
+            med = interleaved(fns, args.seconds)
             lt, rt = med["local"], med["remote"]
             rows.append([n, f"{lt * 1e3:.3f}", f"{rt * 1e3:.3f}", f"{1 / lt:.0f}",
                          f"{1 / rt:.0f}", f"{lt / rt:.2f}", f"{(rt - lt) * 1e3:.3f}"])
+            if args.threads:
+                rate = concurrent(fns, args.threads, args.seconds)
+                crows.append([n, f"{rate['local']:.0f}", f"{rate['remote']:.0f}",
+                              f"{rate['remote'] / rate['local']:.2f}"])
     finally:
-        worker.stop()
+        remote.close()
     print(f"\n2. Model.predict in a loop, in-process vs through the worker channel "
           f"(median of single calls, alternating blocks of 20 for {args.seconds:g} s)\n")
     print(table(rows, ["rows", "local ms", "channel ms", "local calls/s", "channel calls/s",
                        "channel / local (throughput)", "added ms"]))
+    if crows:
+        print(f"\n3. The same with {args.threads} threads calling at once (median calls/s "
+              f"of alternating 1 s phases over {args.seconds:g} s)\n")
+        print(table(crows, ["rows", "local calls/s", "channel calls/s",
+                            "channel / local (throughput)"]))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20.0,
                     help="time per row count in part 2")
+    ap.add_argument("--threads", type=int, default=4,
+                    help="concurrent callers in part 3 (0: skip)")
     ap.add_argument("--mlflow", metavar="PYTHON",
                     help="an interpreter with mlflow and virtualenv installed")
     ap.add_argument("--skip-startup", action="store_true")

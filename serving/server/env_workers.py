@@ -48,22 +48,57 @@ class RemoteFlavor:
 
     name: str
     row_independent: bool
+    worker: EnvWorker | None = None
+    model: str = ""
 
     def load(self, path: Any, config: Any) -> Any:
-        raise SatchelError(f"the {self.name} model runs in its own environment's worker; "
-                           "its native object is not available in the front server")
+        """A stand-in for the native object: what the worker says of it, and its
+        ``predict_proba`` run in the worker (what :mod:`satchel.evaluate` asks of it)."""
+        if self.worker is None:
+            raise SatchelError(f"the {self.name} model runs in its own environment's worker; "
+                               "its native object is not available here")
+        return RemoteNative(self.worker, self.model, self.worker.call("native", self.model))
+
+
+class RemoteNative:
+    """The native object of a model loaded in a worker, as far as it crosses a process:
+    ``classes_``, ``_estimator_type`` and ``predict_proba`` (run in the worker)."""
+
+    def __init__(self, worker: EnvWorker, name: str, info: dict[str, Any]) -> None:
+        self._worker = worker
+        self._name = name
+        self.type_name = str(info.get("type", "?"))
+        if info.get("classes") is not None:
+            self.classes_ = info["classes"]
+        if info.get("estimator_type") is not None:
+            self._estimator_type = info["estimator_type"]
+        if info.get("predict_proba"):
+            self.predict_proba = self._predict_proba
+
+    def _predict_proba(self, data: Any) -> Any:
+        return self._worker.call("predict_proba", self._name, data)
+
+    def __repr__(self) -> str:
+        return f"<{self.type_name} in a model worker>"
 
 
 class RemotePredictor:
     """A predictor that predicts in a model worker."""
 
-    def __init__(self, worker: EnvWorker, name: str, row_independent: bool) -> None:
+    def __init__(self, worker: EnvWorker, name: str, row_independent: bool,
+                 owns_worker: bool = False) -> None:
         self.worker = worker
         self.name = name
         self.row_independent = row_independent
+        self._owns_worker = owns_worker
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
-        return self.worker.predict(self.name, data, params)
+        return self.worker.call("predict", self.name, data, params)
+
+    def close(self) -> None:
+        """Stop the worker when this model alone uses it (``load_model(env_manager=)``)."""
+        if self._owns_worker:
+            self.worker.stop()
 
 
 class EnvWorker:
@@ -217,9 +252,17 @@ class EnvWorker:
 
     # --- the request path --------------------------------------------------------------
 
-    def predict(self, name: str, data: Any, params: dict[str, Any] | None) -> Any:
-        """Predict in the worker on ``data`` already fitted to the model's signature; a
-        dead or restarting worker is a ModelNotReadyError (503), not a 500."""
+    def call(self, op: str, name: str, data: Any = None, params: dict[str, Any] | None = None
+             ) -> Any:
+        """Run ``op`` (``predict``, ``predict_proba``, ``native``) for model ``name`` in the
+        worker, on ``data`` already fitted to the model's signature; a dead or restarting
+        worker is a ModelNotReadyError (503), not a 500.
+
+        Raises:
+            SatchelError: the worker was stopped (a closed model), or the model raised.
+        """
+        if self._stopping.is_set():
+            raise SatchelError(f"model '{name}' was closed (its worker is stopped)")
         if os.getpid() == self._owner and not self._ready.is_set():
             raise ModelNotReadyError(f"model '{name}' is restarting (its environment's "
                                      "worker exited)")
@@ -229,7 +272,7 @@ class EnvWorker:
             raise ModelNotReadyError(f"model '{name}' is restarting (its environment's "
                                      f"worker is not listening: {type(exc).__name__})") from None
         try:
-            channel.send(sock, (name, channel.pack_input(data), params))
+            channel.send(sock, (op, name, channel.pack_input(data), params))
             reply = channel.recv(sock)
         except (EOFError, OSError) as exc:
             # The watcher (in the process that started the worker) sees it exit and
@@ -244,6 +287,10 @@ class EnvWorker:
         if reply[0] == "ok":
             return reply[1]
         raise _error(reply[1], reply[2], reply[3])
+
+    def predict(self, name: str, data: Any, params: dict[str, Any] | None) -> Any:
+        """Predict in the worker (see :meth:`call`)."""
+        return self.call("predict", name, data, params)
 
     def _take(self) -> Any:
         """An idle connection of this process, or a new one."""
@@ -332,9 +379,11 @@ def start_workers(specs: list[tuple[str, str]], cache: Any, load_options: dict[s
     return models, [w for w, _ in workers]
 
 
-def remote_model(worker: EnvWorker, name: str, root: Path, info: dict[str, Any]) -> Any:
+def remote_model(worker: EnvWorker, name: str, root: Path, info: dict[str, Any], *,
+                 owns_worker: bool = False) -> Any:
     """A :class:`~satchel.Model` of the directory ``root`` whose predictions run in
-    ``worker`` (which loaded it as ``name``); signature checks and coercion stay here."""
+    ``worker`` (which loaded it as ``name``); signature checks and coercion stay here.
+    ``owns_worker``: the model's ``close()`` stops the worker (no other model uses it)."""
     from satchel.flavor import LoadConfig
     from satchel.manifest import Manifest
     from satchel.model import Model
@@ -342,8 +391,8 @@ def remote_model(worker: EnvWorker, name: str, root: Path, info: dict[str, Any])
     manifest = Manifest.read(root)
     described = info.get(name, {})
     flavor = RemoteFlavor(str(described.get("flavor", "remote")),
-                          bool(described.get("row_independent", False)))
-    predictor = RemotePredictor(worker, name, flavor.row_independent)
+                          bool(described.get("row_independent", False)), worker, name)
+    predictor = RemotePredictor(worker, name, flavor.row_independent, owns_worker)
     config = LoadConfig(section={}, pyfunc=dict(manifest.pyfunc or {}))
     return Model(root, manifest, flavor, config, predictor)  # type: ignore[arg-type]
 

@@ -37,9 +37,45 @@ def describe(models: dict[str, Any]) -> dict[str, Any]:
             for name, m in models.items()}
 
 
+def native_info(model: Any) -> dict[str, Any]:
+    """What crosses the channel of a model's native object: its type, classes, kind and
+    whether it has ``predict_proba`` (:mod:`satchel.evaluate` asks for these)."""
+    native = model.unwrap()
+    info: dict[str, Any] = {"type": type(native).__name__}
+    classes = getattr(native, "classes_", None)
+    if classes is not None:
+        import numpy as np
+
+        info["classes"] = np.asarray(classes).tolist()
+    info["predict_proba"] = callable(getattr(native, "predict_proba", None))
+    kind = getattr(native, "_estimator_type", None)
+    tags = getattr(native, "__sklearn_tags__", None)
+    if callable(tags):
+        try:
+            kind = getattr(tags(), "estimator_type", kind)
+        except Exception:  # noqa: BLE001 - third-party tag implementations
+            pass
+    info["estimator_type"] = kind if kind in ("classifier", "regressor") else None
+    return info
+
+
+def answer(models: dict[str, Any], op: str, name: str, data: Any, params: Any) -> Any:
+    """The result of one request (raises what the model raised)."""
+    model = models[name]
+    if op == "predict":
+        return model.predict_prepared(data, params)
+    if op == "native":
+        return native_info(model)
+    if op == "predict_proba":
+        import numpy as np
+
+        return np.asarray(model.unwrap().predict_proba(data))
+    raise ValueError(f"unknown operation {op!r}")
+
+
 def serve_connection(sock: Any, models: dict[str, Any], key: bytes) -> None:
-    """Answer one connection's requests until it closes: ``(name, packed input,
-    params)`` in, ``("ok", output)`` or ``("error", class name, message, model error
+    """Answer one connection's requests until it closes: ``(op, name, packed input,
+    params)`` in, ``("ok", result)`` or ``("error", class name, message, model error
     class)`` out."""
     from satchel.errors import PredictionError, SatchelError
     from satchel.serving.server import channel
@@ -49,19 +85,19 @@ def serve_connection(sock: Any, models: dict[str, Any], key: bytes) -> None:
             return  # not the front server: no reply, no hint
         while True:
             try:
-                name, packed, params = channel.recv(sock)
+                op, name, packed, params = channel.recv(sock)
             except (EOFError, OSError):
                 return
+            if name not in models:
+                channel.send(sock, ("error", "PredictionError",
+                                    f"no model {name!r} in this worker", None))
+                continue
             try:
-                model = models[name]
-                reply: tuple[Any, ...] = ("ok", model.predict_prepared(
-                    channel.unpack_input(packed), params))
+                reply: tuple[Any, ...] = ("ok", answer(models, op, name,
+                                                       channel.unpack_input(packed), params))
             except SatchelError as exc:
                 error_class = exc.error_class if isinstance(exc, PredictionError) else None
                 reply = ("error", type(exc).__name__, str(exc), error_class)
-            except KeyError:
-                reply = ("error", "ModelNotFoundError", f"no model {name!r} in this worker",
-                         None)
             except Exception as exc:  # noqa: BLE001 - the model's own failure goes back as one
                 reply = ("error", "PredictionError",
                          f"the model raised {type(exc).__name__}: {exc}", type(exc).__name__)

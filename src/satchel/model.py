@@ -169,6 +169,19 @@ class Model:
         """The saved input example (data and params), or None."""
         return load_example(self.path, self.manifest.saved_input_example_info)
 
+    def close(self) -> None:
+        """Release what the model holds outside this process: the worker of a model
+        loaded with ``env_manager="venv"`` stops. A no-op for an in-process model."""
+        close = getattr(self._predictor, "close", None)
+        if callable(close):
+            close()
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return f"<satchel.Model flavor={self.flavor.name!r} path={str(self.path)!r}>"
 
@@ -180,6 +193,8 @@ def load_model(
     verify: bool = True,
     require_digests: bool = False,
     allow_pickle: bool | None = None,
+    env_manager: str = "local",
+    wheelhouse: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> Model:
     """Load a model directory (saved by satchel or by MLflow).
@@ -198,6 +213,13 @@ def load_model(
         verify: check ``artifact_digests`` when the manifest has them.
         require_digests: refuse a directory whose manifest records no digests.
         allow_pickle: deprecated name of ``allow_code``.
+        env_manager: ``"local"`` (default) loads the model into this interpreter;
+            ``"venv"`` builds (or reuses) the model's own environment from its
+            requirements (:mod:`satchel.envs`) and loads it in a worker process there:
+            ``predict`` fits the input to the signature here and runs the model there.
+            Call ``close()`` (or use the model as a context manager) to stop the
+            worker; it also stops when this process exits.
+        wheelhouse: with ``env_manager="venv"``, install offline from this directory.
         **options: flavor-specific load options (e.g. ``trusted_types`` for skops,
             ``allow_mlflow`` to load an MLflow custom model through mlflow itself).
 
@@ -210,6 +232,8 @@ def load_model(
         CodeNotAllowedError: ``allow_code=False`` and the model runs code on load.
         RegistryError: a ``models:/`` URI names no model, version or alias (subclasses
             say which and list what exists).
+        EnvironmentBuildError: ``env_manager="venv"`` and the environment cannot be built
+            (the requirement and the installer's reason named), or an unknown manager.
     """
     allow_code = code_allowed(allow_code, allow_pickle, stacklevel=3)
     registry_version = None
@@ -217,6 +241,12 @@ def load_model(
         from satchel.registry.api import fetch
 
         registry_version, path = fetch(path)
+    if env_manager != "local" or wheelhouse is not None:
+        model = _load_in_env(Path(path).expanduser().resolve(), env_manager, wheelhouse, {
+            "allow_code": allow_code, "verify": verify, "require_digests": require_digests,
+            **options})
+        model.registry_version = registry_version
+        return model
     given = Path(path).expanduser()
     for attempt in range(_LOAD_ATTEMPTS):
         root = given.resolve()
@@ -234,6 +264,32 @@ def load_model(
 
 
 _LOAD_ATTEMPTS = 5
+ENV_MANAGER_GROUP = "satchel.env_managers"
+
+
+def _load_in_env(root: Path, env_manager: str, wheelhouse: str | os.PathLike[str] | None,
+                 options: dict[str, Any]) -> Model:
+    """Load through the env manager registered under ``env_manager`` (entry points, group
+    ``satchel.env_managers``: core reaches the worker processes, which belong to the
+    serving layer, by name, as it reaches flavors)."""
+    from importlib import metadata
+
+    from satchel.envs import ENV_MANAGERS
+    from satchel.errors import EnvironmentBuildError
+
+    if env_manager not in ENV_MANAGERS:
+        raise EnvironmentBuildError(f"env_manager {env_manager!r} is not supported; use one "
+                                    f"of {', '.join(ENV_MANAGERS)}")
+    if env_manager == "local":
+        raise EnvironmentBuildError("wheelhouse is only used with env_manager='venv'")
+    found = [ep for ep in metadata.entry_points(group=ENV_MANAGER_GROUP)
+             if ep.name == env_manager]
+    if not found:
+        raise EnvironmentBuildError(f"env_manager {env_manager!r} is not installed: it comes "
+                                    "with satchel's serving parts (pip install 'satchel[serve]')")
+    load = found[0].load()
+    model: Model = load(root, options, wheelhouse=wheelhouse)
+    return model
 
 
 def _moved(given: Path, root: Path) -> bool:

@@ -8,7 +8,9 @@ a gate of ``--thresholds`` failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 GATES_FAILED = 3
@@ -49,6 +51,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--registry-uri", metavar="URI", default=None,
                    help="registry for --register-results (default $SATCHEL_REGISTRY_URI)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    from satchel.cli._env_options import add_env_options
+
+    # Not re-run inside the environment: the metrics and the report need this
+    # interpreter's libraries; only the models predict in their environments.
+    add_env_options(p, reexec=False)
     p.set_defaults(func=run)
 
 
@@ -58,17 +65,27 @@ def run(args: argparse.Namespace) -> int:
 
     # read the gates first: a bad threshold file fails before an hour-long evaluation
     gates = Thresholds.load(args.thresholds) if args.thresholds else None
+    from satchel.cli._env_options import env_manager
+
+    venv = env_manager(args) == "venv"
+    if args.wheelhouse and not venv:
+        raise SystemExit("satchel evaluate: --wheelhouse is only used with --env-manager venv")
     if args.spark:
+        if venv:
+            raise SystemExit("satchel evaluate: --env-manager venv is not supported with "
+                             "--spark yet (the executors load the model locally); evaluate "
+                             "in memory, or score with spark_udf(env_manager='venv')")
         from satchel.cli import _evaluate_spark
 
         result = _evaluate_spark.run(args)
     else:
         from satchel.evaluate.engine import evaluate
 
-        result = evaluate(args.model, args.data, args.target, baseline=args.baseline,
-                          slice_by=args.slice_by, task_type=args.task,
-                          resamples=args.resamples, seed=args.seed,
-                          batch_rows=args.batch_rows, dataset_name=args.dataset_name)
+        with _models(args, venv) as (model, baseline):
+            result = evaluate(model, args.data, args.target, baseline=baseline,
+                              slice_by=args.slice_by, task_type=args.task,
+                              resamples=args.resamples, seed=args.seed,
+                              batch_rows=args.batch_rows, dataset_name=args.dataset_name)
     verdicts = gates.check(result) if gates is not None else []
     if args.register_results is not None:
         attached = register(args, result)
@@ -90,6 +107,27 @@ def run(args: argparse.Namespace) -> int:
               "; ".join(f"{v.gate}: {v.detail}" for v in failed), file=sys.stderr)
         return GATES_FAILED
     return 0
+
+
+@contextlib.contextmanager
+def _models(args: argparse.Namespace, venv: bool) -> Iterator[tuple[Any, Any]]:
+    """The model and baseline references, or with ``--env-manager venv`` the models
+    loaded each in its own environment's worker (stopped afterwards)."""
+    if not venv:
+        yield args.model, args.baseline
+        return
+    from satchel.model import load_model
+
+    opened: list[Any] = []
+    try:
+        for ref in (args.model, args.baseline):
+            opened.append(None if ref is None else
+                          load_model(ref, env_manager="venv", wheelhouse=args.wheelhouse))
+        yield opened[0], opened[1]
+    finally:
+        for m in opened:
+            if m is not None:
+                m.close()
 
 
 def register(args: argparse.Namespace, result: Any) -> str:

@@ -1,0 +1,113 @@
+"""``satchel.load_model(..., env_manager="venv")`` and ``satchel evaluate --env-manager
+venv``: the model predicts in its own environment's worker (real venv builds), the input
+is fitted to the signature in this process, and the worker stops when the model closes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import satchel
+from satchel.errors import EnvironmentBuildError, SatchelError, SignatureError
+
+pytestmark = pytest.mark.slow
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    return state != "Z"
+
+
+def test_load_model_predicts_in_the_models_environment(tabulate_model_dir: Path) -> None:
+    # Locally the model's library is missing: it can only run in its environment.
+    with pytest.raises(SatchelError, match="tabulate"):
+        satchel.load_model(tabulate_model_dir).predict(pd.DataFrame({"x": [1]}))
+    model = satchel.load_model(tabulate_model_dir, env_manager="venv")
+    pid = model._predictor.worker.pid
+    try:
+        out = model.predict(pd.DataFrame({"x": np.array([1, 5], dtype=np.int32)}))
+        assert [p.split(":")[0] for p in out] == ["0.9.0", "0.9.0"]
+        assert [p.split(":")[2] for p in out] == ["2", "10"]
+        # the signature is enforced here, before anything crosses to the worker
+        with pytest.raises(SignatureError, match="'x'"):
+            model.predict(pd.DataFrame({"x": ["not a number"]}))
+        # the native object stays in the worker; what crosses is its description
+        native = model.unwrap()
+        assert repr(native) == "<Tabulated in a model worker>"
+        assert not hasattr(native, "predict_proba") and not hasattr(native, "classes_")
+        assert _alive(pid)
+    finally:
+        model.close()
+    assert not _alive(pid)
+    with pytest.raises(SatchelError, match="closed"):
+        model.predict(pd.DataFrame({"x": [1]}))
+
+
+def test_load_model_as_a_context_manager_stops_its_worker(tabulate_model_dir: Path) -> None:
+    with satchel.load_model(tabulate_model_dir, env_manager="venv") as model:
+        pid = model._predictor.worker.pid
+        assert model.predict({"x": [3]})[0].endswith(":6")
+    assert not _alive(pid)
+
+
+def test_bad_env_manager_arguments_are_named(iris_model_dir: Path) -> None:
+    with pytest.raises(EnvironmentBuildError, match="'conda' is not supported; use one of "
+                                                    "local, venv"):
+        satchel.load_model(iris_model_dir, env_manager="conda")
+    with pytest.raises(EnvironmentBuildError, match="wheelhouse is only used"):
+        satchel.load_model(iris_model_dir, wheelhouse="/nonexistent")
+    with pytest.raises(EnvironmentBuildError, match=r"\['hook'\] cannot be sent"):
+        satchel.load_model(iris_model_dir, env_manager="venv", hook=object())
+
+
+def _table(iris: tuple[Any, Any], path: Path) -> Path:
+    X, y = iris
+    df = X.copy()
+    df["species"] = y.to_numpy()
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_evaluate_with_env_manager_gives_the_local_figures(
+    iris_model_dir: Path, iris: tuple[Any, Any], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    from satchel.cli import main
+
+    data = _table(iris, tmp_path / "iris.csv")
+    runs = {}
+    for label, extra in (("local", []), ("venv", ["--env-manager", "venv"])):
+        out = tmp_path / f"{label}.json"
+        assert main(["evaluate", str(iris_model_dir), "--data", str(data), "--target",
+                     "species", "--resamples", "20", "--json", str(out), "-q", *extra]) == 0
+        runs[label] = json.loads(out.read_text())
+    local, venv = runs["local"]["metrics"], runs["venv"]["metrics"]
+    # the probabilities came from the worker's predict_proba: the same log loss and AUC
+    assert "log_loss" in venv and "roc_auc" in venv
+    assert local.keys() == venv.keys()
+    for name in local:
+        assert venv[name]["value"] == pytest.approx(local[name]["value"], rel=1e-12), name
+    assert runs["venv"]["task"] == "classifier"
+
+
+def test_evaluate_refuses_env_manager_with_spark_and_a_stray_wheelhouse(
+    iris_model_dir: Path, iris: tuple[Any, Any], tmp_path: Path
+) -> None:
+    from satchel.cli import main
+
+    data = _table(iris, tmp_path / "iris.csv")
+    base = ["evaluate", str(iris_model_dir), "--data", str(data), "--target", "species"]
+    with pytest.raises(SystemExit, match="not supported with --spark"):
+        main([*base, "--env-manager", "venv", "--spark", "local[1]"])
+    with pytest.raises(SystemExit, match="--wheelhouse is only used"):
+        main([*base, "--wheelhouse", str(tmp_path)])
