@@ -135,11 +135,49 @@ def test_a_dead_model_worker_is_restarted_with_503s_meanwhile(
             int(expected[0])]
 
 
-def test_env_manager_with_several_front_workers_is_refused(iris_model_dir: Path) -> None:
-    from satchel.cli import main
+def _http_children(pid: int) -> list[int]:
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(k) for k in kids
+            if "model_worker" not in Path(f"/proc/{k}/cmdline").read_text()]
 
-    with pytest.raises(SystemExit, match="--workers 1"):
-        main(["serve", "-m", str(iris_model_dir), "--env-manager", "venv", "--workers", "2"])
+
+def _socket_fds(pid: int) -> int:
+    return sum(1 for fd in Path(f"/proc/{pid}/fd").iterdir()
+               if os.readlink(fd).startswith("socket:"))
+
+
+def test_several_http_workers_share_the_model_workers(
+    old_sklearn_model: tuple[Path, np.ndarray], start_server: Any
+) -> None:
+    old_dir, expected = old_sklearn_model
+    row = {"dataframe_split": {"columns": ["sepal_length", "sepal_width", "petal_length",
+                                           "petal_width"], "data": [[5.1, 3.5, 1.4, 0.2]]}}
+    with start_server(f"old={old_dir}", "--env-manager", "venv", "--workers", "2") as server:
+        assert len(_http_children(server.proc.pid)) == 2
+        [(pid, _)] = _workers_of(server.proc.pid)  # one model worker, started before the fork
+        # each request on a new connection: the kernel spreads them over both HTTP workers
+        for _ in range(40):
+            reply = server.post_json("/invocations", row)
+            assert reply.status == 200, reply.body
+            assert reply.json()["predictions"] == [int(expected[0])]
+        # the listener and at least one connection from each HTTP worker
+        assert _socket_fds(pid) >= 3
+        os.kill(pid, signal.SIGKILL)
+        statuses = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            reply = server.post_json("/invocations", row)
+            statuses.append(reply.status)
+            if reply.status == 200:
+                break
+            assert reply.status == 503, reply.body
+            time.sleep(0.05)
+        assert statuses[-1] == 200 and 500 not in statuses
+        # the supervisor restarted it; every HTTP worker reaches the new one
+        [(new_pid, _)] = _workers_of(server.proc.pid)
+        assert new_pid != pid
+        for _ in range(20):
+            assert server.post_json("/invocations", row).status == 200
 
 
 def test_a_model_failing_to_load_in_its_worker_is_one_clear_error(

@@ -402,15 +402,18 @@ def _repository(args: argparse.Namespace) -> Any:
 def _add_env_models(args: argparse.Namespace, repository: Any,
                     specs: list[tuple[str, str]]) -> None:
     """Each model predicts in a worker inside its own environment (models sharing one
-    share a worker); the workers stop when this process exits."""
+    share a worker); the workers stop when this process exits.
+
+    With ``--workers N`` the model workers start here, before the HTTP workers are
+    forked, and every HTTP worker talks to them (its own connections): each model is
+    loaded once per environment, as ``--workers`` shares one loaded model without
+    environments, and this process, the supervisor, restarts a model worker that dies.
+    """
     import atexit
 
     from satchel.cli._env_options import env_cache
     from satchel.serving.server.env_workers import start_workers
 
-    if args.workers and args.workers > 1:
-        raise SystemExit("satchel serve: --env-manager venv runs one front process; use "
-                         "--workers 1 (the model workers run beside it)")
     models, workers = start_workers(specs, env_cache(args), load_options(args),
                                     while_loading=_import_front)
     for w in workers:
