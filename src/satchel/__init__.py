@@ -6,12 +6,15 @@ costs milliseconds and never imports numpy, pandas or any ML library by itself.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
 from satchel._version import __version__
 
+# Not `from typing import TYPE_CHECKING`: typing (with re, collections, functools) is
+# most of what `import satchel` would cost (~5-10 ms of a bare interpreter's ~15); mypy
+# treats any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from satchel.code_model import set_model
     from satchel.convert import convert
     from satchel.errors import (
@@ -85,6 +88,8 @@ __all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
+    import importlib
+
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'satchel' has no attribute {name!r}")
