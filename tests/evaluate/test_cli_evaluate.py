@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -67,3 +68,32 @@ def test_errors_are_one_line_and_nothing_is_written(iris_model_dir: Path,
     code = main(["evaluate", str(iris_model_dir), "--data", str(data), "--target", "species",
                  "--thresholds", str(bad)])
     assert code == 1 and "unknown metric 'speed'" in capsys.readouterr().err
+
+
+def test_a_histogram_auc_says_so_with_its_bound() -> None:
+    from satchel.cli.evaluate import summary
+    from satchel.evaluate import report, scores
+    from satchel.evaluate.collect import Collected
+    from satchel.evaluate.engine import compute
+    from satchel.evaluate.result import ModelInfo
+
+    n = scores.EXACT_ROWS + 1
+    rng = np.random.default_rng(2)
+    p1 = rng.random(n)
+    y = (rng.random(n) < p1).astype(np.int64)
+    got = Collected(y=y, pred=(p1 > 0.5).astype(np.int64),
+                    proba=np.column_stack([1 - p1, p1]), classes=[0, 1], slices={})
+    info = ModelInfo("m", "sklearn", None, None, {})
+    r = compute(got, target="y", task_type=None, model=info, baseline=None,
+                estimator_type="classifier", slice_specs=[], resamples=0, confidence=0.95,
+                seed=0, source="t", dataset_name=None)
+    assert 0 < r.roc_auc_tie_bound < 1e-3
+    assert f"within {r.roc_auc_tie_bound:.1g} of the exact figure" in summary(r, [])
+    assert "from a score histogram" in report.render(r)
+    # at the bound or under it, the figure is exact and nothing is said
+    small = compute(Collected(y=y[:1000], pred=got.pred[:1000], proba=got.proba[:1000],
+                              classes=[0, 1], slices={}),
+                    target="y", task_type=None, model=info, baseline=None,
+                    estimator_type="classifier", slice_specs=[], resamples=0,
+                    confidence=0.95, seed=0, source="t", dataset_name=None)
+    assert small.roc_auc_tie_bound == 0 and "score histogram" not in summary(small, [])

@@ -154,6 +154,9 @@ def summary(result: Any, verdicts: Any) -> str:
              f"{'metric':<18}{'value':>10}  {ci}"]
     for m in result.metrics.values():
         lines.append(f"{m.name:<18}{m.value:>10.4g}  {m.low:.4g} – {m.high:.4g}")
+    if result.roc_auc_tie_bound:
+        lines.append(f"(roc_auc from a score histogram: within {result.roc_auc_tie_bound:.1g} "
+                     "of the exact figure)")
     if result.comparison:
         lines.append(f"{'vs baseline':<18}{'diff':>10}  {ci}")
         for c in result.comparison.values():

@@ -73,6 +73,9 @@ def _summary(r: EvaluationResult, gates: Sequence[GateResult]) -> Markup:
          + (f", rows in {b.groups:,} random groups per slice" if b.groups else "")),
         ("evaluated in", f"{r.seconds:.2f} s"),
     ]
+    if r.roc_auc_tie_bound:
+        items.append(("ROC AUC", f"from a score histogram, within {r.roc_auc_tie_bound:.1g} of "
+                      "the exact figure"))
     if r.baseline is not None:
         items.insert(1, ("baseline", r.baseline.reference))
     body = [keyvalues(items)]
