@@ -299,24 +299,27 @@ def stack(items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     came."""
     if len(items) < 2:
         return items
+    import numpy as np
+    import pandas as pd
+
+    def layout(value: Any) -> Any:
+        """What must match for values to stack: a frame's columns, an array's row
+        shape (isinstance first: a missing attribute costs an exception)."""
+        if isinstance(value, np.ndarray):
+            return value.shape[1:]
+        if isinstance(value, pd.DataFrame):
+            return ("frame", *value.columns.tolist())
+        if isinstance(value, pd.Series):
+            return ("series", value.name)
+        return type(value).__name__
+
     groups: dict[tuple[Any, Any], list[tuple[Any, Any]]] = {}
     for item in items:
-        groups.setdefault((_layout(item[0]), _layout(item[1])), []).append(item)
+        groups.setdefault((layout(item[0]), layout(item[1])), []).append(item)
     out: list[tuple[Any, Any]] = []
     for group in groups.values():
         out += _stack_group(group)
     return out
-
-
-def _layout(value: Any) -> Any:
-    """What must match for values to stack: a frame's columns, an array's row shape."""
-    columns = getattr(value, "columns", None)
-    if columns is not None:
-        return ("frame", *columns.tolist())
-    shape = getattr(value, "shape", None)
-    if shape is not None:
-        return (type(value).__name__, getattr(value, "name", None), *shape[1:])
-    return type(value).__name__
 
 
 def _stack_group(items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
@@ -378,7 +381,7 @@ def _uniform_frames(frames: list[Any]) -> Any:
         # A different array dtype sends the batch to pd.concat. A frame of several
         # number dtypes converts to their common one, as pd.concat would upcast it too:
         # numeric bins see the same float64 values either way.
-        arr = frame.to_numpy()
+        arr = frame.values  # as to_numpy(), a microsecond sooner
         if arr.dtype != dtype:
             return None
         arrays.append(arr)
