@@ -17,7 +17,14 @@ from typing import Any
 
 from satchel.errors import ModelFormatError
 from satchel.flavor import FlavorConfig, LoadConfig
-from satchel.libs import native_file_error, require, warn_if_newer
+from satchel.libs import (
+    PlainPredictor,
+    class_name,
+    load_native,
+    native_file_error,
+    require,
+    warn_if_newer,
+)
 from satchel.manifest import Manifest
 from satchel.paths import inside
 
@@ -50,7 +57,7 @@ class CatBoostFlavor:
         if not self.can_save(obj):
             raise ModelFormatError(
                 f"the catboost flavor saves {', '.join(MODEL_TYPES)}; "
-                f"{type(obj).__module__}.{type(obj).__qualname__} is not one of them"
+                f"{class_name(obj)} is not one of them"
             )
         cb = _cb()
         try:
@@ -98,21 +105,8 @@ class CatBoostFlavor:
             raise native_file_error(file, "catboost", exc) from None
         return model
 
-    def load_predictor(self, path: Path, config: LoadConfig) -> CatBoostPredictor:
-        return CatBoostPredictor(self.load(path, config))
-
-
-class CatBoostPredictor:
-    """``model.predict(data)``, as MLflow's catboost pyfunc calls it (params unused)."""
-
-    row_independent = True
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self._predict = model.predict
-
-    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
-        return self._predict(data)
+    def load_predictor(self, path: Path, config: LoadConfig) -> PlainPredictor:
+        return PlainPredictor(self.load(path, config))
 
 
 def save_model(cb_model: Any, path: str | os.PathLike[str], **kwargs: Any) -> Manifest:
@@ -125,9 +119,4 @@ def save_model(cb_model: Any, path: str | os.PathLike[str], **kwargs: Any) -> Ma
 
 def load_model(path: str | os.PathLike[str], **kwargs: Any) -> Any:
     """Load the native catboost model of a saved catboost model."""
-    from satchel.model import load_model as _load
-
-    model = _load(path, **kwargs)
-    if model.flavor.name != "catboost":
-        raise ModelFormatError(f"{path} is a {model.flavor.name} model, not catboost")
-    return model.unwrap()
+    return load_native(path, "catboost", kwargs)

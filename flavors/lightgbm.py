@@ -19,14 +19,22 @@ from __future__ import annotations
 
 import os
 import pickle
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from satchel.errors import ModelFormatError, SatchelError, UntrustedTypeError
 from satchel.flavor import FlavorConfig, LoadConfig
-from satchel.libs import native_file_error, require, warn_if_newer
+from satchel.libs import (
+    PlainPredictor,
+    check_saves,
+    class_name,
+    is_one_of,
+    load_native,
+    native_file_error,
+    require,
+    warn_if_newer,
+)
 from satchel.manifest import Manifest
 from satchel.paths import inside
 
@@ -61,10 +69,6 @@ def _skops() -> Any:
     return require("skops.io", flavor="lightgbm")
 
 
-def _class_name(obj: Any) -> str:
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
-
-
 class LightGBMFlavor:
     """The ``lightgbm`` flavor."""
 
@@ -73,9 +77,7 @@ class LightGBMFlavor:
     row_independent = True
 
     def can_save(self, obj: Any) -> bool:
-        if "lightgbm" not in sys.modules:
-            return False  # a lightgbm object cannot exist before lightgbm is imported
-        return _class_name(obj) in MODEL_CLASSES
+        return is_one_of(obj, "lightgbm", MODEL_CLASSES)
 
     def save(
         self,
@@ -94,12 +96,7 @@ class LightGBMFlavor:
             raise ValueError(
                 f"serialization_format must be one of {FORMATS}, not {serialization_format!r}"
             )
-        cls = _class_name(obj)
-        if cls not in MODEL_CLASSES:
-            raise ModelFormatError(
-                f"the lightgbm flavor saves {', '.join(sorted(MODEL_CLASSES))}; "
-                f"{cls} is not one of them"
-            )
+        cls = check_saves(obj, "lightgbm", MODEL_CLASSES)
         lgb = _lgb()
         trusted = sorted({*MLFLOW_TRUSTED, *(skops_trusted_types or ())})
         section: dict[str, Any] = {"lgb_version": lgb.__version__, "model_class": cls}
@@ -166,14 +163,14 @@ class LightGBMFlavor:
             model = _load_skops(file, config.options.get("trusted_types"))
         else:
             model = _unpickle(file, fmt)
-        if _class_name(model) != cls:
+        if class_name(model) != cls:
             raise ModelFormatError(
-                f"{rel} holds a {_class_name(model)}, but model_class says {cls}", path=str(file)
+                f"{rel} holds a {class_name(model)}, but model_class says {cls}", path=str(file)
             )
         return model
 
-    def load_predictor(self, path: Path, config: LoadConfig) -> LightGBMPredictor:
-        return LightGBMPredictor(self.load(path, config))
+    def load_predictor(self, path: Path, config: LoadConfig) -> PlainPredictor:
+        return PlainPredictor(self.load(path, config))
 
 
 def _save_skops(obj: Any, file: Path, vouched: Sequence[str]) -> list[str]:
@@ -231,19 +228,6 @@ def _unpickle(file: Path, fmt: str) -> Any:
         raise native_file_error(file, fmt, exc) from None
 
 
-class LightGBMPredictor:
-    """``model.predict(data)``, as MLflow's lightgbm pyfunc calls it (params unused)."""
-
-    row_independent = True
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self._predict = model.predict
-
-    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
-        return self._predict(data)
-
-
 def save_model(lgb_model: Any, path: str | os.PathLike[str], **kwargs: Any) -> Manifest:
     """Save a lightgbm ``Booster`` or sklearn-API estimator.
 
@@ -258,9 +242,4 @@ def save_model(lgb_model: Any, path: str | os.PathLike[str], **kwargs: Any) -> M
 
 def load_model(path: str | os.PathLike[str], **kwargs: Any) -> Any:
     """Load the native lightgbm object (Booster or estimator) of a saved lightgbm model."""
-    from satchel.model import load_model as _load
-
-    model = _load(path, **kwargs)
-    if model.flavor.name != "lightgbm":
-        raise ModelFormatError(f"{path} is a {model.flavor.name} model, not lightgbm")
-    return model.unwrap()
+    return load_native(path, "lightgbm", kwargs)

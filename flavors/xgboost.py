@@ -11,13 +11,20 @@ xgboost is imported only when a model is saved or loaded.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from satchel.errors import ModelFormatError
 from satchel.flavor import FlavorConfig, LoadConfig
-from satchel.libs import accepted_kwargs, native_file_error, require, warn_if_newer
+from satchel.libs import (
+    accepted_kwargs,
+    check_saves,
+    is_one_of,
+    load_native,
+    native_file_error,
+    require,
+    warn_if_newer,
+)
 from satchel.manifest import Manifest
 from satchel.paths import inside
 
@@ -41,10 +48,6 @@ def _xgb() -> Any:
     return require("xgboost", flavor="xgboost")
 
 
-def _class_name(obj: Any) -> str:
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
-
-
 class XGBoostFlavor:
     """The ``xgboost`` flavor."""
 
@@ -53,20 +56,13 @@ class XGBoostFlavor:
     row_independent = True
 
     def can_save(self, obj: Any) -> bool:
-        if "xgboost" not in sys.modules:
-            return False  # an xgboost object cannot exist before xgboost is imported
-        return _class_name(obj) in MODEL_CLASSES
+        return is_one_of(obj, "xgboost", MODEL_CLASSES)
 
     def save(self, obj: Any, path: Path, *, model_format: str = "ubj") -> FlavorConfig:
         """Write the model with its own ``save_model`` as ``model.<model_format>``."""
         if model_format not in FORMATS:
             raise ValueError(f"model_format must be one of {FORMATS}, not {model_format!r}")
-        cls = _class_name(obj)
-        if cls not in MODEL_CLASSES:
-            raise ModelFormatError(
-                f"the xgboost flavor saves {', '.join(sorted(MODEL_CLASSES))}; "
-                f"{cls} is not one of them (MLflow would import it by name on load)"
-            )
+        cls = check_saves(obj, "xgboost", MODEL_CLASSES)
         xgb = _xgb()
         rel = f"model.{model_format}"
         try:
@@ -166,9 +162,4 @@ def save_model(xgb_model: Any, path: str | os.PathLike[str], **kwargs: Any) -> M
 
 def load_model(path: str | os.PathLike[str], **kwargs: Any) -> Any:
     """Load the native xgboost object (Booster or estimator) of a saved xgboost model."""
-    from satchel.model import load_model as _load
-
-    model = _load(path, **kwargs)
-    if model.flavor.name != "xgboost":
-        raise ModelFormatError(f"{path} is a {model.flavor.name} model, not xgboost")
-    return model.unwrap()
+    return load_native(path, "xgboost", kwargs)

@@ -4,15 +4,23 @@ A flavor imports its library only when it saves or loads (so ``import satchel`` 
 light); :func:`require` turns a missing library into an error that names the extra to
 install, and :func:`warn_if_newer` warns when a model was saved by a newer release than
 the one installed (files written by a newer release may use features an older one lacks).
+
+Also the plumbing the flavors of libraries with their own model file share (xgboost,
+lightgbm, catboost): which classes a flavor saves (matched by qualified name against the
+flavor's fixed table, never imported by name, and without importing the library to ask:
+an object of it cannot exist before it is imported), the plain predictor, and the
+module-level ``load_model`` that hands back the library's object.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import re
+import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -97,3 +105,52 @@ def native_file_error(file: Path, library: str, exc: BaseException) -> ModelForm
         f"{file.name} is not a model file {library} can read ({type(exc).__name__}: {reason})",
         path=str(file),
     )
+
+
+# --- shared by the flavors of model-file libraries ----------------------------------
+
+
+def class_name(obj: Any) -> str:
+    """``module.QualName`` of ``obj``'s class, as MLflow writes ``model_class``."""
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def is_one_of(obj: Any, library: str, classes: Collection[str]) -> bool:
+    """True when ``library`` is imported and ``obj``'s class is in ``classes``."""
+    return library in sys.modules and class_name(obj) in classes
+
+
+def check_saves(obj: Any, flavor: str, classes: Collection[str]) -> str:
+    """The class name of ``obj``; raises ModelFormatError naming the classes ``flavor``
+    saves when it is not one of them."""
+    cls = class_name(obj)
+    if cls not in classes:
+        raise ModelFormatError(
+            f"the {flavor} flavor saves {', '.join(sorted(classes))}; {cls} is not one of them"
+        )
+    return cls
+
+
+class PlainPredictor:
+    """``model.predict(data)``, as MLflow's pyfunc calls it for catboost and lightgbm
+    models (params unused)."""
+
+    row_independent = True
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self._predict = model.predict
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        return self._predict(data)
+
+
+def load_native(path: str | os.PathLike[str], flavor: str, options: dict[str, Any]) -> Any:
+    """Load the model at ``path`` and return its native object; raises ModelFormatError
+    when the directory holds another flavor's model."""
+    from satchel.model import load_model
+
+    model = load_model(path, **options)
+    if model.flavor.name != flavor:
+        raise ModelFormatError(f"{path} is a {model.flavor.name} model, not {flavor}")
+    return model.unwrap()
