@@ -196,6 +196,7 @@ def test_each_save_runs_in_a_fresh_process_with_the_callers_path_and_environment
         if sys.argv[0].endswith("_capture_imports.py"):  # only where requirements are inferred
             satchel.LEFT_BEHIND = True
             print("a model that prints to stdout")
+            sys.stdin.read()  # and reads stdin: it must not take the next job
         satchel.set_model(lambda d: d)
     """,
     )

@@ -120,9 +120,12 @@ def _forked(job: dict[str, Any]) -> dict[str, Any]:
         os.close(read)
         code = 0
         try:
-            # The model may print; stdout is already nowhere (serve), and so is stderr.
-            devnull = os.open(os.devnull, os.O_WRONLY)
+            # stdout is already nowhere (serve); so are stderr and stdin, which is the
+            # job channel a model reading input() would otherwise steal from.
+            devnull = os.open(os.devnull, os.O_RDWR)
+            os.dup2(devnull, 0)
             os.dup2(devnull, 2)
+            sys.stdin = open(os.devnull)  # noqa: SIM115  (the child exits with os._exit)
             os.environ.clear()
             os.environ.update(job["env"])
             os.chdir(job["cwd"])
