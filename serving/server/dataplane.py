@@ -160,7 +160,8 @@ class DataPlane:
             batcher = Batcher(lambda data, params: predict(served, data, params),
                               self.options.batch, name=name,
                               observer=lambda requests, rows, seconds: self.metrics.batch(
-                                  name, requests, rows, seconds))
+                                  name, requests, rows, seconds),
+                              inline_seconds=self.executor.inline_seconds)
         self._batchers[served] = batcher
         return batcher
 

@@ -350,18 +350,46 @@ def test_requests_of_a_hundred_rows_merge_by_default(probe_dir: Path,
                                                      start_server: Any) -> None:
     # The default row limit (1,024) leaves room for several 100-row requests per call;
     # each still gets exactly its own rows, and a bad one fails alone.
-    sizes = [100, 100, 100, 100, 100, 100]
-    xs = [[float(1000 * i + j) for j in range(n)] for i, n in enumerate(sizes)]
-    xs[3][57] = -1.0  # one bad row in the fourth request
+    xs = [[float(1000 * i + j) for j in range(100)] for i in range(6)]
     with start_server(probe_dir, "--max-batch-delay-ms", "50") as server:
         replies = post_all(server, [body(x, sleep=0.2) for x in xs])
+        assert [r.status for r in replies] == [200] * 6
+        call_rows = set()
+        for x, reply in zip(xs, replies):
+            rows = reply.json()["predictions"]
+            assert [r["y"] for r in rows] == [2 * v for v in x]  # as it would alone
+            call_rows |= {r["call_rows"] for r in rows}
+        assert max(call_rows) > 100  # merged with another request at least once
+        xs[3][57] = -1.0  # one bad row in the fourth request
+        replies = post_all(server, [body(x, sleep=0.2) for x in xs])
     assert [r.status for r in replies] == [200, 200, 200, 422, 200, 200]
-    call_rows = set()
-    for i, reply in enumerate(replies):
-        if i == 3:
-            assert "x must not be negative" in reply.json()["message"]
-            continue
-        rows = reply.json()["predictions"]
-        assert [r["y"] for r in rows] == [2 * x for x in xs[i]]  # as it would alone
-        call_rows |= {r["call_rows"] for r in rows}
-    assert max(call_rows) > 100  # merged with another request at least once
+    assert "x must not be negative" in replies[3].json()["message"]
+    for i in (0, 1, 2, 4, 5):
+        assert [r["y"] for r in replies[i].json()["predictions"]] == [2 * v for v in xs[i]]
+
+
+def test_quick_merged_calls_run_on_the_event_loop() -> None:
+    # Once a call has been quick, merged calls run inline (no thread); a slow model's
+    # stay in the batch thread. Either way each request gets its own rows.
+    threads: list[str] = []
+
+    def model(data: Any, params: Any) -> Prediction:
+        threads.append(threading.current_thread().name)
+        if (params or {}).get("slow"):
+            time.sleep(0.05)
+        return Prediction(pd.DataFrame({"y": data["x"] * 2}), rows=len(data))
+
+    for slow, where in ((False, "MainThread"), (True, "satchel-predict")):
+        threads.clear()
+        batcher = Batcher(model, BatchOptions(max_batch_delay_ms=50), inline_seconds=0.005)
+
+        async def run(batcher: Batcher = batcher, slow: bool = slow) -> list[Any]:
+            params = {"slow": True} if slow else None
+            await batcher.predict(frame([0.0] * 15), params)  # the first call is measured
+            return await _gather(batcher, [frame([float(i)] * 3) for i in range(5)],
+                                 [params] * 5)
+
+        results = asyncio.run(run())
+        assert [r.output["y"].tolist() for r in results] == [[2.0 * i] * 3 for i in range(5)]
+        assert threads[0].startswith("satchel-predict")  # no measurement yet: a thread
+        assert all(t.startswith(where) for t in threads[1:]), threads
