@@ -36,10 +36,14 @@ class HeadProbe:
         if held is not None and held[0] == os.getpid():
             return held[1]
         raw = self._engine.raw_connection()
+        driver = raw.driver_connection  # (None once detached)
         raw.detach()  # its own connection, closed with this thread's local state
         if self._engine.dialect.name == "postgresql":
-            # no transaction left open between probes (it would pin old row versions)
-            raw.driver_connection.autocommit = True
+            # No transaction left open between probes (it would pin old row versions).
+            # The pool's pre-ping may have opened one, and psycopg refuses to switch to
+            # autocommit inside a transaction: end it first.
+            raw.rollback()
+            driver.autocommit = True
         self._local.conn = (os.getpid(), raw)
         return raw
 
