@@ -3,13 +3,16 @@
 1. ``load_model("models:/NAME@ALIAS")`` against ``load_model(DIR)`` of the same files,
    in one process (registry already opened, version already cached): the registry's
    overhead per load. Local SQLite registry and a registry server (HTTP + local cache).
-2. Registry server reads (get version by alias, MLflow's REST route) with wrk on one
-   uvicorn worker: SQLite, then PostgreSQL (a private Debian cluster) beside it.
+2. Registry server reads (get version by alias, MLflow's REST route) with wrk: the
+   server at --before=COMMIT against the current one (1 worker, and --workers 2), in
+   paired rounds with the /health floor; req/s and CPU per request; SQLite, then
+   PostgreSQL (a private Debian cluster) beside it.
 3. A registry with 10,000 versions (100 models x 100 versions): list and search times on
    SQLite and PostgreSQL, the full listing paired with the bare driver's fetch of the
    same SELECT.
 
 Usage: python benchmarks/registry_bench.py [--quick] [--only=resolve|server|scale]
+       [--before=COMMIT]
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import free_port, table  # noqa: E402
+from loadgen import children, cpu_seconds, free_port, table  # noqa: E402
 
 QUICK = "--quick" in sys.argv
 ONLY = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")), "")
@@ -94,14 +97,18 @@ def postgres() -> Iterator[str]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def start_registry_server(db: str, root: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_registry_server(db: str, root: Path, *extra: str, pythonpath: str | None = None
+                          ) -> tuple[subprocess.Popen[bytes], int]:
     import urllib.request
 
     port = free_port()
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     proc = subprocess.Popen([sys.executable, "-m", "satchel", "registry", "serve",
                              "--registry-uri", db, "--artifact-root", str(root), "--port",
-                             str(port), "--log-level", "error"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             str(port), "--log-level", "error", *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     for _ in range(600):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
@@ -109,6 +116,25 @@ def start_registry_server(db: str, root: Path) -> tuple[subprocess.Popen[bytes],
         except OSError:
             time.sleep(0.1)
     raise RuntimeError("registry server did not start")
+
+
+def old_tree(work: Path, commit: str) -> str | None:
+    """satchel at ``commit`` laid out as an importable package (src/satchel as satchel,
+    flavors/ and serving/ inside it), for a before/after pair in one run."""
+    repo = Path(__file__).resolve().parent.parent
+    dest = work / f"satchel-{commit}"
+    try:
+        archive = subprocess.run(["git", "-C", str(repo), "archive", commit, "src/satchel",
+                                  "flavors", "serving"], capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    dest.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    (dest / "src" / "satchel").rename(dest / "satchel")
+    for part in ("flavors", "serving"):
+        shutil.rmtree(dest / "satchel" / part, ignore_errors=True)
+        (dest / part).rename(dest / "satchel" / part)
+    return str(dest)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -153,37 +179,65 @@ def bench_resolve(work: Path) -> list[list[Any]]:
     return rows
 
 
+BEFORE = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--before=")),
+              "873d148")
+
+
 def bench_server(work: Path) -> list[list[Any]]:
+    """Paired rounds on one database: the same server's /health (no store, no auth: the
+    floor), the registry at ``--before=COMMIT`` (default: main before the read-path
+    work), the current one, and the current one with ``--workers 2``; CPU per request of
+    the serving processes from /proc (steadier than req/s on a shared machine)."""
     from satchel.registry import Registry
     from satchel.registry.api import close_all
 
     model = iris_dir(work / "srv-model")
-    seconds = 5 if QUICK else 10
+    seconds = 4 if QUICK else 8
+    rounds = 3 if QUICK else 5
+    old = old_tree(work, BEFORE)
     rows = []
     backends: list[tuple[str, Any]] = [("SQLite (WAL)", None), ("PostgreSQL 15", postgres)]
+    path = "/api/2.0/mlflow/registered-models/alias?name=fraud&alias=champion"
+    script = work / "get.lua"
+    script.write_text('wrk.method = "GET"\n')
     for label, ctx in backends:
         with (ctx() if ctx else _sqlite(work)) as db:
-            reg = Registry(db, actor="bench", artifact_root=work / f"art-{label[:3]}")
+            art = work / f"art-{label[:3]}"
+            reg = Registry(db, actor="bench", artifact_root=art)
             for _ in range(3):
                 reg.register(model, "fraud", tags={"team": "risk"})
             reg.set_alias("fraud", "champion", 2)
             close_all()
-            proc, port = start_registry_server(db, work / f"art-{label[:3]}")
-            script = work / "get.lua"
-            script.write_text('wrk.method = "GET"\n')
-            path = "/api/2.0/mlflow/registered-models/alias?name=fraud&alias=champion"
+            servers: dict[str, tuple[subprocess.Popen[bytes], int, str]] = {}
             try:
-                wrk_get(port, script, 8, 2, path)  # warm-up
-                for conns in (1, 8):
-                    # The same server's /health (no store, no auth) as the floor: what
-                    # uvicorn + starlette answer on this machine at this moment.
-                    floor = wrk_get(port, script, conns, seconds, "/health")
-                    load = wrk_get(port, script, conns, seconds, path)
-                    rows.append([label, conns, f"{load.rps:,.0f}", f"{floor.rps:,.0f}",
-                                 f"{load.rps / floor.rps:.2f}", f"{load.p50_ms:.2f}",
-                                 f"{load.p99_ms:.2f}", load.non2xx + load.socket_errors])
+                now = start_registry_server(db, art)
+                servers["/health (floor, current server)"] = (*now, "/health")
+                if old:
+                    servers[f"alias GET, before ({BEFORE}), 1 worker"] = (
+                        *start_registry_server(db, art, pythonpath=old), path)
+                servers["alias GET, current, 1 worker"] = (*now, path)
+                servers["alias GET, current, --workers 2"] = (
+                    *start_registry_server(db, art, "--workers", "2"), path)
+                for _proc, port, p in servers.values():
+                    wrk_get(port, script, 8, 2, p)  # warm-up
+                runs: dict[str, list[tuple[float, float, float, int]]] = {}
+                for _ in range(rounds):
+                    for name, (proc, port, p) in servers.items():
+                        pids = [proc.pid, *children(proc.pid)]
+                        cpu0 = sum(cpu_seconds(x) for x in pids)
+                        load = wrk_get(port, script, 8, seconds, p)
+                        cpu = sum(cpu_seconds(x) for x in pids) - cpu0
+                        runs.setdefault(name, []).append((
+                            load.rps, load.p99_ms, 1000 * cpu / max(1, load.requests),
+                            load.non2xx + load.socket_errors))
+                for name, got in runs.items():
+                    med = [statistics.median(g[i] for g in got) for i in range(3)]
+                    rows.append([label, name, f"{med[0]:,.0f}", f"{med[1]:.2f}",
+                                 f"{med[2]:.3f}", f"{1000 / med[2]:,.0f}",
+                                 sum(g[3] for g in got)])
             finally:
-                stop(proc)
+                for proc, _, _ in {id(v[0]): v for v in servers.values()}.values():
+                    stop(proc)
     return rows
 
 
@@ -298,10 +352,9 @@ def main() -> None:
             print(table(bench_resolve(work), ["load", "median ms", "over plain dir"]))
         if ONLY in ("", "server"):
             print("\n## 2. Registry server reads: GET registered-models/alias "
-                  "(wrk, 1 worker)\n")
-            print(table(bench_server(work), ["store", "connections", "req/s",
-                                              "/health req/s", "ratio", "p50 ms", "p99 ms",
-                                              "errors"]))
+                  "(wrk -c8; medians of paired rounds)\n")
+            print(table(bench_server(work), ["store", "server", "req/s", "p99 ms",
+                                              "CPU ms/req", "req per CPU-s", "errors"]))
         if ONLY in ("", "scale"):
             print("\n## 3. 10,000 versions (100 models x 100): median ms\n")
             print(table(bench_scale(work), ["store", "query", "median ms"]))
