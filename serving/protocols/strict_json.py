@@ -8,6 +8,7 @@ answered with a clear error here, as are an empty body, bad UTF-8 and nesting to
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from satchel.errors import InputFormatError
@@ -66,11 +67,69 @@ def _may_overflow(body: bytes) -> bool:
     return b"e000" in flat or _LONG_RUN in flat
 
 
+def _orjson() -> Any:
+    try:
+        import orjson
+    except ImportError:  # optional (the serve extra has it): the json module reads alike
+        return None
+    return orjson
+
+
+_ORJSON = _orjson()
+
+
+def _key_count(value: Any) -> int:
+    """Keys of every object in a parsed JSON value."""
+    items: Iterable[Any]
+    if type(value) is dict:
+        count, items = len(value), value.values()
+    elif type(value) is list:
+        count, items = 0, value
+    else:
+        return 0
+    types = set(map(type, items))  # one C pass; a list of numbers ends here
+    if dict in types or list in types:
+        count += sum(_key_count(v) for v in items if type(v) is dict or type(v) is list)
+    return count
+
+
+def _read_fast(body: bytes) -> Any:
+    """``body`` read by orjson (a fifth of the json module's time for a body of floats)
+    when it reads it the way the strict rules do, else ``_UNREAD``.
+
+    orjson refuses NaN/Infinity literals and numbers beyond a double, as these rules do;
+    anything it refuses goes to the json module, which refuses it with the message (or
+    reads what orjson does not: lone surrogates; integers of 19 digits or more, which
+    orjson would read as floats, never reach it). Duplicate keys
+    it keeps silently, so its answer stands only when it has one key per ``:`` in the
+    body: a ``:`` inside a string makes the counts differ, and the json module decides.
+    """
+    flat = body.translate(_INTEGER_STARTS)
+    if flat.startswith(_LONG_INT[1:]) or _LONG_INT in flat:
+        return _UNREAD  # orjson reads an integer past 64 bits as a float; json exactly
+    try:
+        value = _ORJSON.loads(body)
+    except _ORJSON.JSONDecodeError:
+        return _UNREAD
+    return value if _key_count(value) == body.count(b":") else _UNREAD
+
+
+_UNREAD = object()
+# Digits as 0, and what may come before a number's first digit as |: a run of 19 digits
+# after a | is an integer of 19 digits or more (a fraction's digits follow a '.').
+_INTEGER_STARTS = bytes.maketrans(b"123456789[,: \t\n\r-", b"000000000||||||||")
+_LONG_INT = b"|" + b"0" * 19
+
+
 def loads(body: bytes | str) -> Any:
     """Strict ``json.loads`` with errors as :class:`InputFormatError` naming line, column
     and char; NaN/Infinity literals, duplicate keys and an empty body are errors too."""
     if not body.strip():
         raise InputFormatError("malformed JSON: the request body is empty; send a JSON object")
+    if _ORJSON is not None and isinstance(body, bytes):
+        value = _read_fast(body)
+        if value is not _UNREAD:
+            return value
     try:
         if isinstance(body, str):
             return _DECODER.decode(body)

@@ -43,3 +43,40 @@ def test_a_false_alarm_reads_the_same() -> None:
 def test_other_refusals_hold_on_the_fast_path(body: bytes, message: str) -> None:
     with pytest.raises(InputFormatError, match=message):
         loads(body)
+
+
+@pytest.mark.parametrize("body", [
+    b'{"a": {"b": 1, "b": 2}}', b'[{"x": 1}, {"y": [1, {"z": 0, "z": 1}]}]',
+    b'{"k:1": 1, "k": 2, "k": 3}'])  # a ':' in a string must not hide a duplicate
+def test_duplicate_keys_are_refused_at_any_depth(body: bytes) -> None:
+    with pytest.raises(InputFormatError, match="duplicate key"):
+        loads(body)
+
+
+@pytest.mark.parametrize("body, value", [
+    (b'{"a:b": [1, 2.5], "c": {"d": null}}', {"a:b": [1, 2.5], "c": {"d": None}}),
+    (b"[" + b"1" * 30 + b"]", [int("1" * 30)]),  # past 64 bits: the json module reads it
+    (b'{"a": -9223372036854775809}', {"a": -9223372036854775809}),
+    (b"18446744073709551616", 18446744073709551616),
+    (b"[0.00012345678901234568, 7]", [0.00012345678901234568, 7]),
+    (b'["\\ud800"]', ["\ud800"]),  # a lone surrogate, as the json module reads it
+    ('{"é": 1}'.encode("utf-16"), {"é": 1}),  # not UTF-8
+])
+def test_what_orjson_refuses_or_misreads_reads_as_before(body: bytes, value: object) -> None:
+    assert loads(body) == value
+
+
+def test_orjson_reads_a_body_of_floats_exactly() -> None:
+    from satchel.serving.protocols import strict_json
+
+    rows = [[i / 7, -i * 1e-300, i * 1.5e300] for i in range(50)]
+    body = json_bytes({"dataframe_split": {"columns": ["a", "b", "c"], "data": rows}})
+    if strict_json._ORJSON is not None:
+        assert strict_json._read_fast(body) is not strict_json._UNREAD
+    assert loads(body) == {"dataframe_split": {"columns": ["a", "b", "c"], "data": rows}}
+
+
+def json_bytes(value: object) -> bytes:
+    import json
+
+    return json.dumps(value).encode()
