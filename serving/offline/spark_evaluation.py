@@ -76,8 +76,9 @@ def batches_for_evaluation(master: str, data_path: str, fmt: str, target: str,
                            batch_rows: int = 65_536) -> Iterator[dict[str, Any]]:
     """Read the table with Spark, predict on the executors, and bring back to the driver
     only the target, the slice columns and each model's predictions and probabilities, in
-    the file's row order (so the bootstrap draws as in memory), ``batch_rows`` rows at a
-    time: the driver holds one batch and one partition, never the whole column set."""
+    partition order (for one file, its row order, so the bootstrap draws as in memory),
+    ``batch_rows`` rows at a time: the driver holds one batch and one partition, never the
+    whole column set."""
     import itertools
 
     import pandas as pd
@@ -95,7 +96,6 @@ def batches_for_evaluation(master: str, data_path: str, fmt: str, target: str,
             if c not in df.columns:
                 raise EvaluationError(f"column '{c}' is not in the data (it has: "
                                       f"{', '.join(df.columns[:30])})", column=c)
-        df = df.withColumn("__satchel_row", F.monotonically_increasing_id())
         names = ["__satchel_target", *[f"__satchel_slice_{i}" for i in range(len(slice_by))],
                  "__satchel_model"]
         cols = [F.col(quote(target)).alias("__satchel_target"),
@@ -104,9 +104,10 @@ def batches_for_evaluation(master: str, data_path: str, fmt: str, target: str,
         if baseline_path is not None:
             names.append("__satchel_baseline")
             cols.append(evaluation_udf(spark, baseline_path)().alias("__satchel_baseline"))
-        # a partition at a time, in row order (the sort is Spark's, on the executors)
-        rows = df.select(F.col("__satchel_row"), *cols).orderBy("__satchel_row") \
-            .drop("__satchel_row").toLocalIterator(prefetchPartitions=True)
+        # a partition at a time, in partition order: the order of monotonically increasing
+        # ids, which the in-memory order of one file is. No sort: a global orderBy samples
+        # its input first, which would run the models twice
+        rows = df.select(*cols).toLocalIterator(prefetchPartitions=True)
         with pandas3_notice_handled():
             while True:
                 chunk = list(itertools.islice(rows, batch_rows))
