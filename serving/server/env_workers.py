@@ -335,17 +335,51 @@ def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
     return out[0].decode("utf-8", "replace").strip() if out else ""
 
 
-def start_workers(specs: list[tuple[str, str]], cache: Any, load_options: dict[str, Any],
-                  while_loading: Callable[[], None] | None = None
-                  ) -> tuple[dict[str, Any], list[EnvWorker]]:
-    """Build or reuse each model's environment, start one worker per environment, and
-    return front-server models (by name) whose predictions run in those workers.
+class Launch:
+    """Workers started by :func:`launch_workers`, loading their models."""
 
-    The workers load their models in parallel, and ``while_loading`` (the front server's
-    own start-up, e.g. importing its transports) runs meanwhile.
+    def __init__(self, groups: list[tuple[EnvWorker, list[tuple[str, Path]]]]) -> None:
+        self.groups = groups
+
+    @property
+    def workers(self) -> list[EnvWorker]:
+        return [w for w, _ in self.groups]
+
+    def wait(self, while_loading: Callable[[], None] | None = None
+             ) -> tuple[dict[str, Any], list[EnvWorker]]:
+        """Run ``while_loading`` (the caller's own start-up), then wait for every worker;
+        returns front-server models by name, and the workers.
+
+        Raises:
+            SatchelError: a worker could not load its models (all are stopped then).
+        """
+        models: dict[str, Any] = {}
+        try:
+            if while_loading is not None:
+                while_loading()
+            for worker, members in self.groups:
+                info = worker.wait_started()
+                for name, root in members:
+                    models[name] = remote_model(worker, name, root, info)
+        except BaseException:
+            self.stop()
+            raise
+        return models, self.workers
+
+    def stop(self) -> None:
+        for w in self.workers:
+            w.stop()
+
+
+def launch_workers(specs: list[tuple[str, str]], cache: Any, load_options: dict[str, Any]
+                   ) -> Launch:
+    """Build or reuse each model's environment and start one worker per environment
+    (models sharing an environment share it), without waiting for the models to load:
+    they load in parallel with each other and with whatever the caller does next.
 
     Raises:
-        SatchelError: an environment cannot be built, or a worker cannot load its models.
+        SatchelError: an environment cannot be built (workers already started are
+            stopped).
     """
     from satchel.envs import EnvSpec
 
@@ -354,8 +388,7 @@ def start_workers(specs: list[tuple[str, str]], cache: Any, load_options: dict[s
         root = Path(path).expanduser().resolve()
         spec = EnvSpec.from_model(root)
         groups.setdefault(spec.key, (spec, []))[1].append((name, root))
-    models: dict[str, Any] = {}
-    workers: list[tuple[EnvWorker, list[tuple[str, Path]]]] = []
+    launch = Launch([])
     try:
         for key, (spec, members) in groups.items():
             env = cache.ensure(spec)
@@ -365,18 +398,23 @@ def start_workers(specs: list[tuple[str, str]], cache: Any, load_options: dict[s
                                              "options": load_options} for n, p in members],
                                key)
             worker.launch()
-            workers.append((worker, members))
-        if while_loading is not None:
-            while_loading()
-        for worker, members in workers:
-            info = worker.wait_started()
-            for name, root in members:
-                models[name] = remote_model(worker, name, root, info)
+            launch.groups.append((worker, members))
     except BaseException:
-        for w, _ in workers:
-            w.stop()
+        launch.stop()
         raise
-    return models, [w for w, _ in workers]
+    return launch
+
+
+def start_workers(specs: list[tuple[str, str]], cache: Any, load_options: dict[str, Any],
+                  while_loading: Callable[[], None] | None = None
+                  ) -> tuple[dict[str, Any], list[EnvWorker]]:
+    """:func:`launch_workers`, then :meth:`Launch.wait`: front-server models by name
+    whose predictions run in their environments' workers, and the workers.
+
+    Raises:
+        SatchelError: an environment cannot be built, or a worker cannot load its models.
+    """
+    return launch_workers(specs, cache, load_options).wait(while_loading)
 
 
 def remote_model(worker: EnvWorker, name: str, root: Path, info: dict[str, Any], *,

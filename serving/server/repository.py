@@ -17,14 +17,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from satchel.errors import (
     ModelNotFoundError,
     ModelNotReadyError,
     SatchelError,
 )
-from satchel.model import Model, load_model
+
+if TYPE_CHECKING:
+    # satchel.model (numpy) is imported on first load: `satchel serve --env-manager venv`
+    # starts its model workers before anything in this process needs it.
+    from satchel.model import Model
 
 log = logging.getLogger("satchel.serving")
 
@@ -143,6 +147,8 @@ class ModelRepository:
                 continue
             start = time.perf_counter()
             try:
+                from satchel.model import load_model
+
                 served.model = load_model(served.path, **served.load_options)
             except SatchelError as exc:
                 served.state, served.error = FAILED, str(exc)
@@ -205,6 +211,8 @@ class ModelRepository:
         options = dict(load_options or (old.load_options if old is not None
                                         else self._root_options))
         start = time.perf_counter()
+        from satchel.model import load_model
+
         model = load_model(source, **options)
         if check is not None:
             check(model)

@@ -305,6 +305,7 @@ def _token(args: argparse.Namespace) -> str | None:
 def run(args: argparse.Namespace) -> int:
     """Load every model (errors exit 1 before listening), then serve until stopped."""
     _from_env(args)
+    _launch_env_workers(args)
     from satchel.serving.server.options import (
         BatchOptions,
         Limits,
@@ -412,14 +413,38 @@ def _add_env_models(args: argparse.Namespace, repository: Any,
     import atexit
 
     from satchel.cli._env_options import env_cache
-    from satchel.serving.server.env_workers import start_workers
+    from satchel.serving.server.env_workers import launch_workers
 
-    models, workers = start_workers(specs, env_cache(args), load_options(args),
-                                    while_loading=_import_front)
-    for w in workers:
-        atexit.register(w.stop)
+    launch = getattr(args, "env_launch", None)
+    if launch is None:
+        launch = launch_workers(specs, env_cache(args), load_options(args))
+        for w in launch.workers:
+            atexit.register(w.stop)
+    models, _ = launch.wait(while_loading=_import_front)
     for name, _ in specs:
         repository.add(name, models[name])
+
+
+def _launch_env_workers(args: argparse.Namespace) -> None:
+    """With ``--env-manager venv``, start the model workers first thing: they load their
+    models while this process parses its options and imports the server (a warm start
+    is then about one model load, not a model load after the front's start-up).
+    Anything wrong with the model list is left to :func:`_repository` to report."""
+    import atexit
+
+    from satchel.cli._env_options import env_cache, env_manager
+
+    if env_manager(args) != "venv" or args.model_repository is not None or not args.model:
+        return
+    specs = model_specs(args.model, args.name, required=True)
+    names = [n for n, _ in specs]
+    if len(set(names)) != len(names):
+        return
+    from satchel.serving.server.env_workers import launch_workers
+
+    args.env_launch = launch_workers(specs, env_cache(args), load_options(args))
+    for w in args.env_launch.workers:
+        atexit.register(w.stop)
 
 
 def _import_front() -> None:
