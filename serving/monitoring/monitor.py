@@ -1,16 +1,16 @@
 """Drift measured while serving, off the request path.
 
 The data plane calls :meth:`Monitor.observe` for every scored request; that appends to a
-bounded queue and returns (no task, no copy). A background thread drains the queue and
-counts each model's inputs and predictions into its sliding :class:`Window` against the
-model's reference profile: a few hundred requests at a time stacked into one frame, so
-the per-column work is vectorised over all of them, with the interpreter lock let go
-between slices so the event loop is never held up for long. The thread measures its own
-CPU time: when counting every request would cost more than ``cpu_budget`` of the
-process's CPU time while its event loop is busy, requests are admitted with a
-probability that keeps it within budget (a uniform sample, so distributions and drift
-figures are unbiased), and past the queue bound they are dropped. Both are counted;
-serving never slows for monitoring.
+bounded queue and returns (no task, no copy). A background thread stacks the queued
+requests every 50 ms (so the requests' own objects die young) and once a second counts
+each model's inputs and predictions into its sliding :class:`Window` against the
+model's reference profile, one vectorised pass per column over all of them, with the
+interpreter lock let go between slices so the event loop is never held up for long.
+The thread measures its own CPU time: when counting every request would cost more than
+``cpu_budget`` of the process's CPU time while its event loop is busy, requests are
+admitted with a probability that keeps it within budget (a uniform sample, so
+distributions and drift figures are unbiased), and past the queue bound they are
+dropped. Both are counted; serving never slows for monitoring.
 
 With several worker processes each one writes its windows to the shared metrics
 directory about once a second; ``/metrics`` and the drift route on any worker merge
@@ -44,6 +44,9 @@ _SNAPSHOT = "monitor-{pid}.json"
 # which the event loop would take the lock back anyway; each slice has a fixed cost
 # (~0.4 ms), so not much smaller.
 _SLICE = 512
+# Seconds between stacking passes: queued requests are stacked (their own objects
+# freed) this soon, and counted every ``MonitorOptions.interval``.
+_STAGE_SECONDS = 0.05
 
 
 class Monitor:
@@ -66,6 +69,10 @@ class Monitor:
         self.identity_of = identity_of
         self.directory = Path(directory) if directory is not None else None
         self._pending: collections.deque[tuple[str, Any, Any]] = collections.deque()
+        # Stacked requests waiting to be counted, per model, and how many requests each
+        # model's pieces hold (see _stage).
+        self._staged: dict[str, list[tuple[Any, Any]]] = {}
+        self._staged_requests: dict[str, int] = {}
         self._windows: dict[str, tuple[str | None, Window]] = {}
         self._lock = threading.Lock()
         self._loop = BackgroundLoop("satchel-monitor", self._run)
@@ -104,24 +111,33 @@ class Monitor:
         self.write_snapshot()
 
     def _run(self, stop: threading.Event, wake: threading.Event) -> None:
-        last_snapshot = 0.0
+        last_snapshot = last_count = 0.0
         last, last_proc, last_loop = time.monotonic(), time.process_time(), _loop_times()
+        period_cpu = 0.0
         while not stop.is_set():
-            wake.wait(self.options.interval)
+            wake.wait(min(_STAGE_SECONDS, self.options.interval))
             wake.clear()
             try:
                 cpu = time.thread_time()
-                n = self.drain()
+                if self._pending:
+                    self._stage()
+                counted = 0
+                if (time.monotonic() - last_count >= self.options.interval
+                        or sum(self._staged_requests.values()) >= self._wake_at):
+                    counted = self._count_staged()
+                    last_count = time.monotonic()
                 if self.directory is not None and time.monotonic() - last_snapshot >= 1.0:
                     self.write_snapshot()
                     last_snapshot = time.monotonic()
                 spent = time.thread_time() - cpu
                 self.cpu_seconds += spent
-                now, proc, loop = time.monotonic(), time.process_time(), _loop_times()
-                busy = None if loop is None or last_loop is None else (
-                    loop[0] - last_loop[0] + loop[1] - last_loop[1])
-                self._adjust(n, spent, proc - last_proc, now - last, busy)
-                last, last_proc, last_loop = now, proc, loop
+                period_cpu += spent
+                if counted:
+                    now, proc, loop = time.monotonic(), time.process_time(), _loop_times()
+                    busy = None if loop is None or last_loop is None else (
+                        loop[0] - last_loop[0] + loop[1] - last_loop[1])
+                    self._adjust(counted, period_cpu, proc - last_proc, now - last, busy)
+                    last, last_proc, last_loop, period_cpu = now, proc, loop, 0.0
             except Exception:  # noqa: BLE001 - monitoring never takes serving down
                 log.exception("drift monitoring failed to count a batch")
 
@@ -149,15 +165,33 @@ class Monitor:
         self.admit = max(0.001, 0.5 * self.admit + 0.5 * target)
 
     def drain(self) -> int:
-        """Count the observations queued so far, in slices; returns how many were counted.
+        """Count the observations queued so far; returns how many were counted.
 
         Called by the monitor's thread only (and by tests or a shutdown once the thread
         has stopped): it is the one writer of the windows' counts.
         """
+        self._stage()
+        return self._count_staged()
+
+    def _stage(self) -> int:
+        """Stack the queued requests per model, in slices, and keep the stacks for the
+        next count. This runs every 50 ms so that a request's own frame and arrays die
+        young: objects that outlive a few garbage collections are promoted to older
+        generations, which every collection then walks again (holding a second of
+        requests cost the process about as much CPU as counting them)."""
         todo = len(self._pending)
         done = 0
+        pending = self._pending
         while done < todo:
-            done += self._count_slice(min(_SLICE, todo - done))
+            size = min(_SLICE, todo - done)
+            batch: dict[str, list[tuple[Any, Any]]] = {}
+            for _ in range(size):
+                name, data, output = pending.popleft()
+                batch.setdefault(name, []).append((data, output))
+            for name, items in batch.items():
+                self._staged.setdefault(name, []).extend(stack(items))
+                self._staged_requests[name] = self._staged_requests.get(name, 0) + len(items)
+            done += size
             if done < todo:
                 # Hand the interpreter lock to the event loop between slices: a sleep(0)
                 # releases it but may take it straight back before the loop's thread
@@ -165,26 +199,23 @@ class Monitor:
                 time.sleep(0.001)
         return done
 
-    def _count_slice(self, size: int) -> int:
-        batch: dict[str, list[tuple[Any, Any]]] = {}
-        pending = self._pending
-        n = 0
-        while n < size and pending:
-            name, data, output = pending.popleft()
-            batch.setdefault(name, []).append((data, output))
-            n += 1
+    def _count_staged(self) -> int:
+        """Count every model's staged stacks into its window (one pass per column)."""
+        staged, self._staged = self._staged, {}
+        requests, self._staged_requests = self._staged_requests, {}
         now = time.time()
-        for name, items in batch.items():
+        for name, pieces in staged.items():
             window = self._window(name)
-            stacked = stack(items)
+            stacked = stack(pieces)
+            n = requests.get(name, 0)
             with self._lock:
                 tally = window.current(now)
                 for data, output in stacked:
                     tally.add(data, output)
                 # Tally.add counts one request per call; a stacked batch holds many.
-                tally.requests += len(items) - len(stacked)
-            self.counted[name] = self.counted.get(name, 0) + len(items)
-        return n
+                tally.requests += n - len(stacked)
+            self.counted[name] = self.counted.get(name, 0) + n
+        return sum(requests.values())
 
     def _window(self, name: str) -> Window:
         identity = self.identity_of(name)
