@@ -16,7 +16,7 @@ from satchel.serving.server.metrics import FAMILIES, Metrics, format_page, parse
 
 # one sample line of the text exposition format
 SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})?'
-                    r" (-?[0-9.e+]+|\+Inf|-Inf|NaN)$")
+                    r" (-?[0-9.]+([eE][+-]?[0-9]+)?|\+Inf|-Inf|NaN)$")
 
 
 def check_format(text: str) -> None:
