@@ -220,7 +220,7 @@ def bench_server(work: Path) -> list[list[Any]]:
                     *start_registry_server(db, art, "--workers", "2"), path)
                 for _proc, port, p in servers.values():
                     wrk_get(port, script, 8, 2, p)  # warm-up
-                runs: dict[str, list[tuple[float, float, float, int]]] = {}
+                runs: dict[str, list[tuple[float, float, float, int, int]]] = {}
                 for _ in range(rounds):
                     for name, (proc, port, p) in servers.items():
                         pids = [proc.pid, *children(proc.pid)]
@@ -229,12 +229,12 @@ def bench_server(work: Path) -> list[list[Any]]:
                         cpu = sum(cpu_seconds(x) for x in pids) - cpu0
                         runs.setdefault(name, []).append((
                             load.rps, load.p99_ms, 1000 * cpu / max(1, load.requests),
-                            load.non2xx + load.socket_errors))
+                            load.non2xx, load.socket_errors))
                 for name, got in runs.items():
                     med = [statistics.median(g[i] for g in got) for i in range(3)]
                     rows.append([label, name, f"{med[0]:,.0f}", f"{med[1]:.2f}",
                                  f"{med[2]:.3f}", f"{1000 / med[2]:,.0f}",
-                                 sum(g[3] for g in got)])
+                                 sum(g[3] for g in got), sum(g[4] for g in got)])
             finally:
                 for proc, _, _ in {id(v[0]): v for v in servers.values()}.values():
                     stop(proc)
@@ -295,6 +295,12 @@ def _scale_one(work: Path, label: str, db: str) -> list[list[Any]]:
                 batch.append(row)
             s.execute(insert(V), batch)
     close_all()  # reopen, as a new process would (SQLite: planner statistics refreshed)
+    before_db = db
+    if db.startswith("sqlite:///"):
+        # the earlier satchel gets the database as it was, without the statistics the
+        # current one adds when it opens it (they are part of the change measured)
+        before_db = f"sqlite:///{work / 'scale-before.db'}"
+        shutil.copy(db[len("sqlite:///"):], before_db[len("sqlite:///"):])
     reg = Registry(db, actor="bench", artifact_root=work / f"art-scale-{label}")
     reg.set_alias("fraud-042", "champion", 77)
     reg.set_version_tag("fraud-042", 77, "validated", "yes")
@@ -314,11 +320,42 @@ def _scale_one(work: Path, label: str, db: str) -> list[list[Any]]:
         cur.close()
 
     n = 5 if QUICK else 9
-    full = paired({
+    variants: dict[str, Callable[[], Any]] = {
         "driver floor: same SELECT, cursor.fetchall()": floor,
         "search_versions(max_results=10000): all 10,000":
             lambda: reg.search_versions(max_results=10000),
-    }, n, rounds=3 if QUICK else 5)
+    }
+    old = old_tree(work / f"old-{label}", BEFORE)
+    before: list[float] = []
+    if old:
+        # the same call on the same database by satchel at --before, in a subprocess
+        # (its own interpreter), once per round between the others
+        script = (
+            "import statistics, sys, time\n"
+            "from satchel.registry import Registry\n"
+            f"reg = Registry({before_db!r}, actor='bench')\n"
+            "reg.search_versions(max_results=10000)\n"
+            "ts = []\n"
+            f"for _ in range({n}):\n"
+            "    t = time.perf_counter(); reg.search_versions(max_results=10000)\n"
+            "    ts.append((time.perf_counter() - t) * 1000)\n"
+            "print(statistics.median(ts))\n")
+
+        def old_run() -> None:
+            done = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                                  text=True, env={**os.environ, "PYTHONPATH": old},
+                                  check=True)
+            before.append(float(done.stdout.strip().splitlines()[-1]))
+
+    samples: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(3 if QUICK else 5):  # interleaved rounds, as in paired()
+        for name, fn in variants.items():
+            samples[name].append(median_ms(fn, n))
+        if old:
+            old_run()
+    full = {k: statistics.median(v) for k, v in samples.items()}
+    if old:
+        full[f"before ({BEFORE}): all 10,000 (own process)"] = statistics.median(before)
     raw.close()
     cases = {
         "search_versions() first page (1,000)": lambda: reg.search_versions(),
@@ -354,7 +391,8 @@ def main() -> None:
             print("\n## 2. Registry server reads: GET registered-models/alias "
                   "(wrk -c8; medians of paired rounds)\n")
             print(table(bench_server(work), ["store", "server", "req/s", "p99 ms",
-                                              "CPU ms/req", "req per CPU-s", "errors"]))
+                                              "CPU ms/req", "req per CPU-s", "non-2xx",
+                                              "socket errors (wrk: incl. >2 s timeouts)"]))
         if ONLY in ("", "scale"):
             print("\n## 3. 10,000 versions (100 models x 100): median ms\n")
             print(table(bench_scale(work), ["store", "query", "median ms"]))
