@@ -73,6 +73,9 @@ class Monitor:
         # model's pieces hold (see _stage).
         self._staged: dict[str, list[tuple[Any, Any]]] = {}
         self._staged_requests: dict[str, int] = {}
+        # Column names -> the one number dtype frames with those columns had (or None):
+        # decided once per set of columns (reading a frame's dtypes costs ~50 us).
+        self._dtypes: dict[tuple[Any, ...], Any] = {}
         self._windows: dict[str, tuple[str | None, Window]] = {}
         self._lock = threading.Lock()
         self._loop = BackgroundLoop("satchel-monitor", self._run)
@@ -174,11 +177,12 @@ class Monitor:
         return self._count_staged()
 
     def _stage(self) -> int:
-        """Stack the queued requests per model, in slices, and keep the stacks for the
-        next count. This runs every 50 ms so that a request's own frame and arrays die
-        young: objects that outlive a few garbage collections are promoted to older
-        generations, which every collection then walks again (holding a second of
-        requests cost the process about as much CPU as counting them)."""
+        """Take the queued requests per model, in slices, keeping a frame of one number
+        dtype as its bare array (see _compact) until the next count. This runs every
+        50 ms so that a request's DataFrame dies young: objects that outlive a few
+        garbage collections are promoted to older generations, which every collection
+        then walks again (holding a second of requests cost the process about as much
+        CPU as counting them)."""
         todo = len(self._pending)
         done = 0
         pending = self._pending
@@ -189,7 +193,8 @@ class Monitor:
                 name, data, output = pending.popleft()
                 batch.setdefault(name, []).append((data, output))
             for name, items in batch.items():
-                self._staged.setdefault(name, []).extend(stack(items))
+                self._staged.setdefault(name, []).extend(
+                    (self._compact(data), output) for data, output in items)
                 self._staged_requests[name] = self._staged_requests.get(name, 0) + len(items)
             done += size
             if done < todo:
@@ -198,6 +203,26 @@ class Monitor:
                 # wakes; a millisecond of wall time (no CPU) lets the loop run.
                 time.sleep(0.001)
         return done
+
+    def _compact(self, data: Any) -> Any:
+        """A frame of one number dtype as its 2-D array and column names (a tuple the
+        collector soon stops tracking); anything else as it is."""
+        import pandas as pd
+
+        if not isinstance(data, pd.DataFrame):
+            return data
+        columns = tuple(data.columns.tolist())
+        dtype = self._dtypes.get(columns, _UNSEEN)
+        if dtype is _UNSEEN:
+            if len(self._dtypes) >= 64:  # bounded, whatever column names clients send
+                self._dtypes.clear()
+            dtype = self._dtypes[columns] = _number_dtype(data)
+        if dtype is None:
+            return data
+        values = data.values
+        # A frame of several number dtypes converts to their common one, as pd.concat
+        # would upcast it when stacked: numeric bins see the same float64 values.
+        return (_ROWS, columns, values) if values.dtype == dtype else data
 
     def _count_staged(self) -> int:
         """Count every model's staged stacks into its window (one pass per column)."""
@@ -211,7 +236,7 @@ class Monitor:
             with self._lock:
                 tally = window.current(now)
                 for data, output in stacked:
-                    tally.add(data, output)
+                    tally.add(_frame(data), output)
                 # Tally.add counts one request per call; a stacked batch holds many.
                 tally.requests += n - len(stacked)
             self.counted[name] = self.counted.get(name, 0) + n
@@ -323,6 +348,35 @@ def _loop_times() -> tuple[float, float] | None:
         return None
 
 
+# A staged frame of one number dtype: (_ROWS, column names, 2-D values).
+_ROWS = "satchel-monitor-rows"
+_UNSEEN = object()
+
+
+def _is_rows(value: Any) -> bool:
+    return type(value) is tuple and len(value) == 3 and value[0] is _ROWS
+
+
+def _frame(value: Any) -> Any:
+    """A staged rows tuple as the DataFrame it was; anything else as it is."""
+    if _is_rows(value):
+        import pandas as pd
+
+        return pd.DataFrame(value[2], columns=list(value[1]))
+    return value
+
+
+def _number_dtype(frame: Any) -> Any:
+    """The frame's dtype when all its columns have one numpy number or bool dtype."""
+    import numpy as np
+
+    dtypes = set(frame.dtypes) if len(frame.columns) else set()
+    if len(dtypes) != 1:
+        return None
+    (dtype,) = dtypes
+    return dtype if isinstance(dtype, np.dtype) and dtype.kind in "iufb" else None
+
+
 def stack(items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     """Many small requests as few batches (one pass over each column instead of one per
     request): requests with the same columns are stacked together, so a column one
@@ -338,6 +392,8 @@ def stack(items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
         shape (isinstance first: a missing attribute costs an exception)."""
         if isinstance(value, np.ndarray):
             return value.shape[1:]
+        if _is_rows(value):
+            return ("frame", *value[1])
         if isinstance(value, pd.DataFrame):
             return ("frame", *value.columns.tolist())
         if isinstance(value, pd.Series):
@@ -376,6 +432,10 @@ def _concat(parts: list[Any]) -> Any:
 
     if all(p is None for p in parts):
         return None
+    if any(_is_rows(p) for p in parts):
+        if all(_is_rows(p) for p in parts):  # staged with one dtype per set of columns
+            return pd.DataFrame(np.concatenate([p[2] for p in parts]), columns=list(parts[0][1]))
+        parts = [_frame(p) for p in parts]
     if all(isinstance(p, pd.DataFrame) for p in parts):
         fast = _uniform_frames(parts)
         return fast if fast is not None else pd.concat(parts, ignore_index=True, copy=False)
@@ -401,11 +461,8 @@ def _uniform_frames(frames: list[Any]) -> Any:
     import pandas as pd
 
     first = frames[0]
-    dtypes = set(first.dtypes) if len(first.columns) else set()  # once per batch: ~50 us
-    if len(dtypes) != 1:
-        return None
-    (dtype,) = dtypes
-    if not isinstance(dtype, np.dtype) or dtype.kind not in "iufb":
+    dtype = _number_dtype(first)  # once per batch: ~50 us
+    if dtype is None:
         return None
     arrays = []
     for frame in frames:
