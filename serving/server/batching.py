@@ -77,7 +77,9 @@ class Batcher:
         # A merged call expected to take less than this runs on the event loop, not in
         # the batch thread (0: always in the thread); see _runs_inline.
         self.inline_seconds = inline_seconds
-        self._last: tuple[int, float] | None = None  # (rows, seconds) of the last call
+        # (rows, seconds) of the last call, per merge key (params and layout): a call with
+        # other params (e.g. a slower setting) is measured in the thread first
+        self._last: dict[Hashable | None, tuple[int, float]] = {}
         self._queue: deque[_Item] = deque()
         self._incoming = 0
         self._busy = 0
@@ -202,7 +204,7 @@ class Batcher:
             if not batch:
                 continue
             self._busy += 1
-            if self._runs_inline(sum(item.rows for item in batch)):
+            if self._runs_inline(batch[0].key, sum(item.rows for item in batch)):
                 calls: list[tuple[int, int, float]] = []
                 try:
                     outcomes = self._outcomes(batch, calls)
@@ -213,8 +215,9 @@ class Batcher:
                 continue
             loop.run_in_executor(self._executor(), self._run, batch, loop)
 
-    def _runs_inline(self, rows: int) -> bool:
-        """True when the last call says this one takes under ``inline_seconds``.
+    def _runs_inline(self, key: Hashable | None, rows: int) -> bool:
+        """True when the last call with this key says this one takes under
+        ``inline_seconds``.
 
         On the event loop a quick call costs no thread hand-off, and no GIL convoy: a
         predict thread whose library releases the GIL often (numpy on larger arrays,
@@ -222,9 +225,10 @@ class Batcher:
         the loop each time, measured 16 -> 81 ms for a 30-tree forest on 800 rows. The
         estimate scales the last call's time up with the rows, never down.
         """
-        if self._last is None or self.inline_seconds <= 0:
+        last = self._last.get(key)
+        if last is None or self.inline_seconds <= 0:
             return False
-        last_rows, seconds = self._last
+        last_rows, seconds = last
         return seconds * max(1.0, rows / max(last_rows, 1)) < self.inline_seconds
 
     def _drop_cancelled(self) -> None:
@@ -286,7 +290,10 @@ class Batcher:
         # on the event loop: observers (metrics) are only ever called from its thread
         for requests, rows, seconds in calls:
             self._observe(requests, rows, seconds)
-            self._last = (rows, seconds)
+        if calls:
+            if len(self._last) >= 256:  # many params values: forget, measure again
+                self._last.clear()
+            self._last[batch[0].key] = calls[-1][1:]
         self._busy -= 1
         for item, outcome in zip(batch, outcomes):
             if item.future.done():  # cancelled (timeout, client gone) meanwhile

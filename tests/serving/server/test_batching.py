@@ -393,3 +393,26 @@ def test_quick_merged_calls_run_on_the_event_loop() -> None:
         assert [r.output["y"].tolist() for r in results] == [[2.0 * i] * 3 for i in range(5)]
         assert threads[0].startswith("satchel-predict")  # no measurement yet: a thread
         assert all(t.startswith(where) for t in threads[1:]), threads
+
+
+def test_a_call_with_other_params_is_measured_in_the_thread_first() -> None:
+    # A quick call with no params says nothing about one that asks for a slow setting:
+    # that one runs in the thread (the loop keeps answering, timeouts still fire).
+    threads: list[str] = []
+
+    def model(data: Any, params: Any) -> Prediction:
+        threads.append(threading.current_thread().name)
+        if (params or {}).get("slow"):
+            time.sleep(0.05)
+        return Prediction(pd.DataFrame({"y": data["x"] * 2}), rows=len(data))
+
+    batcher = Batcher(model, BatchOptions(max_batch_delay_ms=0), inline_seconds=0.005)
+
+    async def run() -> None:
+        await batcher.predict(frame([1.0]))  # measured in the thread
+        await batcher.predict(frame([1.0]))  # quick: on the loop
+        await batcher.predict(frame([1.0]), {"slow": True})  # not measured yet: thread
+        await batcher.aclose()
+
+    asyncio.run(run())
+    assert [t.startswith("satchel-predict") for t in threads] == [True, False, True], threads

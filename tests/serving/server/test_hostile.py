@@ -174,7 +174,11 @@ def test_a_content_length_shorter_than_the_body(target: Any) -> None:
     head = (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: 20\r\n\r\n") + GOOD.encode()
     status, message = status_and_message(raw(target.port, head)[0])
-    assert status == 400 and "malformed JSON" in message
+    # h11 answers the 20-byte request first (its JSON is cut short); httptools reads the
+    # rest as the next request in the same packet and refuses it first. Both are 400s
+    # that say what is wrong (docs/protocol.md).
+    assert status == 400 and ("malformed JSON" in message
+                              or message == "Invalid HTTP request received.")
 
 
 def test_a_content_length_that_is_not_a_number(target: Any) -> None:
