@@ -106,6 +106,10 @@ def test_two_sklearn_versions_in_one_server(old_sklearn_model: tuple[Path, np.nd
         reply = server.post_json("/invocations", body)  # the default model: the first
         assert reply.status == 200
         np.testing.assert_array_equal(reply.json()["predictions"], new_expected)
+        sockets = [Path(cmd.split()[-1]) for _, cmd in workers]
+        assert all(s.parent.is_dir() for s in sockets)
+    # SIGTERM: the workers stop and their socket directories are removed
+    assert not any(s.parent.exists() for s in sockets)
 
 
 def test_a_dead_model_worker_is_restarted_with_503s_meanwhile(

@@ -423,6 +423,21 @@ def _add_env_models(args: argparse.Namespace, repository: Any,
     models, _ = launch.wait(while_loading=_import_front)
     for name, _ in specs:
         repository.add(name, models[name])
+    _exit_cleanly_on_sigterm()
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so the atexit handlers that stop the model workers
+    and remove their socket directories run: uvicorn handles SIGTERM, shuts down, then
+    raises it again, and its default action would end the process without them (the
+    workers die with it anyway; their directories were left in /tmp)."""
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        def exit_(signum: int, frame: Any) -> None:
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, exit_)
 
 
 def _launch_env_workers(args: argparse.Namespace) -> None:
