@@ -37,6 +37,7 @@ from satchel.serving.protocols.v2_binary import (
 )
 from satchel.serving.protocols.v2_tensors import (
     DATATYPES,
+    float_columns,
     model_metadata,
     output_array,
     request_content_type,
@@ -108,15 +109,20 @@ def decode_infer(body: bytes, schema: Schema | None,
     parameters = _object(obj.get("parameters"), "parameters")
     tensors: dict[str, np.ndarray] = {}
     codecs: dict[str, str] = {}
-    reader = BinaryReader(binary)
-    for i, item in enumerate(inputs):
-        name, arr, codec = decode_tensor(item, i, reader)
-        if name in tensors:
-            raise InputFormatError(f"input '{name}' is given twice")
-        tensors[name] = arr
-        if codec:
-            codecs[name] = codec
-    reader.finish()
+    data = None
+    if (binary is None and "content_type" not in parameters and schema is not None
+            and not schema.is_tensor and schema.has_names):
+        data = float_columns(inputs)
+    if data is None:
+        reader = BinaryReader(binary)
+        for i, item in enumerate(inputs):
+            name, arr, codec = decode_tensor(item, i, reader)
+            if name in tensors:
+                raise InputFormatError(f"input '{name}' is given twice")
+            tensors[name] = arr
+            if codec:
+                codecs[name] = codec
+        reader.finish()
     binary_default = parameters.get("binary_data_output", False)
     if not isinstance(binary_default, bool):
         raise InputFormatError("parameters.binary_data_output must be true or false")
@@ -124,7 +130,8 @@ def decode_infer(body: bytes, schema: Schema | None,
     if content_type is not None and content_type not in REQUEST_CONTENT_TYPES:
         raise InputFormatError(f"parameters.content_type '{str(content_type)[:40]}' is not "
                                f"supported; use one of {list(REQUEST_CONTENT_TYPES)}")
-    data = arrange(tensors, codecs, schema, content_type)
+    if data is None:
+        data = arrange(tensors, codecs, schema, content_type)
     params = {k: v for k, v in parameters.items() if k not in PROTOCOL_PARAMETERS} or None
     outputs, binary_outputs = _requested_outputs(obj.get("outputs"))
     return InferRequest(data, params, request_id, outputs, binary_outputs, binary_default)

@@ -156,3 +156,52 @@ def tensor(name: str, arr: np.ndarray) -> dict[str, Any]:
     flat = arr.reshape(-1)
     return {"name": name, "datatype": wire_datatype(arr.dtype), "shape": list(arr.shape),
             "data": _json.array_jsonable(flat)}
+
+
+# --- requests: the common column layout ---------------------------------------------
+
+
+_COLUMN_KEYS = frozenset({"name", "shape", "datatype", "data"})
+
+
+def float_columns(inputs: list[Any]) -> Any:
+    """The DataFrame of several well-formed float columns of one length, e.g. an FP64
+    tensor of shape [N] per column, or None for anything else (``decode_infer``'s general
+    path decodes that, and words its errors).
+
+    Each column is read as ``v2.decode_tensor`` reads it (numbers only, ints widened),
+    without its per-tensor checks: twenty 1-row columns cost 125 us there, a third of a
+    1-row request's CPU.
+    """
+    if len(inputs) < 2 or type(inputs[0]) is not dict:
+        return None
+    datatype = inputs[0].get("datatype")
+    if datatype not in ("FP16", "FP32", "FP64"):
+        return None
+    names: list[str] = []
+    arrays: list[np.ndarray] = []
+    rows = -1
+    for item in inputs:
+        if type(item) is not dict or item.keys() - _COLUMN_KEYS:
+            return None
+        name, shape, values = item.get("name"), item.get("shape"), item.get("data")
+        if (item.get("datatype") != datatype or type(name) is not str or not name
+                or type(shape) is not list or len(shape) != 1 or type(shape[0]) is not int
+                or type(values) is not list or len(values) != shape[0]
+                or (rows >= 0 and shape[0] != rows)):
+            return None
+        rows = shape[0]
+        try:
+            arr = np.array(values)
+        except (ValueError, TypeError, OverflowError):
+            return None
+        if arr.ndim != 1 or arr.dtype.kind not in "iuf":
+            return None  # bools, strings, nested or huge values: the general path says so
+        names.append(name)
+        arrays.append(arr)
+    if len(set(names)) != len(names) or rows == 0:
+        return None
+    import pandas as pd
+
+    return pd.DataFrame(np.stack(arrays, axis=1).astype(DATATYPES[datatype], copy=False),
+                        columns=names)

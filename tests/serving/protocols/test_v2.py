@@ -225,3 +225,45 @@ def test_numeric_columns_become_one_block_with_the_same_values() -> None:
     got = decode_infer(mixed, schema).data
     assert [str(t) for t in got.dtypes] == ["float64", "int64", "float32"]
     assert got["a"].tolist() == [1, 2] and got["c"].tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("datatype", ["FP64", "FP32"])
+def test_float_columns_read_as_the_general_path_reads_them(datatype: str) -> None:
+    from satchel.serving.protocols.v2 import decode_infer
+
+    names = ["b", "a", "c"]
+    schema = Schema([ColSpec(DataType.double, n) for n in names])
+    values = [[1.5, 2.0, -3.25], [4, 5, 6], [0.1, 1e300, 7.0]]  # ints widen, as before
+
+    def request(extra: dict[str, Any]) -> bytes:
+        return json.dumps({"inputs": [
+            {"name": n, "shape": [3], "datatype": datatype, "data": v, **extra}
+            for n, v in zip(names, values)]}).encode()
+
+    from satchel.serving.protocols.v2_tensors import float_columns
+
+    assert float_columns(json.loads(request({}))["inputs"]) is not None
+    assert float_columns(json.loads(request({"parameters": {}}))["inputs"]) is None
+    fast = decode_infer(request({}), schema).data
+    general = decode_infer(request({"parameters": {}}), schema).data  # not the fast path
+    pd.testing.assert_frame_equal(fast, general)
+    assert list(fast.columns) == names
+
+
+@pytest.mark.parametrize("odd", [[True, False], ["1.5", 2.0], [[1.0], 2.0], [1.0],
+                                 [True, 2.0], [1, 2**70], [None, 1.0]])
+def test_float_columns_answer_odd_data_as_the_general_path_does(odd: list[Any]) -> None:
+    from satchel.serving.protocols.v2 import decode_infer
+
+    schema = Schema([ColSpec(DataType.double, "a"), ColSpec(DataType.double, "b")])
+
+    def outcome(extra: dict[str, Any]) -> Any:
+        body = json.dumps({"inputs": [
+            {"name": "a", "shape": [2], "datatype": "FP64", "data": [1.0, 2.0], **extra},
+            {"name": "b", "shape": [2], "datatype": "FP64", "data": odd, **extra}]}).encode()
+        try:
+            return decode_infer(body, schema).data.to_dict("list")
+        except InputFormatError as exc:
+            return str(exc)
+
+    assert outcome({}) == outcome({"parameters": {}})  # fast path == general path
