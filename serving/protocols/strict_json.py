@@ -70,7 +70,7 @@ def _may_overflow(body: bytes) -> bool:
 def _orjson() -> Any:
     try:
         import orjson
-    except ImportError:  # optional (the serve extra has it): the json module reads alike
+    except ImportError:  # optional (pip install orjson): the json module reads alike
         return None
     return orjson
 
