@@ -176,11 +176,7 @@ class Transport:
 
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             if check_token:
-                try:
-                    self._check_token(context)
-                except Refused as exc:
-                    self._count(route, exc.status, 0.0, context)
-                    await context.abort(exc.status, str(exc))
+                await self._authorize(route, context)
             reply, status, message = await self._invoke(route, fn, request, context, scoring)
             if status is not grpc.StatusCode.OK:
                 await context.abort(status, message)
@@ -201,11 +197,7 @@ class Transport:
         async def call(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
                        ) -> AsyncIterator[Any]:
             if check_token:
-                try:
-                    self._check_token(context)
-                except Refused as exc:
-                    self._count(route, exc.status, 0.0, context)
-                    await context.abort(exc.status, str(exc))
+                await self._authorize(route, context)
             window = asyncio.Semaphore(STREAM_WINDOW)
             answers: asyncio.Queue[asyncio.Task[Any] | None] = asyncio.Queue()
 
@@ -295,6 +287,14 @@ class Transport:
         self.backend.end(route, status.name, seconds)
         if self.limits.json_access_log:
             _log_access(route, status, seconds, context)
+
+    async def _authorize(self, route: str, context: grpc.aio.ServicerContext) -> None:
+        """End the call (counted, with the refusal's status) unless its token is right."""
+        try:
+            self._check_token(context)
+        except Refused as exc:
+            self._count(route, exc.status, 0.0, context)
+            await context.abort(exc.status, str(exc))
 
     def _check_token(self, context: grpc.aio.ServicerContext) -> None:
         assert self._token is not None
