@@ -171,5 +171,12 @@ def unpack_input(packed: Any) -> Any:
             _INDEXES.clear()
         index = _INDEXES[names] = pd.Index(list(names))
     if kind == "block":
-        return pd.DataFrame(packed[2], columns=index, copy=False)
-    return pd.DataFrame(dict(zip(names, packed[2])), copy=False)
+        return pd.DataFrame(_writable(packed[2]), columns=index, copy=False)
+    return pd.DataFrame(dict(zip(names, map(_writable, packed[2]))), copy=False)
+
+
+def _writable(array: Any) -> Any:
+    """The array, or a copy of it when read-only: pandas 3 hands out read-only views
+    (copy-on-write), pickle keeps that flag across the channel, and the rebuilt frame
+    is the model's own input, which it may write to as it could in process."""
+    return array if array.flags.writeable else array.copy()
