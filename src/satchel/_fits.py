@@ -168,6 +168,11 @@ def _all_str(df: Any, i: int) -> bool:
     values = get(i) if get is not None else df.iloc[:, i].array
     dt = values.dtype
     if dt.kind == "O" and isinstance(dt, np.dtype):
+        if not _object_is_text():
+            # pandas 3 keeps text as its "str" dtype: an object column goes through the
+            # slow path and comes out as that, as a JSON or CSV body's does, so a model
+            # sees one dtype for a string column whichever entry point fed it.
+            return False
         infer = _normalize.pandas().api.types.infer_dtype
         return bool(infer(values, skipna=False) == "string")
     if str(dt) in _TEXT_KINDS:
@@ -180,3 +185,15 @@ def _dtypes(df: Any) -> list[Any]:
     # column dtypes in order in ~1 us. Fall back to the public API if that changes.
     get = getattr(getattr(df, "_mgr", None), "get_dtypes", None)
     return list(get()) if get is not None else list(df.dtypes.tolist())
+
+
+_TEXT_IS_OBJECT: list[bool] = []
+
+
+def _object_is_text() -> bool:
+    """Whether the running pandas holds text in object columns (pandas 2) rather than
+    its "str" dtype (pandas 3); asked once."""
+    if not _TEXT_IS_OBJECT:
+        pd = _normalize.pandas()
+        _TEXT_IS_OBJECT.append(pd.Series(["a"]).dtype == object)
+    return _TEXT_IS_OBJECT[0]

@@ -44,9 +44,10 @@ import sys, time, collections, json
 from pathlib import Path
 import pandas as pd
 import satchel
-path, stop = sys.argv[1], Path(sys.argv[2])
+path, stop, ready = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 seen = collections.Counter()
 df = pd.DataFrame({"a": [1.0]})
+ready.touch()  # imports done: the writer may start
 while not stop.exists():
     try:
         m = satchel.load_model(path)
@@ -87,8 +88,15 @@ def test_loads_during_overwrites_see_a_whole_model(tmp_path: Path) -> None:
     start = tmp_path / "go"
     stop = tmp_path / "stop"
     satchel.save_model(lambda df: df.assign(out=0)[["out"]], path, metadata={"value": 0})
-    loaders = [_start(_LOADER, str(path), str(stop)) for _ in range(3)]
+    ready = [tmp_path / f"ready{i}" for i in range(3)]
+    loaders = [_start(_LOADER, str(path), str(stop), str(r)) for r in ready]
     writer = _start(_SAVER, str(path), "1", str(start), "1", "40")
+    # The loaders import pandas and satchel first; on a busy machine that can take
+    # longer than the writer's 40 saves, and then no load would overlap an overwrite.
+    deadline = time.monotonic() + 120
+    while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(r.exists() for r in ready), "the loader processes did not start"
     start.touch()
     w_out, w_err = writer.communicate(timeout=300)
     stop.touch()
@@ -101,7 +109,8 @@ def test_loads_during_overwrites_see_a_whole_model(tmp_path: Path) -> None:
     assert seen.get("ok", 0) > 20, seen
     assert set(seen) == {"ok"}, seen
     # Only the path and the version it points to remain.
-    names = sorted(p.name for p in tmp_path.iterdir() if p.name not in ("go", "stop"))
+    names = sorted(p.name for p in tmp_path.iterdir()
+                   if p.name not in ("go", "stop") and not p.name.startswith("ready"))
     assert len(names) == 2 and names[1] == "model" and names[0].startswith(".model.v-"), names
 
 
