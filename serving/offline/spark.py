@@ -269,8 +269,9 @@ def _worker_model(plan: _Plan) -> Model:
 # --- the UDF --------------------------------------------------------------------------
 
 
-def _score(plan: _Plan, names: list[str], batches: Any) -> Any:
-    """Executor side: Arrow batches in, Arrow arrays of the result type out."""
+def batch_inputs(plan: _Plan, names: list[str], batches: Any) -> Any:
+    """Executor side, shared by every satchel UDF: the worker's model and, for each Arrow
+    batch, its model input and row count (``None`` for an empty batch)."""
     model = _worker_model(plan)
     sig = model.signature
     schema = sig.inputs if sig is not None else None
@@ -278,10 +279,18 @@ def _score(plan: _Plan, names: list[str], batches: Any) -> Any:
         arrays = batch if isinstance(batch, tuple) else (batch,)
         rows = len(arrays[0])
         if not rows:
-            yield _empty(plan.arrow_type)
+            yield model, None, 0
             continue
         columns, fields = tabular.expand_struct(arrays, names, schema)
-        data = tabular.model_input(columns, fields or names, schema)
+        yield model, tabular.model_input(columns, fields or names, schema), rows
+
+
+def _score(plan: _Plan, names: list[str], batches: Any) -> Any:
+    """Executor side: Arrow batches in, Arrow arrays of the result type out."""
+    for model, data, rows in batch_inputs(plan, names, batches):
+        if data is None:
+            yield _empty(plan.arrow_type)
+            continue
         result = model.predict_detailed(data, plan.params)
         yield spark_types.fit(result.output, plan.arrow_type, plan.type_name, rows)
 

@@ -10,7 +10,6 @@ from typing import Any
 
 from satchel._fs import verify_digests
 from satchel.manifest import Manifest
-from satchel.serving.offline import tabular
 from satchel.serving.offline.spark import (
     SparkUDF,
     _empty,
@@ -19,7 +18,7 @@ from satchel.serving.offline.spark import (
     _parse_type,
     _Plan,
     _ship,
-    _worker_model,
+    batch_inputs,
 )
 from satchel.serving.offline.spark_session import (
     absolute,
@@ -34,16 +33,8 @@ def _score_evaluation(plan: _Plan, names: list[str], batches: Any) -> Any:
     """Executor side of the evaluation UDF: predictions and probabilities per row."""
     from satchel.serving.offline import evaluation
 
-    model = _worker_model(plan)
-    sig = model.signature
-    schema = sig.inputs if sig is not None else None
-    for batch in batches:
-        arrays = batch if isinstance(batch, tuple) else (batch,)
-        if not len(arrays[0]):
-            yield _empty(plan.arrow_type)
-            continue
-        columns, fields = tabular.expand_struct(arrays, names, schema)
-        yield evaluation.score(model, tabular.model_input(columns, fields or names, schema))
+    for model, data, _rows in batch_inputs(plan, names, batches):
+        yield _empty(plan.arrow_type) if data is None else evaluation.score(model, data)
 
 
 class _EvaluationUDF(SparkUDF):
