@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from satchel.errors import ModelLoadError, ModelNotFoundError, SatchelError
 from satchel.serving.protocols import budget
 from satchel.serving.protocols.base import Decoded, Inbound, Protocol, Reply
+from satchel.serving.server import deadline
 from satchel.serving.server.batching import Batcher
 from satchel.serving.server.execution import Executor, predict
 from satchel.serving.server.metrics import Metrics
@@ -104,10 +105,8 @@ class DataPlane:
         except asyncio.CancelledError:
             # The transports cancel a request at the time limit (a failure of this model's
             # request) or when its client goes away (neither: not counted).
-            seconds = time.perf_counter() - start
-            limit = self.options.limits.timeout
-            if limit and seconds >= limit * 0.99:
-                self.metrics.inference(served.name, False, seconds)
+            if deadline.expired():
+                self.metrics.inference(served.name, False, time.perf_counter() - start)
             raise
         except BaseException:
             self.metrics.inference(served.name, False, time.perf_counter() - start)

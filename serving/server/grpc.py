@@ -60,6 +60,7 @@ from satchel.errors import (
 )
 from satchel.serving.protocols import grpc as codec
 from satchel.serving.protocols.grpc import pb
+from satchel.serving.server import deadline
 
 log = logging.getLogger("satchel.serving")
 access_log = logging.getLogger("satchel.access")
@@ -251,7 +252,7 @@ class Transport:
                 held = True
             if limits.timeout:
                 try:
-                    async with asyncio.timeout(limits.timeout):
+                    async with deadline.time_limit(limits.timeout):
                         return await fn(request, context), status, ""
                 except TimeoutError:
                     raise Refused(grpc.StatusCode.DEADLINE_EXCEEDED,

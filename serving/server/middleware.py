@@ -17,7 +17,6 @@ In order, it:
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import os
@@ -30,6 +29,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from satchel.serving.server import deadline
 from satchel.serving.server.metrics import Metrics
 from satchel.serving.server.options import Limits
 
@@ -220,7 +220,7 @@ class ServingMiddleware:
         timeout = self.limits.timeout
         assert timeout
         try:
-            async with asyncio.timeout(timeout):
+            async with deadline.time_limit(timeout):
                 await self.app(scope, receive, send)
         except TimeoutError:
             if state.started:

@@ -147,6 +147,25 @@ def test_504_when_scoring_takes_too_long(limited: Any) -> None:
                            AUTH).status == 200
 
 
+def _failures(server: Any) -> float:
+    from satchel.serving.server.metrics import parse_page
+
+    page = parse_page(server.request("GET", "/metrics", headers=AUTH).body.decode())
+    return page.get('satchel_inference_duration_seconds_count{model="sleepy",'
+                    'outcome="fail"}', 0.0)
+
+
+def test_a_504_counts_as_one_failed_inference(limited: Any) -> None:
+    before = _failures(limited)
+    reply = limited.request("POST", "/invocations", score(sleep=1.2), "application/json", AUTH)
+    assert reply.status == 504
+    assert _failures(limited) == before + 1
+    time.sleep(0.4)  # the abandoned call finishes before the next test scores
+    assert limited.request("POST", "/invocations", score(), "application/json",
+                           AUTH).status == 200
+    assert _failures(limited) == before + 1  # a success adds no failure
+
+
 def test_408_when_the_body_never_arrives(limited: Any) -> None:
     head = (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Authorization: Bearer s3cret-token\r\nContent-Length: 100\r\n\r\n{\"data")
