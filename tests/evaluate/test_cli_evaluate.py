@@ -70,14 +70,17 @@ def test_errors_are_one_line_and_nothing_is_written(iris_model_dir: Path,
     assert code == 1 and "unknown metric 'speed'" in capsys.readouterr().err
 
 
-def test_a_histogram_auc_says_so_with_its_bound() -> None:
+def test_a_histogram_auc_says_so_with_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     from satchel.cli.evaluate import summary
-    from satchel.evaluate import report, scores
+    from satchel.evaluate import exact, report
     from satchel.evaluate.collect import Collected
     from satchel.evaluate.engine import compute
     from satchel.evaluate.result import ModelInfo
 
-    n = scores.EXACT_ROWS + 1
+    # past the cap of distinct scores (lowered here, 4 million by default)
+    monkeypatch.setattr(exact, "SCORE_CAP", 20_000)
+    monkeypatch.setattr(exact, "_CONSOLIDATE_FROM", 5_000)
+    n = 30_000
     rng = np.random.default_rng(2)
     p1 = rng.random(n)
     y = (rng.random(n) < p1).astype(np.int64)
@@ -90,7 +93,7 @@ def test_a_histogram_auc_says_so_with_its_bound() -> None:
     assert 0 < r.roc_auc_tie_bound < 1e-3
     assert f"within {r.roc_auc_tie_bound:.1g} of the exact figure" in summary(r, [])
     assert "from a score histogram" in report.render(r)
-    # at the bound or under it, the figure is exact and nothing is said
+    # under the cap, the figure is exact and nothing is said
     small = compute(Collected(y=y[:1000], pred=got.pred[:1000], proba=got.proba[:1000],
                               classes=[0, 1], slices={}),
                     target="y", task_type=None, model=info, baseline=None,

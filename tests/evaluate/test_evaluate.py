@@ -16,6 +16,7 @@ from sklearn import metrics as skm
 import satchel
 from satchel.errors import EvaluationError, InputFormatError
 from satchel.evaluate import EvaluationResult
+from tests.evaluate.sklearn_check import check_classifier, check_regressor, same_slices
 
 
 def _fast(**kw: Any) -> dict[str, Any]:
@@ -24,10 +25,13 @@ def _fast(**kw: Any) -> dict[str, Any]:
 
 def test_classifier_figures_are_sklearns(iris_model_dir: Path, iris_table: pd.DataFrame,
                                          iris_logreg: Any) -> None:
-    r = satchel.evaluate(iris_model_dir, iris_table, "species", **_fast())
+    r = satchel.evaluate(iris_model_dir, iris_table, "species", slice_by=["site"], **_fast())
     X = iris_table.drop(columns=["species", "site"])
     y = iris_table["species"]
     pred, proba = iris_logreg.predict(X), iris_logreg.predict_proba(X)
+    # every figure, overall and per slice, to 1e-12 of scikit-learn on the rows
+    check_classifier(r, y.to_numpy(), pred, proba, [0, 1, 2],
+                     {"site": iris_table["site"].to_numpy()})
     assert r.task == "classifier" and r.dataset.rows == 150
     assert r.metrics["accuracy"].value == skm.accuracy_score(y, pred)
     assert r.metrics["f1_macro"].value == pytest.approx(skm.f1_score(y, pred, average="macro"))
@@ -55,8 +59,10 @@ def test_every_format_and_batch_size_gives_the_same_figures(
         got = satchel.evaluate(iris_model_dir, source, "species", slice_by=["site"],
                                batch_rows=rows, **_fast())
         for name, m in want.metrics.items():
-            assert got.metrics[name] == pytest.approx(m), (source, name)
-        assert got.slices == want.slices
+            for part in ("value", "low", "high"):
+                assert getattr(got.metrics[name], part) == pytest.approx(
+                    getattr(m, part), rel=1e-12), (source, name)
+        same_slices(got.slices, want.slices)
     assert got.dataset.source == "DataFrame"
 
 
@@ -122,6 +128,8 @@ def test_regressor_figures_are_sklearns(ridge_dir: Path, diabetes: pd.DataFrame)
     model = satchel.load_model(ridge_dir)
     pred = model.predict(diabetes.drop(columns=["progression", "sex_group"]))
     y = diabetes["progression"]
+    check_regressor(r, y.to_numpy(), np.asarray(pred),
+                    {"sex_group": diabetes["sex_group"].to_numpy()})
     assert r.task == "regressor"
     assert r.metrics["mae"].value == pytest.approx(skm.mean_absolute_error(y, pred))
     assert r.metrics["rmse"].value == pytest.approx(np.sqrt(skm.mean_squared_error(y, pred)))
@@ -243,3 +251,23 @@ def test_missing_slice_values_are_their_own_slice(binary_dir: Path,
     by = {s.value: s.rows for s in r.slices}
     assert by["(missing)"] == 300 and sum(by.values()) == len(t)
     assert [s.value for s in r.slices] == sorted(by, key=lambda v: -by[v])
+
+
+def test_a_large_parquet_file_streams_to_sklearns_figures(binary_dir: Path,
+                                                           tmp_path: Path) -> None:
+    # 150,000 rows of continuous scores, read from Parquet in batches: every figure of
+    # every slice is scikit-learn's on the rows (ROC AUC included: no histogram)
+    rng = np.random.default_rng(11)
+    n = 150_000
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    t = pd.DataFrame({"x1": x1, "x2": x2,
+                      "approved": ((x1 + 0.5 * x2 + rng.normal(scale=0.8, size=n)) > 0)
+                      .astype(int),
+                      "group": np.array(["a", "b", "c", "d"])[rng.integers(0, 4, n)]})
+    t.to_parquet(tmp_path / "big.parquet", row_group_size=20_000)
+    r = satchel.evaluate(binary_dir, tmp_path / "big.parquet", "approved",
+                         slice_by=["group"], resamples=50, batch_rows=30_000)
+    model = satchel.load_model(binary_dir).unwrap()
+    X = t[["x1", "x2"]]
+    check_classifier(r, t["approved"].to_numpy(), model.predict(X), model.predict_proba(X),
+                     [0, 1], {"group": t["group"].to_numpy()})

@@ -1,6 +1,7 @@
-"""The streaming figures (per-cell sums, fed batch by batch) agree with scikit-learn's
-functions on the whole data, and the Poisson bootstrap over cells agrees with the textbook
-bootstrap over rows."""
+"""The streaming figures (scikit-learn's functions on cells, batches and distinct scores,
+fed batch by batch and merged across partitions) equal scikit-learn's functions on the
+whole data to 1e-12 relative, and the Poisson bootstrap over cells agrees with the
+textbook bootstrap over rows."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from satchel.evaluate import bootstrap, scores
+from satchel.evaluate import bootstrap, exact
 from satchel.evaluate.metrics import auc, confusion_figures
 from satchel.evaluate.stream import Evaluation
+from tests.evaluate.sklearn_check import check_classifier, check_regressor
 
 
 def _classifier(n: int, k: int, seed: int, decimals: int | None = 2
@@ -28,19 +30,34 @@ def _classifier(n: int, k: int, seed: int, decimals: int | None = 2
     return y, proba.argmax(axis=1), proba
 
 
+def _new(proba: np.ndarray | None, task: str, groups: np.ndarray | None,
+         classes: list[Any] | None, seed: int) -> Evaluation:
+    return Evaluation(target="y", task_type=task, estimator_type=None,
+                      classes=classes if classes is not None else (
+                          list(range(proba.shape[1])) if proba is not None else None),
+                      base_classes=None, baseline=False,
+                      slice_specs=[("g", None)] if groups is not None else [], seed=seed)
+
+
 def _run(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, *, batch: int,
          resamples: int = 0, seed: int = 0, task: str = "classifier",
-         groups: np.ndarray | None = None, classes: list[Any] | None = None) -> Any:
-    ev = Evaluation(target="y", task_type=task, estimator_type=None,
-                    classes=classes if classes is not None else (
-                        list(range(proba.shape[1])) if proba is not None else None),
-                    base_classes=None, baseline=False,
-                    slice_specs=[("g", None)] if groups is not None else [], seed=seed)
-    for i in range(0, len(y), batch):
-        r = slice(i, i + batch)
-        ev.add(y[r], pred[r], None if proba is None else proba[r], None, None,
-               {} if groups is None else {"g": groups[r]})
-    return ev.figures(bootstrap.plan(resamples=resamples, seed=seed), "test")
+         groups: np.ndarray | None = None, classes: list[Any] | None = None,
+         parts: int = 1) -> Any:
+    """Fed in batches of ``batch`` rows; with ``parts`` > 1 the rows are cut into that many
+    contiguous parts, each folded on its own (as a Spark executor folds a partition) and
+    merged in order, as the Spark driver does."""
+    whole = _new(proba, task, groups, classes, seed)
+    bounds = np.linspace(0, len(y), parts + 1).astype(int)
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        ev = _new(proba, task, groups, classes, seed) if parts > 1 else whole
+        ev.offset = int(a)
+        for i in range(a, b, batch):
+            r = slice(i, min(i + batch, b))
+            ev.add(y[r], pred[r], None if proba is None else proba[r], None, None,
+                   {} if groups is None else {"g": groups[r]})
+        if parts > 1:
+            whole.merge(ev)
+    return whole.figures(bootstrap.plan(resamples=resamples, seed=seed), "test")
 
 
 @pytest.mark.parametrize("k", [2, 3, 5])
@@ -68,44 +85,69 @@ def test_histogram_auc_with_one_bin_per_score_is_sklearns_with_ties() -> None:
 
 
 @pytest.mark.parametrize("k", [2, 4])
-def test_streamed_classifier_equals_sklearn_on_the_whole_data(k: int) -> None:
+@pytest.mark.parametrize("parts", [1, 3])
+def test_streamed_classifier_equals_sklearn_on_the_whole_data(k: int, parts: int) -> None:
     y, pred, proba = _classifier(5000, k, 10 + k)
-    got = _run(y, pred, proba, batch=777)
-    m = got["metrics"]
-    assert m["accuracy"].value == skm.accuracy_score(y, pred)
-    assert m["f1_macro"].value == pytest.approx(skm.f1_score(y, pred, average="macro"), rel=1e-12)
-    assert got["confusion"] == skm.confusion_matrix(y, pred).tolist()
-    want_auc = skm.roc_auc_score(y, proba[:, 1]) if k == 2 else \
-        skm.roc_auc_score(y, proba, multi_class="ovr")
-    assert m["roc_auc"].value == pytest.approx(want_auc, rel=1e-12)
-    assert m["log_loss"].value == pytest.approx(skm.log_loss(y, proba), rel=1e-12)
-    assert got["roc_auc_tie_bound"] == 0.0
+    groups = np.array(["a", "b", "c", "d"], dtype=object)[np.arange(5000) * 7 % 4]
+    got = _run(y, pred, proba, batch=777, groups=groups, parts=parts)
+    check_classifier(got, y, pred, proba, list(range(k)), {"g": groups})
 
 
-def test_above_the_exact_bound_auc_comes_from_the_histogram_within_its_bound() -> None:
-    n = scores.EXACT_ROWS + 20_000
+@pytest.mark.parametrize("k", [2, 3])
+def test_continuous_scores_past_the_old_histogram_bound_are_exact(k: int) -> None:
+    # 150,000 rows of distinct scores: ROC AUC is scikit-learn's on the distinct scores,
+    # not a histogram's, for every row and every slice, in memory and merged from parts
+    n = 150_000
+    y, pred, proba = _classifier(n, k, 40 + k, decimals=None)
+    groups = np.array(["north", "south", "east"], dtype=object)[np.arange(n) % 3]
+    for parts in (1, 4):
+        got = _run(y, pred, proba, batch=65_536, groups=groups, parts=parts)
+        check_classifier(got, y, pred, proba, list(range(k)), {"g": groups})
+
+
+def test_past_the_score_cap_auc_comes_from_the_histogram_within_its_bound(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exact, "SCORE_CAP", 30_000)
+    monkeypatch.setattr(exact, "_CONSOLIDATE_FROM", 10_000)
+    n = 60_000
     y, pred, proba = _classifier(n, 2, 21, decimals=None)
-    got = _run(y, pred, proba, batch=65_536)
+    got = _run(y, pred, proba, batch=16_384)
     want = skm.roc_auc_score(y, proba[:, 1])
     bound = got["roc_auc_tie_bound"]
-    assert 0 < bound < 1e-3
+    assert 0 < bound < 1e-2
     assert abs(got["metrics"]["roc_auc"].value - want) <= bound
-    # in practice far closer than the bound: opposite-class pairs in a bin split evenly
-    assert got["metrics"]["roc_auc"].value == pytest.approx(want, abs=2e-6)
+    assert got["metrics"]["roc_auc"].value != want
+    # log loss and the count figures stay scikit-learn's
     assert got["metrics"]["log_loss"].value == pytest.approx(skm.log_loss(y, proba), rel=1e-12)
     assert got["metrics"]["accuracy"].value == skm.accuracy_score(y, pred)
 
 
-def test_streamed_regressor_equals_sklearn() -> None:
+@pytest.mark.parametrize("parts", [1, 5])
+def test_streamed_regressor_equals_sklearn(parts: int) -> None:
     rng = np.random.default_rng(3)
-    y = rng.normal(1e4, 10, 3000)  # far from 0: the variance must not cancel away
-    pred = y + rng.normal(0, 3, 3000)
-    m = _run(y, pred, None, batch=512, task="regressor")["metrics"]
-    assert m["mae"].value == pytest.approx(skm.mean_absolute_error(y, pred), rel=1e-12)
-    assert m["rmse"].value == pytest.approx(np.sqrt(skm.mean_squared_error(y, pred)), rel=1e-12)
-    assert m["r2"].value == pytest.approx(skm.r2_score(y, pred), rel=1e-9)
-    assert m["mape"].value == pytest.approx(skm.mean_absolute_percentage_error(y, pred),
-                                            rel=1e-12)
+    y = rng.normal(1e4, 10, 30_000)  # far from 0: the variance must not cancel away
+    pred = y + rng.normal(0, 3, 30_000)
+    groups = np.array(["a", "b", "c"], dtype=object)[rng.integers(0, 3, 30_000)]
+    got = _run(y, pred, None, batch=4096, task="regressor", groups=groups, parts=parts)
+    check_regressor(got, y, pred, {"g": groups})
+
+
+def test_parts_merged_give_the_same_intervals_as_one_stream() -> None:
+    y, pred, proba = _classifier(6000, 3, 8)
+    groups = np.array(["a", "b"], dtype=object)[np.arange(6000) % 2]
+    one = _run(y, pred, proba, batch=1000, groups=groups, resamples=100)
+    three = _run(y, pred, proba, batch=1000, groups=groups, resamples=100, parts=3)
+    for name, m in one["metrics"].items():
+        assert three["metrics"][name].low == pytest.approx(m.low, rel=1e-9), name
+        assert three["metrics"][name].high == pytest.approx(m.high, rel=1e-9), name
+    rng = np.random.default_rng(1)
+    yr = rng.normal(50, 5, 9000)
+    pr = yr + rng.normal(0, 2, 9000)
+    one = _run(yr, pr, None, batch=1000, task="regressor", resamples=100)
+    three = _run(yr, pr, None, batch=1000, task="regressor", resamples=100, parts=3)
+    for name, m in one["metrics"].items():
+        assert three["metrics"][name].low == pytest.approx(m.low, rel=1e-9), name
+        assert three["metrics"][name].high == pytest.approx(m.high, rel=1e-9), name
 
 
 def test_r2_of_constant_truth_follows_sklearn() -> None:
@@ -181,8 +223,8 @@ def test_slice_intervals_cover_the_slice_figure_and_are_wider_than_all_rows() ->
         assert 2.0 < ratio < 4.5, (name, ratio)
 
 
-def test_paired_comparison_above_the_exact_bound() -> None:
-    n = scores.EXACT_ROWS + 20_000
+def test_paired_comparison_on_continuous_scores() -> None:
+    n = 120_000
     rng = np.random.default_rng(12)
     z = rng.normal(0, 1.5, n)
     y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(np.int64)
@@ -199,7 +241,7 @@ def test_paired_comparison_above_the_exact_bound() -> None:
     got = ev.figures(bootstrap.plan(resamples=200), "test")
     c = got["comparison"]["roc_auc"]
     want = skm.roc_auc_score(y, proba[:, 1]) - skm.roc_auc_score(y, bproba[:, 1])
-    assert c.difference == pytest.approx(want, abs=1e-5)
+    assert c.difference == pytest.approx(want, rel=1e-12)
     assert c.low < c.difference < c.high and c.significant and not c.regression
     # paired: the difference's interval is far narrower than the two intervals together
     m, b = got["metrics"]["roc_auc"], got["baseline_metrics"]["roc_auc"]

@@ -3,8 +3,10 @@
 Per batch the labels become codes into the classes, and the rows are counted into cells
 of (scope, true, predicted, baseline's predicted) label: the confusion matrices of every
 slice and of the baseline, and the joint counts a paired comparison resamples. Scores go
-to :mod:`satchel.evaluate.scores`. Nothing per row outlives its batch (except up to
-``scores.EXACT_ROWS`` rows of scores, for an exact ROC AUC on small tables).
+to :mod:`satchel.evaluate.scores` (histograms, for intervals and curves) and
+:mod:`satchel.evaluate.exact` (log loss per scope by scikit-learn, distinct scores for its
+ROC AUC). Nothing per row outlives its batch. Every state merges (:meth:`merge`), so
+Spark executors can each fold a partition and the driver add them up.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ import numpy as np
 from satchel.errors import EvaluationError
 from satchel.evaluate import bootstrap, task
 from satchel.evaluate.cells import CellTable, Packing
+from satchel.evaluate.exact import (
+    DistinctScores,
+    ScopeSums,
+    count_point,
+    log_loss_sum,
+    scope_rows,
+)
 from satchel.evaluate.metrics import confusion_figures
 from satchel.evaluate.scores import PairTable, ScoreTables
 
@@ -38,6 +47,10 @@ class ClassifierStream:
         self.scores: ScoreTables | None = None
         self.base_scores: ScoreTables | None = None
         self.pair: PairTable | None = None
+        # exact figures: log loss sums [Σ loss, rows] per scope, distinct scores per scope
+        self.loss, self.base_loss = ScopeSums(2), ScopeSums(2)
+        self.distinct: DistinctScores | None = None
+        self.base_distinct: DistinctScores | None = None
         self.proba_ok = True  # every batch had probabilities (both models, with a baseline)
 
     @property
@@ -102,19 +115,91 @@ class ClassifierStream:
         if p is None or (self.baseline and q is None):
             # compare like with like: probability figures only when every batch (of both
             # models) gives them
-            self.proba_ok = False
-            self.scores = self.base_scores = self.pair = None
+            self._drop_scores()
             return
         k = p.shape[1]
         if self.scores is None:
             self.scores = ScoreTables(k)
+            self.distinct = DistinctScores(self.scores.classes)
+        assert self.distinct is not None
         self.scores.add(yc, p, scopes)
+        self.distinct.add(yc, p, scopes)
+        for scope, rows in scope_rows(scopes):
+            self.loss.add(scope, [log_loss_sum(yc[rows], p[rows]), len(yc[rows])])
         if q is not None:
             if self.base_scores is None:
                 self.base_scores, self.pair = ScoreTables(k, table_id=4), PairTable(k)
-            assert self.pair is not None
+                self.base_distinct = DistinctScores(self.base_scores.classes)
+            assert self.pair is not None and self.base_distinct is not None
             self.base_scores.add(yc, q, [])
+            self.base_distinct.add(yc, q, [])
+            self.base_loss.add(0, [log_loss_sum(yc, q), len(yc)])
             self.pair.add(yc, p, q)
+
+    def _drop_scores(self) -> None:
+        self.proba_ok = False
+        self.scores = self.base_scores = self.pair = None
+        self.distinct = self.base_distinct = None
+        self.loss, self.base_loss = ScopeSums(2), ScopeSums(2)
+
+    def log_loss(self, scope: int, baseline: bool = False) -> float:
+        """scikit-learn's log loss of a scope's rows (summed per batch, divided once)."""
+        total, rows = (self.base_loss if baseline else self.loss).get(scope)
+        return float(total / rows) if rows else float("nan")
+
+    def merge(self, other: ClassifierStream, remap: np.ndarray) -> None:
+        """Add another stream of the same evaluation (another Spark partition);
+        ``remap``: its scope numbers in this one's."""
+        mine = self._label_map(other)
+        sc, y, p, b = PACK.unpack(other.cells.keys)
+        keys = PACK.pack(remap[sc], mine[y], mine[p], mine[b] if self.baseline else b)
+        self.cells.add(keys, other.cells.sums)
+        if not other.proba_ok or other.scores is None:
+            if not other.proba_ok or other.cells.sums.size:
+                self._drop_scores()
+            return
+        if not self.proba_ok:
+            return
+        if self.scores is None:
+            self.scores, self.distinct = ScoreTables(other.scores.k), \
+                DistinctScores(other.scores.classes)
+        assert self.distinct is not None and other.distinct is not None
+        self.scores.merge(other.scores, remap)
+        self.distinct.merge(other.distinct, remap)
+        self.loss.merge(other.loss, remap)
+        if other.base_scores is not None:
+            assert other.pair is not None and other.base_distinct is not None
+            if self.base_scores is None:
+                k = other.base_scores.k
+                self.base_scores, self.pair = ScoreTables(k, table_id=4), PairTable(k)
+                self.base_distinct = DistinctScores(other.base_scores.classes)
+            assert self.pair is not None and self.base_distinct is not None
+            self.base_scores.merge(other.base_scores, remap)
+            self.base_distinct.merge(other.base_distinct, remap)
+            self.base_loss.merge(other.base_loss, remap)
+            self.pair.table.add(other.pair.table.keys, other.pair.table.sums)
+
+    def _label_map(self, other: ClassifierStream) -> np.ndarray:
+        """Codes of ``other``'s labels among this stream's (learning new ones)."""
+        theirs = other.classes if other.fixed else other.labels
+        if not self.fixed and not self.cells.keys.size and other.fixed:
+            self.classes = list(theirs or [])  # nothing counted yet: take the other's
+        if self.fixed:
+            assert self.classes is not None
+            if other.scores is not None and list(self.classes) != list(theirs or []):
+                raise EvaluationError("the partitions read the model's probability columns "
+                                      f"as different classes ({self.classes} and {theirs}); "
+                                      "give the model a classes_ attribute")
+            mapped = task.codes(self.classes, np.asarray(theirs or [], dtype=object))
+            if (mapped < 0).any():
+                bad = sorted({str(v) for v, c in zip(theirs or [], mapped) if c < 0})[:10]
+                raise EvaluationError(f"labels outside the model's classes: {bad}")
+            return np.asarray(np.r_[mapped, 0], dtype=np.int64)
+        if other.fixed:
+            raise EvaluationError("the partitions disagree on the model's classes; give the "
+                                  "model a classes_ attribute")
+        return np.asarray(np.r_[self._codes(np.asarray(theirs, dtype=object)), 0],
+                          dtype=np.int64)
 
     def _aligned(self, proba: np.ndarray | None, own: list[Any] | None) -> np.ndarray | None:
         """Probability columns in the order of the classes (zeros for one the model lacks)."""
@@ -158,9 +243,10 @@ def confusion(keys: np.ndarray, counts: np.ndarray, scope: int, k: int
 
 
 def count_figures(plan: bootstrap.Plan, counts: np.ndarray, model_cell: np.ndarray,
-                  base_cell: np.ndarray | None, k: int, present: np.ndarray, stream: int
-                  ) -> dict[str, Any]:
-    """Point figures and draws (model, baseline) from one scope's joint counts."""
+                  base_cell: np.ndarray | None, k: int, stream: int) -> dict[str, Any]:
+    """Point figures (scikit-learn's functions on the cells, weighted by their counts) and
+    draws (the same definitions vectorised over resamples) from one scope's joint counts,
+    for the model and the baseline."""
     from scipy import sparse
 
     def to_conf(w: np.ndarray, cell: np.ndarray) -> np.ndarray:
@@ -168,18 +254,22 @@ def count_figures(plan: bootstrap.Plan, counts: np.ndarray, model_cell: np.ndarr
                               shape=(len(cell), k * k))
         return np.asarray((s.T @ w.T).T).reshape(len(w), k, k)
 
-    one = counts[None, :]
-    out: dict[str, Any] = {"conf": to_conf(one, model_cell)[0],
-                           "point": confusion_figures(to_conf(one, model_cell), present)}
+    def present(conf: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(conf.sum(axis=0) + conf.sum(axis=1) > 0)
+
+    point = count_point(model_cell // k, model_cell % k, counts, k)
+    out: dict[str, Any] = {"conf": point["conf"], "point": point}
+    mp = present(point["conf"])
+    bp = mp
     if base_cell is not None:
-        out["base_point"] = confusion_figures(to_conf(one, base_cell), present)
+        out["base_point"] = count_point(base_cell // k, base_cell % k, counts, k)
+        bp = present(out["base_point"]["conf"])
 
     def draw(w: np.ndarray) -> dict[str, np.ndarray]:
-        got = {f"m:{n}": v for n, v in confusion_figures(to_conf(w, model_cell),
-                                                           present).items()}
+        got = {f"m:{n}": v for n, v in confusion_figures(to_conf(w, model_cell), mp).items()}
         if base_cell is not None:
             got.update({f"b:{n}": v for n, v in confusion_figures(to_conf(w, base_cell),
-                                                                    present).items()})
+                                                                    bp).items()})
         return got
 
     out["draws"] = bootstrap.resample(plan, counts, (0, stream), draw)

@@ -163,7 +163,7 @@ class EvaluationResult:
     curves: list[Curve] = field(default_factory=list)
     seconds: float = 0.0
     format_version: int = FORMAT_VERSION
-    # ROC AUC from a score histogram (tables over scores.EXACT_ROWS rows) is within this
+    # ROC AUC from a score histogram (only past exact.SCORE_CAP distinct scores) is within this
     # of the exact figure; 0 when exact
     roc_auc_tie_bound: float = 0.0
 

@@ -1,4 +1,5 @@
-"""Probability figures (ROC AUC, log loss, curves) from score histograms kept per batch.
+"""Score histograms kept per batch: the bootstrap draws of ROC AUC and log loss, the
+report's curves, and ROC AUC itself past the exact bound.
 
 For each class ``j`` whose one-vs-rest AUC is wanted (the positive class of a binary
 model, else every class) and each scope (all rows, each slice), a cell per (is the row of
@@ -6,19 +7,18 @@ class ``j``, bin of the score ``p_j``) holds the row count, the sum of ``p_j`` a
 log loss. Bins are 1/256 wide in logit space over [-32, 32] (16,384 bins; the two ends
 take everything beyond), so scores near 0 and 1 keep their resolution.
 
-- Log loss is exact: each row's own loss is summed (the table of the row's class holds
-  it; for two classes, the one table holds every row's).
-- ROC AUC is exact while at most ``EXACT_ROWS`` rows have been seen (scikit-learn on the
-  kept scores); above that it comes from the histogram, off by at most half the share of
-  positive-negative pairs sharing a bin (reported as ``roc_auc_tie_bound``).
+- The point figures are scikit-learn's (:mod:`satchel.evaluate.exact`): log loss summed
+  per batch, ROC AUC on the distinct scores with their counts. Only when the distinct
+  scores pass ``exact.SCORE_CAP`` does ROC AUC come from the fine histogram, off by at
+  most half the share of positive-negative pairs sharing a bin (``roc_auc_tie_bound``).
 - Resamples use bins 16x coarser (1/16 logit), each AUC draw shifted by the point AUC minus
   the coarse-binned AUC, so the interval is centred as the point figure is.
 - A comparison with a baseline needs both models' scores on the same rows: a joint
   table at 1/4 logit per model holds them, and the difference's draws are shifted the
   same way.
-- With more than two classes the per-class tables are resampled independently, so the
-  macro AUC's interval leaves out the correlation between classes (slightly narrow or
-  wide); binary AUC, log loss and every count figure resample exactly.
+- With more than two classes the per-class tables are resampled independently (see
+  docs/evaluate.md, "Intervals", for why the macro AUC's interval stays sound); binary
+  AUC, log loss and every count figure resample rows exactly.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ import numpy as np
 
 from satchel.evaluate import bootstrap, metrics
 from satchel.evaluate.cells import CellTable, Packing, regroup
+from satchel.evaluate.exact import DistinctScores
 
 BINS_PER_UNIT = 256
 LOGIT_RANGE = 32.0
 BIN_BITS = 14  # 64 * 256 bins
 BOOT_SHIFT = 4  # resamples on bins 16x coarser
 PAIR_SHIFT = 6  # the joint table of two models: 1/4 logit
-EXACT_ROWS = 100_000
 PACK = Packing((24, 12, 1, BIN_BITS))  # scope, class, positive, bin
 PAIR = Packing((12, 1, BIN_BITS - PAIR_SHIFT, BIN_BITS - PAIR_SHIFT))  # class, pos, m, b
 
@@ -51,9 +51,9 @@ def bins(p: np.ndarray) -> np.ndarray:
 
 
 def row_loss(p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """scikit-learn's per-row log loss: probabilities renormalised, clipped to [eps, 1-eps]."""
-    s = p.sum(axis=1, keepdims=True)
-    q = (p / np.where(s > 0, s, 1.0))[np.arange(len(y)), y]
+    """Each row's log loss as scikit-learn (1.5+) takes it, for the resamples: the true
+    class's probability clipped to [eps, 1-eps] (the point figure is scikit-learn's own)."""
+    q = p[np.arange(len(y)), y]
     eps = float(np.finfo(p.dtype).eps)
     return np.asarray(-np.log(np.clip(q, eps, 1 - eps)))
 
@@ -79,7 +79,6 @@ class ScoreTables:
         self.classes = [1] if k == 2 else list(range(k))
         self.table = CellTable(4)  # rows, Σp, Σloss, rows whose loss is here
         self.rows = 0
-        self.kept: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] | None = []
 
     def add(self, y: np.ndarray, p: np.ndarray, scopes: Sequence[np.ndarray]) -> None:
         """One batch: true codes, aligned probabilities (n, k), each slice column's scopes."""
@@ -94,47 +93,35 @@ class ScoreTables:
                 values.append(v)
         self.table.add(np.concatenate(keys), np.vstack(values))
         self.rows += len(y)
-        if self.kept is not None:
-            if self.rows <= EXACT_ROWS:
-                self.kept.append((y, p, list(scopes)))
-            else:
-                self.kept = None  # past the bound: the histogram serves alone
+
+    def merge(self, other: ScoreTables, remap: np.ndarray) -> None:
+        """Add another partition's histograms (``remap``: its scopes in this numbering)."""
+        sc, cls, pos, b = PACK.unpack(other.table.keys)
+        self.table.add(PACK.pack(remap[sc], cls, pos, b), other.table.sums)
+        self.rows += other.rows
 
     def _scope(self, scope: int) -> tuple[np.ndarray, np.ndarray]:
         self.table.sort()
         sc = PACK.unpack(self.table.keys)[0]
         return self.table.select(sc == scope)
 
-    def _exact(self, scope: int, column: int) -> tuple[np.ndarray, np.ndarray] | None:
-        if self.kept is None:
-            return None
-        ys, ps = [], []
-        for y, p, scopes in self.kept:
-            rows = slice(None) if scope == 0 else scopes[column] == scope
-            ys.append(y[rows])
-            ps.append(p[rows])
-        return np.concatenate(ys), np.vstack(ps)
-
-    def figures(self, plan: bootstrap.Plan, scope: int, column: int, stream: int
-                ) -> ScoreFigures:
-        """Point figures and resamples for ``scope`` (``column``: its slice column's index)."""
+    def figures(self, plan: bootstrap.Plan, scope: int, stream: int,
+                exact: DistinctScores | None, loss: float) -> ScoreFigures:
+        """Point figures and resamples for ``scope``: ROC AUC from ``exact`` (scikit-learn
+        on the distinct scores) unless it overflowed, ``loss`` the point log loss."""
         keys, sums = self._scope(scope)
         _, cls, pos, b = PACK.unpack(keys)
-        loss = float(sums[:, 2].sum() / sums[:, 3].sum()) if sums[:, 3].sum() else np.nan
         classes = [c for c in self.classes
                    if sums[(cls == c) & (pos == 1), 0].sum() > 0
                    and sums[(cls == c) & (pos == 0), 0].sum() > 0]
-        exact = self._exact(scope, column) if classes else None
         per_class, bound = {}, 0.0
         for c in classes:
-            hp, hn = _hist(keys, sums[:, 0], c, 1), _hist(keys, sums[:, 0], c, 0)
-            if exact is not None:
-                from sklearn.metrics import roc_auc_score
-
-                per_class[c] = float(roc_auc_score(exact[0] == c, exact[1][:, c]))
-            else:
-                per_class[c] = float(metrics.auc(hp[None], hn[None])[0])
+            got = exact.roc_auc(scope, c) if exact is not None else None
+            if got is None:
+                hp, hn = _hist(keys, sums[:, 0], c, 1), _hist(keys, sums[:, 0], c, 0)
+                got = float(metrics.auc(hp[None], hn[None])[0])
                 bound = max(bound, metrics.auc_tie_share(hp, hn))
+            per_class[c] = got
         point = float(np.mean(list(per_class.values()))) if per_class else np.nan
         auc_d = loss_d = None
         if plan.resamples:
@@ -148,8 +135,8 @@ class ScoreTables:
                     out["auc"] = _auc_of(ck, w, classes) + shift
                 return out
 
-            got = bootstrap.resample(plan, cs[:, 0], (self.table_id, stream), draw)
-            loss_d, auc_d = got.get("loss"), got.get("auc")
+            drawn = bootstrap.resample(plan, cs[:, 0], (self.table_id, stream), draw)
+            loss_d, auc_d = drawn.get("loss"), drawn.get("auc")
         return ScoreFigures(point, loss, bound, auc_d, loss_d, per_class)
 
     def curve_hist(self, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

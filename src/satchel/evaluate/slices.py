@@ -42,10 +42,11 @@ class Scopes:
         import pandas as pd
 
         codes, uniques = pd.factorize(values)
-        ids = [self._id(column, str(u)) for u in uniques] + [self._id(column, MISSING)]
+        ids = [self.id(column, str(u)) for u in uniques] + [self.id(column, MISSING)]
         return np.asarray(ids, dtype=np.int64)[np.where(codes < 0, len(uniques), codes)]
 
-    def _id(self, column: str, text: str) -> int:
+    def id(self, column: str, text: str) -> int:
+        """The scope of ``column`` = ``text`` (a new one when first seen)."""
         key = (column, text)
         got = self._ids.get(key)
         if got is None:

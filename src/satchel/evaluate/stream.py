@@ -43,6 +43,7 @@ class Evaluation:
         self.kind: str | None = None
         self.stream: ClassifierStream | RegressorStream | None = None
         self.rows = 0
+        self.offset = 0  # table position of this evaluation's first row (a Spark partition's)
 
     def add(self, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None,
             bpred: np.ndarray | None, bproba: np.ndarray | None,
@@ -51,17 +52,48 @@ class Evaluation:
         if not len(y):
             return
         if self.stream is None:
-            self.kind = task.infer(self.task_type, self.target, y, pred, self.estimator_type,
-                                   self.classes is not None)
-            self.stream = (ClassifierStream(self.target, self.classes, self.base_classes,
-                                            self.baseline) if self.kind == "classifier"
-                           else RegressorStream(self.target, self.seed))
+            self._start(task.infer(self.task_type, self.target, y, pred, self.estimator_type,
+                                   self.classes is not None))
         scopes = [self.scopes.codes(c, slice_values[c]) for c, _ in self.specs]
         if isinstance(self.stream, ClassifierStream):
             self.stream.add(y, pred, proba, bpred, bproba, scopes)
         else:
-            self.stream.add(y, pred, bpred, scopes)
+            assert self.stream is not None
+            self.stream.add(y, pred, bpred, scopes, first_row=self.offset + self.rows)
         self.rows += len(y)
+
+    def _start(self, kind: str) -> None:
+        self.kind = kind
+        self.stream = (ClassifierStream(self.target, self.classes, self.base_classes,
+                                        self.baseline) if kind == "classifier"
+                       else RegressorStream(self.target, self.seed))
+
+    def merge(self, other: Evaluation) -> None:
+        """Add another evaluation of other rows of the same table (a Spark partition
+        folded on an executor): afterwards every figure is the one of both sets of rows.
+
+        Raises:
+            EvaluationError: the two settled on different tasks (pass the task).
+        """
+        if other.stream is None:
+            return
+        if self.stream is None:
+            assert other.kind is not None
+            self._start(other.kind)
+        elif other.kind != self.kind:
+            raise EvaluationError(f"parts of the table look like a {self.kind} and parts like "
+                                  f"a {other.kind}; pass --task classifier or --task regressor "
+                                  "(task= in Python)", column=self.target)
+        remap = np.asarray([0] + [self.scopes.id(c, t) for c, t in other.scopes.names[1:]],
+                           dtype=np.int64)
+        if isinstance(self.stream, ClassifierStream):
+            assert isinstance(other.stream, ClassifierStream)
+            self.stream.merge(other.stream, remap)
+        else:
+            assert isinstance(self.stream, RegressorStream)
+            assert isinstance(other.stream, RegressorStream)
+            self.stream.merge(other.stream, remap)
+        self.rows += other.rows
 
     def figures(self, plan: bootstrap.Plan, source: str) -> dict[str, Any]:
         """Every figure, as keyword arguments of :class:`EvaluationResult`."""
@@ -86,16 +118,16 @@ def _classifier(s: ClassifierStream, plan: bootstrap.Plan, ev: Evaluation) -> di
     classes, keys, counts = s.finish()
     k, names = len(classes), [str(c) for c in classes]
     cnt, mcell, bcell = confusion(keys, counts, 0, k)
-    conf = np.bincount(mcell, weights=cnt, minlength=k * k).reshape(k, k)
+    cf = count_figures(plan, cnt, mcell, bcell if s.baseline else None, k, 0)
+    point, draws, conf = cf["point"], cf["draws"], cf["conf"]
     present = np.flatnonzero(conf.sum(axis=0) + conf.sum(axis=1) > 0)
-    cf = count_figures(plan, cnt, mcell, bcell if s.baseline else None, k, present, 0)
-    point, draws = cf["point"], cf["draws"]
-    metrics = {m: _metric(plan, m, point[m][0], draws.get(f"m:{m}")) for m in COUNT_METRICS}
-    sf = s.scores.figures(plan, 0, -1, 0) if s.scores is not None else None
+    metrics = {m: _metric(plan, m, point[m], draws.get(f"m:{m}")) for m in COUNT_METRICS}
+    sf = s.scores.figures(plan, 0, 0, s.distinct, s.log_loss(0)) \
+        if s.scores is not None else None
     if sf is not None:
         metrics["roc_auc"] = _metric(plan, "roc_auc", sf.roc_auc, sf.auc_draws)
         metrics["log_loss"] = _metric(plan, "log_loss", sf.log_loss, sf.loss_draws)
-    per_class = {names[c]: {m: _metric(plan, m, point[m][0][c],
+    per_class = {names[c]: {m: _metric(plan, m, point[m][c],
                                        draws[f"m:{m}"][:, c] if draws else None)
                             for m in PER_CLASS_METRICS} for c in present.tolist()}
     out: dict[str, Any] = {"metrics": metrics, "labels": names, "per_class": per_class,
@@ -104,12 +136,12 @@ def _classifier(s: ClassifierStream, plan: bootstrap.Plan, ev: Evaluation) -> di
                                                        sf.per_class_auc if sf else {}),
                            "roc_auc_tie_bound": sf.tie_bound if sf is not None else 0.0}
     if s.baseline:
-        base_point = {m: cf["base_point"][m][0] for m in COUNT_METRICS}
+        base_point = {m: cf["base_point"][m] for m in COUNT_METRICS}
         base_draws = {m: draws.get(f"b:{m}") for m in COUNT_METRICS}
         diffs = {m: draws[f"m:{m}"] - draws[f"b:{m}"] if draws else None
                  for m in COUNT_METRICS}
         if sf is not None and s.base_scores is not None and s.pair is not None:
-            bf = s.base_scores.figures(plan, 0, -1, 0)
+            bf = s.base_scores.figures(plan, 0, 0, s.base_distinct, s.log_loss(0, True))
             base_point.update(roc_auc=bf.roc_auc, log_loss=bf.log_loss)
             base_draws.update(roc_auc=bf.auc_draws, log_loss=bf.loss_draws)
             paired = s.pair.differences(plan, sf.roc_auc - bf.roc_auc, sorted(sf.per_class_auc))
@@ -126,15 +158,14 @@ def _classifier_slices(s: ClassifierStream, plan: bootstrap.Plan, ev: Evaluation
 
     rows = _rows_by_scope(PACK.unpack(keys)[0], counts)
     out = []
-    for ci, (column, wanted) in enumerate(ev.specs):
+    for column, wanted in ev.specs:
         for value, sid in ev.scopes.chosen(column, wanted, rows):
             cnt, mcell, _ = confusion(keys, counts, sid, k)
-            conf = np.bincount(mcell, weights=cnt, minlength=k * k).reshape(k, k)
-            present = np.flatnonzero(conf.sum(axis=0) + conf.sum(axis=1) > 0)
-            cf = count_figures(plan, cnt, mcell, None, k, present, sid)
-            figs = {m: (cf["point"][m][0], cf["draws"].get(f"m:{m}")) for m in COUNT_METRICS}
+            cf = count_figures(plan, cnt, mcell, None, k, sid)
+            conf = cf["conf"]
+            figs = {m: (cf["point"][m], cf["draws"].get(f"m:{m}")) for m in COUNT_METRICS}
             if s.scores is not None:
-                sf = s.scores.figures(plan, sid, ci, sid)
+                sf = s.scores.figures(plan, sid, sid, s.distinct, s.log_loss(sid))
                 figs["roc_auc"] = (sf.roc_auc, sf.auc_draws)
                 figs["log_loss"] = (sf.log_loss, sf.loss_draws)
             predicted = conf.sum(axis=0)
@@ -148,10 +179,10 @@ def _classifier_slices(s: ClassifierStream, plan: bootstrap.Plan, ev: Evaluation
 def _regressor(s: RegressorStream, plan: bootstrap.Plan, ev: Evaluation) -> dict[str, Any]:
     fig = s.figures(plan, 0, ev.baseline)
     draws = fig["draws"]
-    metrics = {m: _metric(plan, m, v[0], draws.get(f"m:{m}")) for m, v in fig["point"].items()}
+    metrics = {m: _metric(plan, m, v, draws.get(f"m:{m}")) for m, v in fig["point"].items()}
     out: dict[str, Any] = {"metrics": metrics, "curves": curves.regressor(*s.residual_sample())}
     if ev.baseline:
-        base_point = {m: v[0] for m, v in fig["base_point"].items()}
+        base_point = dict(fig["base_point"])
         diffs = {m: draws[f"m:{m}"] - draws[f"b:{m}"] if draws else None for m in metrics}
         out.update(_compare(plan, metrics, base_point,
                             {m: draws.get(f"b:{m}") for m in metrics}, diffs))
@@ -163,7 +194,7 @@ def _regressor(s: RegressorStream, plan: bootstrap.Plan, ev: Evaluation) -> dict
     for column, wanted in ev.specs:
         for value, sid in ev.scopes.chosen(column, wanted, rows):
             f = s.figures(plan, sid, False)
-            figs = {m: (v[0], f["draws"].get(f"m:{m}")) for m, v in f["point"].items()}
+            figs = {m: (v, f["draws"].get(f"m:{m}")) for m, v in f["point"].items()}
             result.append(_slice(plan, column, value, rows[sid], figs, {}))
     out["slices"] = result
     return out
