@@ -281,3 +281,45 @@ def test_optional_string_column_keeps_its_nulls_as_none() -> None:
         one(DataType.string, required=False),
     ).data
     assert out["c"].tolist()[0] == "a" and out["c"].isna().tolist() == [False, True]
+
+
+def test_a_frame_checked_before_is_checked_again_for_nulls() -> None:
+    # The column Index of a frame that matched is remembered (identity), the values
+    # never: a NaN written into the same frame after a clean call is still refused.
+    s = Schema([ColSpec(DataType.double, n) for n in ("const", "a", "b", "c")])
+    df = _two_float_blocks(None)
+    assert enforce_input(df, s).data is df
+    assert enforce_input(df, s).data is df
+    df.loc[1, "b"] = np.nan
+    with pytest.raises(SignatureError, match="column 'b' is required but has 1 null"):
+        enforce_input(df, s)
+
+
+def test_remembered_columns_never_stand_for_other_columns() -> None:
+    s = Schema([ColSpec(DataType.double, "a"), ColSpec(DataType.double, "b")])
+    df = pd.DataFrame({"a": [1.0], "b": [2.0]})
+    assert enforce_input(df, s).data is df
+    # same labels, other order: reordered, not passed as they are
+    swapped = df[["b", "a"]]
+    out = enforce_input(swapped, s).data
+    assert out.columns.tolist() == ["a", "b"] and out["a"].tolist() == [1.0]
+    # a frame whose Index was replaced after a clean call is compared again
+    renamed = df.copy()
+    renamed.columns = pd.Index(["a", "z"])
+    with pytest.raises(SignatureError, match=r"missing required column \['b'\]"):
+        enforce_input(renamed, s)
+    # labels that only look alike (non-string labels) are not the schema's names
+    numbered = pd.DataFrame({0: [1.0], 1: [2.0]})
+    with pytest.raises(SignatureError, match="missing required column"):
+        enforce_input(numbered, s)
+    # a fresh frame with equal labels (another Index object) takes the fast path
+    fresh = pd.DataFrame({"a": [3.0], "b": [4.0]})
+    assert enforce_input(fresh, s).data is fresh
+
+
+def test_an_empty_uniform_frame_passes_and_an_empty_wrong_one_is_converted() -> None:
+    s = Schema([ColSpec(DataType.double, "a"), ColSpec(DataType.double, "b")])
+    empty = pd.DataFrame({"a": np.array([], dtype=float), "b": np.array([], dtype=float)})
+    assert enforce_input(empty, s).data is empty
+    ints = pd.DataFrame({"a": np.array([], dtype=np.int64), "b": np.array([], dtype=float)})
+    assert str(enforce_input(ints, s).data["a"].dtype) == "float64"

@@ -63,14 +63,20 @@ def enforce_input(data: Any, schema: Schema | None) -> Enforced:
 def _enforce_columns(data: Any, schema: Schema) -> Enforced:
     plan = _fits.plan(schema)
     df = _normalize.to_frame(data, plan.names)
-    columns = df.columns.tolist()
-    if columns != plan.name_list and len(columns) == len(plan.names) and not schema.has_names:
-        # An unnamed schema takes a frame's columns by position, whatever their names
-        # (MLflow's rule; e.g. a text model's one string column called "text").
-        df = df.set_axis(plan.name_list, axis=1)
+    if _fits.same_columns(df.columns, plan):
+        # the common case: a frame of the signature's columns, and usually of its types
+        if _fits.fits(df, plan):
+            return Enforced(df)
         columns = plan.name_list
-    if columns == plan.name_list and _fits.fits(df, plan):
-        return Enforced(df)
+    else:
+        columns = df.columns.tolist()
+        if len(columns) == len(plan.names) and not schema.has_names:
+            # An unnamed schema takes a frame's columns by position, whatever their
+            # names (MLflow's rule; e.g. a text model's one string column called "text").
+            df = df.set_axis(plan.name_list, axis=1)
+            columns = plan.name_list
+            if _fits.fits(df, plan):
+                return Enforced(df)
     if not schema.has_names and columns != plan.name_list and len(columns) >= len(plan.names):
         # An unnamed schema matches columns by position, whatever they are called (as
         # MLflow does); extra columns on the right are dropped and reported.
