@@ -131,15 +131,79 @@ def mlflow_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return python
 
 
-RunScript = Callable[..., Any]
+# tensorflow-cpu for the one test of MLflow's ``tensorflow`` flavor (the newest on the
+# index; TensorFlow 2.16+ writes tf.keras models as Keras 3 files)
+TF_VERSION = os.environ.get("SATCHEL_TF_VERSION", "2.21.0")
 
 
 @pytest.fixture(scope="session")
-def run_mlflow(mlflow_python: Path, tmp_path_factory: pytest.TempPathFactory) -> RunScript:
-    """``run_mlflow(source, *args, pythonpath=None) -> result``: run a script in the MLflow
-    venv. The script gets its arguments in ``sys.argv[1:]`` and writes its result as JSON
-    to the path in ``sys.argv[1]``; the parsed JSON is returned."""
-    work = tmp_path_factory.mktemp("mlflow-scripts")
+def mlflow_tf_python(mlflow_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The interpreter of a venv with the MLflow venv's packages plus tensorflow-cpu.
+
+    tensorflow-cpu is 1.6 GB installed, and only the ``tensorflow`` flavor test needs it,
+    so it does not go into the MLflow venv every interop test uses. This venv sees the
+    MLflow venv's site-packages through a .pth file (mlflow, keras and numpy at the
+    versions pinned there) and holds only what tensorflow adds, or the few packages it
+    needs at other versions (h5py), ahead of them on the path. Built once per session
+    (or kept under ``$SATCHEL_MLFLOW_TF_VENV``); pyc files are left for the first import
+    to write, which saves most of the install's time.
+    """
+    root = os.environ.get("SATCHEL_MLFLOW_TF_VENV")
+    venv = Path(root) if root else tmp_path_factory.mktemp("mlflow-tf-venv")
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    base = subprocess.run(
+        [str(mlflow_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        timeout=120,
+        check=True,
+    ).stdout.strip()
+    own = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        timeout=120,
+        check=True,
+    ).stdout.strip()
+    Path(own, "mlflow_venv.pth").write_text(base + "\n", "utf-8")
+    wanted = {
+        "mlflow": MLFLOW_VERSION,
+        "keras": metadata.version("keras"),
+        "numpy": metadata.version("numpy"),
+        "tensorflow-cpu": TF_VERSION,
+    }
+    state = _probe(python, list(wanted))
+    if state["versions"] != wanted:
+        # keras and numpy pinned so that pip keeps the MLflow venv's (same as here)
+        reqs = [f"{name}=={version}" for name, version in wanted.items()]
+        done = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--no-compile", *reqs],
+            capture_output=True,
+            text=True,
+            env=_clean_env(),
+            timeout=PIP_TIMEOUT,
+        )
+        if done.returncode != 0:
+            pytest.fail(
+                f"cannot build the MLflow+tensorflow venv at {venv}: pip said\n"
+                f"{done.stderr[-3000:]}"
+            )
+        state = _probe(python, list(wanted))
+    if state["versions"] != wanted:
+        pytest.fail(f"MLflow+tensorflow venv {venv} has {state['versions']}, wanted {wanted}")
+    if state["satchel"]:
+        pytest.fail(f"satchel is importable in the MLflow+tensorflow venv {venv}; it must not be")
+    return python
+
+
+RunScript = Callable[..., Any]
+
+
+def _runner(python: Path, work: Path, **extra_env: str) -> RunScript:
     counter = iter(range(10**6))
 
     def run(source: str, *args: str, pythonpath: str | None = None) -> Any:
@@ -147,11 +211,11 @@ def run_mlflow(mlflow_python: Path, tmp_path_factory: pytest.TempPathFactory) ->
         script = work / f"script_{n}.py"
         result = work / f"result_{n}.json"
         script.write_text(textwrap.dedent(source), "utf-8")
-        env = _clean_env(MLFLOW_TRACKING_URI=(work / "mlruns").as_uri())
+        env = _clean_env(MLFLOW_TRACKING_URI=(work / "mlruns").as_uri(), **extra_env)
         if pythonpath:
             env["PYTHONPATH"] = pythonpath
         done = subprocess.run(
-            [str(mlflow_python), str(script), str(result), *args],
+            [str(python), str(script), str(result), *args],
             capture_output=True,
             text=True,
             env=env,
@@ -168,15 +232,29 @@ def run_mlflow(mlflow_python: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
+def run_mlflow(mlflow_python: Path, tmp_path_factory: pytest.TempPathFactory) -> RunScript:
+    """``run_mlflow(source, *args, pythonpath=None) -> result``: run a script in the MLflow
+    venv. The script gets its arguments in ``sys.argv[1:]`` and writes its result as JSON
+    to the path in ``sys.argv[1]``; the parsed JSON is returned."""
+    return _runner(mlflow_python, tmp_path_factory.mktemp("mlflow-scripts"))
+
+
+@pytest.fixture(scope="session")
+def run_mlflow_tf(mlflow_tf_python: Path, tmp_path_factory: pytest.TempPathFactory) -> RunScript:
+    """As ``run_mlflow``, in the venv with tensorflow-cpu, Keras on its tensorflow backend."""
+    return _runner(
+        mlflow_tf_python, tmp_path_factory.mktemp("mlflow-tf-scripts"), KERAS_BACKEND="tensorflow"
+    )
+
+
+@pytest.fixture(scope="session")
 def satchel_overlay(tmp_path_factory: pytest.TempPathFactory) -> str:
     """satchel installed into a plain directory (pip --target), to put on PYTHONPATH for
     the one test that needs satchel and mlflow in the same process. The MLflow venv
     itself never gets satchel."""
     target = tmp_path_factory.mktemp("satchel-overlay")
     # Build from a copy so the build leaves nothing in the working tree.
-    source = copy_source_tree(
-        tmp_path_factory.mktemp("satchel-source") / "satchel", tests=False
-    )
+    source = copy_source_tree(tmp_path_factory.mktemp("satchel-source") / "satchel", tests=False)
     done = subprocess.run(
         [
             sys.executable,
