@@ -33,7 +33,7 @@ from satchel.errors import (
 )
 from satchel.model import Prediction
 from satchel.schema import Schema
-from satchel.serving.protocols import tables
+from satchel.serving.protocols import frames, tables
 from satchel.serving.protocols.base import Decoded, Inbound, Protocol, Reply, reply_of
 from satchel.serving.protocols.strict_json import json_type, loads
 
@@ -206,7 +206,10 @@ def frame_from_rows(rows: list[Any], columns: list[str], where: str,
         return pd.DataFrame({c: np.array([], dtype=object) for c in columns}, index=index)
     if set(map(type, chain.from_iterable(rows))) == {float}:
         # The common numeric body: one float64 block, built in one call.
-        return pd.DataFrame(np.array(rows, dtype=np.float64), columns=columns, index=index)
+        block = np.array(rows, dtype=np.float64)
+        if index is None:
+            return frames.frame(block, columns)
+        return pd.DataFrame(block, columns=columns, index=index)
     cols = zip(*rows)
     return pd.DataFrame({name: column(list(vals)) for name, vals in zip(columns, cols)},
                         index=index)

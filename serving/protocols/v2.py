@@ -59,6 +59,17 @@ PROTOCOL_PARAMETERS = frozenset({"content_type", "headers", "binary_data_output"
 REQUEST_CONTENT_TYPES = ("pd", "np", "dict")
 
 
+def _orjson() -> Any:
+    try:
+        import orjson
+    except ImportError:  # optional (pip install orjson): the json module writes alike
+        return None
+    return orjson
+
+
+_ORJSON = _orjson()
+
+
 @dataclass(frozen=True)
 class InferRequest:
     """A decoded inference request.
@@ -316,6 +327,7 @@ def encode_reply(output: Any, *, model_name: str, model_version: str | None,
     else:
         binary = frozenset(dict(arrays)) if request.binary_default else frozenset()
     tensors, chunks = [], []
+    native = _ORJSON is not None
     for name, arr in arrays:
         if name in binary:
             arr = output_array(arr)
@@ -325,18 +337,34 @@ def encode_reply(output: Any, *, model_name: str, model_version: str | None,
                             "parameters": {"binary_data_size": len(chunk)}})
             chunks.append(chunk)
         else:
-            tensors.append(tensor(name, arr))
+            tensors.append(tensor(name, arr, native))
     reply: dict[str, Any] = {"model_name": model_name, "model_version": model_version,
                              "id": request.id if request.id is not None
                              else str(uuid.uuid4()),
                              "parameters": {}, "outputs": tensors}
-    try:
-        header = json.dumps(reply, allow_nan=False, separators=(",", ":")).encode()
-    except (TypeError, ValueError) as exc:
-        raise SatchelError(f"the model's output cannot be written as JSON: {exc}") from None
+    header = _write(reply, arrays, binary) if native else None
+    if header is None:
+        try:
+            header = json.dumps(reply, allow_nan=False, separators=(",", ":")).encode()
+        except (TypeError, ValueError) as exc:
+            raise SatchelError(f"the model's output cannot be written as JSON: {exc}"
+                               ) from None
     if not chunks:
         return header, None
     return b"".join([header, *chunks]), len(header)
+
+
+def _write(reply: dict[str, Any], arrays: list[tuple[str, np.ndarray]],
+           binary: frozenset[str]) -> bytes | None:
+    """``reply`` written by orjson (numeric arrays straight from numpy), or None when
+    orjson refuses a value (an integer past 64 bits, a lone surrogate): then ``reply``'s
+    arrays are made plain Python values for the json module, which writes or names it."""
+    try:
+        return bytes(_ORJSON.dumps(reply, option=_ORJSON.OPT_SERIALIZE_NUMPY))
+    except _ORJSON.JSONEncodeError:
+        reply["outputs"] = [t if n in binary else tensor(n, a)
+                            for t, (n, a) in zip(reply["outputs"], arrays)]
+        return None
 
 
 def output_tensors(output: Any, schema: Schema | None = None) -> list[dict[str, Any]]:

@@ -80,3 +80,34 @@ def json_bytes(value: object) -> bytes:
     import json
 
     return json.dumps(value).encode()
+
+
+def _nested(depth: int, inner: bytes) -> bytes:
+    return b'{"a":' * depth + inner + b"}" * depth
+
+
+@pytest.mark.parametrize("body", [
+    b'{"a": ":", "a": 1}',  # the lost value held a ':'
+    b'{"x": "\\u003a", "a": 1, "a": 2}',  # an escaped ':' would make up for the lost key
+    b'{"x": "\\u003A\\u003a", "k": {"a": 1, "a": 2}}',
+    _nested(300, b'{"b": 1, "b": 2}'),  # deeper than orjson writes back
+    b'{"big": [' + b",".join([b"1.5"] * 5000) + b'], "k": 1, "k": 2}',  # past 16 KiB
+])
+def test_duplicates_are_refused_whichever_way_keys_are_counted(body: bytes) -> None:
+    with pytest.raises(InputFormatError, match="duplicate key"):
+        loads(body)
+
+
+@pytest.mark.parametrize("body", [
+    b'{"inputs": [{"name": "a:b", "shape": [1], "datatype": "FP64", "data": [1.5]}]}',
+    b'{"x": "\\u003a", "y": {"z": [1, 2]}}',
+    _nested(300, b"1"),
+])
+def test_bodies_without_duplicates_read_the_same_on_every_path(body: bytes) -> None:
+    import json
+
+    from satchel.serving.protocols import strict_json
+
+    if strict_json._ORJSON is not None and b"\\u" not in body and len(body) < 1000:
+        assert strict_json._read_fast(body) is not strict_json._UNREAD  # orjson's answer
+    assert loads(body) == json.loads(body)

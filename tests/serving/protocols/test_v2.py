@@ -267,3 +267,79 @@ def test_float_columns_answer_odd_data_as_the_general_path_does(odd: list[Any]) 
             return str(exc)
 
     assert outcome({}) == outcome({"parameters": {}})  # fast path == general path
+
+
+@pytest.mark.parametrize("datatype, values", [
+    ("INT64", [[1, 2], [3, -4]]), ("INT32", [[1, 2], [3, 2**31]]),  # past INT32: refused
+    ("UINT8", [[1, 2], [3, -1]]), ("INT64", [[1, 2], [3, 2.5]]), ("FP16", [[1, 2], [3, 0.5]]),
+    ("UINT64", [[1, 2], [3, 2**64 - 1]]), ("INT64", [[1, 2], [3, 2**63]])])
+def test_integer_and_half_columns_read_as_the_general_path_reads_them(
+        datatype: str, values: list[list[Any]]) -> None:
+    from satchel.serving.protocols.v2 import decode_infer
+
+    schema = Schema([ColSpec(DataType.long, "a"), ColSpec(DataType.long, "b")])
+
+    def outcome(extra: dict[str, Any]) -> Any:
+        body = json.dumps({"inputs": [
+            {"name": n, "shape": [2], "datatype": datatype, "data": v, **extra}
+            for n, v in zip("ab", values)]}).encode()
+        try:
+            frame = decode_infer(body, schema).data
+            return frame.to_dict("list"), [str(t) for t in frame.dtypes]
+        except InputFormatError as exc:
+            return str(exc)
+
+    assert outcome({}) == outcome({"parameters": {}})
+
+
+@pytest.mark.parametrize("change", [
+    {"shape": [True]}, {"shape": [1.0]}, {"shape": [2]}, {"shape": [1, 1]}, {"shape": 1},
+    {"name": ""}, {"name": 3}, {"name": "a"}, {"data": 1.5}, {"data": [[1.5]]},
+    {"data": [1.5, 2.5]}, {"data": "1"}, {"data": {"x": 1.0}}, {"datatype": "FP32"},
+    {"datatype": "BOOL", "data": [True]}, {"datatype": "BYTES", "data": ["x"]}])
+def test_odd_tensors_answer_as_the_general_path_does(change: dict[str, Any]) -> None:
+    from satchel.serving.protocols.v2 import decode_infer
+    from satchel.serving.protocols.v2_tensors import float_columns
+
+    schema = Schema([ColSpec(DataType.double, n) for n in "abc"])
+
+    def body(extra: dict[str, Any]) -> bytes:
+        inputs: list[dict[str, Any]] = [
+            {"name": n, "shape": [1], "datatype": "FP64", "data": [0.5], **extra} for n in "abc"]
+        inputs[1].update(change)
+        return json.dumps({"inputs": inputs}).encode()
+
+    def outcome(extra: dict[str, Any]) -> Any:
+        try:
+            frame = decode_infer(body(extra), schema).data
+            return frame.to_dict("list"), [str(t) for t in frame.dtypes]
+        except InputFormatError as exc:
+            return str(exc)
+
+    assert float_columns(json.loads(body({}))["inputs"]) is None
+    assert outcome({}) == outcome({"parameters": {}})
+
+
+@pytest.mark.parametrize("output", [
+    np.array([1.5, np.nan, np.inf, -np.inf, 1e-300, 0.1]),
+    np.array([[1, -2], [3, 2**62]], dtype=np.int64), np.array([2**64 - 1], dtype=np.uint64),
+    np.array([True, False]), np.array([0.1, 1 / 3], dtype=np.float32),
+    np.array([0.5], dtype=np.float16), np.array([1.5, 2.5], dtype=">f8"),
+    np.array([2**70, 1], dtype=object), np.array(["é", "\ud800"], dtype=object),
+    np.array(["2024-01-02"], dtype="datetime64[D]"),
+    pd.DataFrame({"a": [1.5, np.nan], "b": [1, 2], "c": ["x", "y"]}),
+    pd.DataFrame(np.arange(6.0).reshape(3, 2), columns=["p", "q"]),  # strided columns
+    {"x": np.array([1, 2]), "y": np.array([[0.25, 0.75]])}])
+def test_replies_written_by_orjson_read_as_the_json_modules(
+        output: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from satchel.serving.protocols import v2
+
+    request = v2.InferRequest(None, None, id="r1")
+
+    def reply() -> Any:
+        body = v2.encode_infer(output, model_name="m", model_version=None, request=request)
+        return json.loads(body)
+
+    fast = reply()
+    monkeypatch.setattr(v2, "_ORJSON", None)
+    assert fast == reply()
