@@ -19,6 +19,8 @@ def _get(result: Any, name: str) -> Any:
 
 
 def _value(m: Any) -> float:
+    if isinstance(m, dict):  # a result read back from JSON
+        return float(m["value"])
     return float(m if isinstance(m, (int, float)) else m.value)
 
 

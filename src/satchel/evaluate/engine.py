@@ -1,7 +1,8 @@
 """``evaluate()``: one streaming pass that predicts batch by batch and folds each batch
 into per-cell sums (:mod:`satchel.evaluate.stream`), then every figure from those sums.
-Memory is independent of the number of rows. :func:`compute` feeds whole arrays (what
-the Spark path collects) through the same pass, so both paths share every figure."""
+Memory is independent of the number of rows. :func:`compute` feeds whole arrays through
+the same pass; the Spark path folds each partition into an ``Evaluation`` on the
+executors and merges them (:func:`result_of` turns either into the result)."""
 
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def evaluate(model: str | os.PathLike[str] | Model, data: Any, target: str, *,
         bpred, bproba = base_predictor(features) if base_predictor is not None else (None, None)
         ev.add(frame[target].to_numpy(), pred, proba, bpred, bproba,
                {c: frame[c].to_numpy() for c, _ in specs})
-    return _result(ev, plan, model_info(mine, ref),
+    return result_of(ev, plan, model_info(mine, ref),
                    model_info(base, base_ref) if base is not None else None,
                    source.description, dataset_name, start)
 
@@ -109,7 +110,7 @@ def compute(got: Collected | Iterable[Collected], *, target: str, task_type: str
             start: float | None = None, batch_rows: int = 65_536,
             classes: list[Any] | None = None, base_classes: list[Any] | None = None,
             baseline_given: bool | None = None) -> EvaluationResult:
-    """Every figure from arrays (the Spark path): whole arrays, fed in batches as a file
+    """Every figure from arrays: whole arrays, fed in batches as a file
     would be, or an iterable of chunks (then ``classes``, ``base_classes`` and
     ``baseline_given`` say what the chunks cannot before the first arrives)."""
     plan = bootstrap.plan(resamples=resamples, confidence=confidence, seed=seed)
@@ -128,16 +129,17 @@ def compute(got: Collected | Iterable[Collected], *, target: str, task_type: str
             ev.add(chunk.y[rows], chunk.pred[rows], _part(chunk.proba, rows),
                    _part(chunk.base_pred, rows), _part(chunk.base_proba, rows),
                    {c: v[rows] for c, v in chunk.slices.items()})
-    return _result(ev, plan, model, baseline, source, dataset_name, start)
+    return result_of(ev, plan, model, baseline, source, dataset_name, start)
 
 
 def _part(a: Any, rows: slice) -> Any:
     return None if a is None else a[rows]
 
 
-def _result(ev: Evaluation, plan: bootstrap.Plan, model: ModelInfo,
-            baseline: ModelInfo | None, source: str, dataset_name: str | None,
-            start: float | None) -> EvaluationResult:
+def result_of(ev: Evaluation, plan: bootstrap.Plan, model: ModelInfo,
+              baseline: ModelInfo | None, source: str, dataset_name: str | None,
+              start: float | None) -> EvaluationResult:
+    """The typed result of a finished evaluation (every figure from its tables)."""
     t0 = time.monotonic() if start is None else start
     figures = ev.figures(plan, source)
     assert ev.kind is not None
