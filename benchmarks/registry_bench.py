@@ -9,7 +9,9 @@
    PostgreSQL (a private Debian cluster) beside it.
 3. A registry with 10,000 versions (100 models x 100 versions): list and search times on
    SQLite and PostgreSQL, the full listing paired with the bare driver's fetch of the
-   same SELECT.
+   same SELECT and with satchel at --before (on a copy of the database at its schema);
+   then the registry server's MLflow search of all 10,000, cold (right after a write)
+   and warm (the registry unchanged: the reply cache), beside the server at --before.
 
 Usage: python benchmarks/registry_bench.py [--quick] [--only=resolve|server|scale]
        [--before=COMMIT]
@@ -180,7 +182,7 @@ def bench_resolve(work: Path) -> list[list[Any]]:
 
 
 BEFORE = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--before=")),
-              "873d148")
+              "bb6cd1a")
 
 
 def bench_server(work: Path) -> list[list[Any]]:
@@ -208,13 +210,14 @@ def bench_server(work: Path) -> list[list[Any]]:
                 reg.register(model, "fraud", tags={"team": "risk"})
             reg.set_alias("fraud", "champion", 2)
             close_all()
+            old_db = downgraded_copy(db, work, "srv-" + label[:3]) if old else db
             servers: dict[str, tuple[subprocess.Popen[bytes], int, str]] = {}
             try:
                 now = start_registry_server(db, art)
                 servers["/health (floor, current server)"] = (*now, "/health")
                 if old:
                     servers[f"alias GET, before ({BEFORE}), 1 worker"] = (
-                        *start_registry_server(db, art, pythonpath=old), path)
+                        *start_registry_server(old_db, art, pythonpath=old), path)
                 servers["alias GET, current, 1 worker"] = (*now, path)
                 servers["alias GET, current, --workers 2"] = (
                     *start_registry_server(db, art, "--workers", "2"), path)
@@ -266,14 +269,15 @@ def bench_scale(work: Path) -> list[list[Any]]:
 def _scale_one(work: Path, label: str, db: str) -> list[list[Any]]:
     from sqlalchemy import insert, select
 
-    from satchel.registry import Registry, convert
+    from satchel.registry import Registry
     from satchel.registry.api import close_all
     from satchel.registry.convert import V
-    from satchel.registry.reads import _VERSIONS_JOIN, M
+    from satchel.registry.search import _LISTED_COLUMNS, _VERSIONS_JOIN, M
     from satchel.registry.tables import RegisteredModelRow
 
     model = iris_dir(work / f"scale-model-{label}")
-    reg = Registry(db, actor="bench", artifact_root=work / f"art-scale-{label}")
+    art = work / f"art-scale-{label}"
+    reg = Registry(db, actor="bench", artifact_root=art)
     first = reg.register(model, "fraud-000", tags={"team": "t0"})
     store = reg.store
     with store.write() as s:
@@ -295,20 +299,14 @@ def _scale_one(work: Path, label: str, db: str) -> list[list[Any]]:
                 batch.append(row)
             s.execute(insert(V), batch)
     close_all()  # reopen, as a new process would (SQLite: planner statistics refreshed)
-    before_db = db
-    if db.startswith("sqlite:///"):
-        # the earlier satchel gets the database as it was, without the statistics the
-        # current one adds when it opens it (they are part of the change measured)
-        before_db = f"sqlite:///{work / 'scale-before.db'}"
-        shutil.copy(db[len("sqlite:///"):], before_db[len("sqlite:///"):])
-    reg = Registry(db, actor="bench", artifact_root=work / f"art-scale-{label}")
+    reg = Registry(db, actor="bench", artifact_root=art)
     reg.set_alias("fraud-042", "champion", 77)
     reg.set_version_tag("fraud-042", 77, "validated", "yes")
     assert first.version == 1
     total = len(reg.search_versions(max_results=10000))
     assert total == 10000, total
-    query = (select(V, M.c.name.label("model_name"), convert.T.c.size_bytes)
-             .select_from(_VERSIONS_JOIN).order_by(M.c.name, V.c.version.desc()).limit(10000))
+    query = (select(*_LISTED_COLUMNS).select_from(_VERSIONS_JOIN)
+             .order_by(M.c.name, V.c.version.desc()).limit(10000))
     engine = reg.store.engine
     sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
     raw = engine.raw_connection()
@@ -319,17 +317,23 @@ def _scale_one(work: Path, label: str, db: str) -> list[list[Any]]:
         assert len(cur.fetchall()) == 10000
         cur.close()
 
+    def with_details() -> None:
+        listed = reg.search_versions(max_results=10000)
+        assert all(v.signature is not None for v in listed)
+
     n = 5 if QUICK else 9
     variants: dict[str, Callable[[], Any]] = {
-        "driver floor: same SELECT, cursor.fetchall()": floor,
+        "driver floor: the listing's SELECT, cursor.fetchall()": floor,
         "search_versions(max_results=10000): all 10,000":
             lambda: reg.search_versions(max_results=10000),
+        "  the same, then every version's signature (details read)": with_details,
     }
     old = old_tree(work / f"old-{label}", BEFORE)
     before: list[float] = []
+    before_db = downgraded_copy(db, work, label) if old else db
     if old:
-        # the same call on the same database by satchel at --before, in a subprocess
-        # (its own interpreter), once per round between the others
+        # the same call on a copy of the database at the old schema, by satchel at
+        # --before, in a subprocess (its own interpreter), once per round
         script = (
             "import statistics, sys, time\n"
             "from satchel.registry import Registry\n"
@@ -364,6 +368,8 @@ def _scale_one(work: Path, label: str, db: str) -> list[list[Any]]:
         "search_versions(max_results=100, offset=9000)": lambda: reg.search_versions(
             max_results=100, offset=9000),
         "search_versions('fraud-042'): 100": lambda: reg.search_versions("fraud-042"),
+        "search_versions(name_like='fraud-04*'): 1,000":
+            lambda: reg.search_versions(name_like="fraud-04*"),
         "search_versions(stage='Production'): 100":
             lambda: reg.search_versions(stage="Production"),
         "search_versions(tags={'validated': 'yes'})":
@@ -377,7 +383,100 @@ def _scale_one(work: Path, label: str, db: str) -> list[list[Any]]:
     out = [[label, k, f"{ms:.2f}"] for k, ms in full.items()]
     out += [[label, k, f"{median_ms(fn, n):.2f}"] for k, fn in cases.items()]
     close_all()
+    out += _scale_server(work, label, db, art, old, before_db, n)
     return out
+
+
+SEARCH_ALL = "/api/2.0/mlflow/model-versions/search?max_results=10000"
+SEARCH_TAG = ("/api/2.0/mlflow/model-versions/search?filter=tags.validated%3D%27yes%27"
+              "&max_results=10000")
+
+
+def _scale_server(work: Path, label: str, db: str, art: Path, old: str | None,
+                  before_db: str, n: int) -> list[list[Any]]:
+    """The registry server's MLflow search over the same 10,000 versions: cold (a write
+    moved the registry's generation just before: the reply is computed and rendered) and
+    warm (unchanged registry: the cached reply), one keep-alive connection; the server
+    at --before beside it."""
+    import http.client
+
+    from satchel.registry import Registry
+    from satchel.registry.api import close_all
+
+    reg = Registry(db, actor="bench", artifact_root=art)
+    servers = {"current": start_registry_server(db, art)}
+    if old:
+        servers[f"before ({BEFORE})"] = start_registry_server(before_db, art, pythonpath=old)
+    flip = [0]
+
+    def write() -> None:
+        flip[0] += 1
+        reg.set_model_tag("fraud-000", "bench", str(flip[0]))
+
+    def timed(port: int, path: str, cold: bool) -> float:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            conn.request("GET", path)
+            conn.getresponse().read()  # warm-up (and a connection)
+            times = []
+            for _ in range(n):
+                if cold:
+                    write()
+                t = time.perf_counter()
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                body = resp.read()
+                times.append((time.perf_counter() - t) * 1000)
+                assert resp.status == 200 and body, resp.status
+            return statistics.median(times)
+        finally:
+            conn.close()
+
+    rows: list[list[Any]] = []
+    try:
+        samples: dict[str, list[float]] = {}
+        for _ in range(3):
+            for who, (_proc, port) in servers.items():
+                for path, what in ((SEARCH_ALL, "all 10,000"), (SEARCH_TAG, "by tag")):
+                    for cold in (True, False):
+                        key = (f"server {who}: GET model-versions/search {what}, "
+                               f"{'cold (after a write)' if cold else 'warm (unchanged)'}")
+                        samples.setdefault(key, []).append(timed(port, path, cold))
+        rows = [[label, k, f"{statistics.median(v):.2f}"] for k, v in samples.items()]
+    finally:
+        for proc, _ in servers.values():
+            stop(proc)
+        close_all()
+    return rows
+
+
+def downgraded_copy(db: str, work: Path, label: str) -> str:
+    """A copy of the registry database at schema r0002 (without r0003's indexes), which
+    an earlier satchel opens (it refuses a schema it does not know)."""
+    import sqlalchemy as sa
+
+    from satchel.registry.api import close_all
+
+    close_all()
+    if db.startswith("sqlite:///"):
+        copy = f"sqlite:///{work / f'before-{label}.db'}"
+        shutil.copy(db[len("sqlite:///"):], copy[len("sqlite:///"):])
+    else:
+        base, name = db.rsplit("/", 1)
+        engine = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://")
+                                  + "/postgres", isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}_before TEMPLATE {name}")
+        engine.dispose()
+        copy = f"{db}_before"
+    engine = sa.create_engine(copy.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        for index in ("ix_registry_versions_model_stage", "ix_registry_versions_run_id",
+                      "ix_registry_aliases_alias"):
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index}")
+        conn.exec_driver_sql("UPDATE registry_alembic_version SET version_num = 'r0002'")
+    engine.dispose()
+    return copy
 
 
 def main() -> None:

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 
 from satchel.serving.registry.app_errors import BadRequest
 from satchel.serving.registry.auth import Identity, TokenTable
+from satchel.serving.registry.response_cache import ResponseCache
 
 MAX_JSON = 4 << 20
 
 
 @dataclass
 class Context:
-    """The store (a :class:`satchel.registry.sqlstore.SqlStore`) and who may use it."""
+    """The store (a :class:`satchel.registry.sqlstore.SqlStore`), who may use it, and the
+    read routes' reply cache (per process: each worker keeps its own)."""
 
     store: Any
     tokens: TokenTable
+    cache: ResponseCache = field(default_factory=ResponseCache)
 
     def identify(self, request: Request) -> Identity:
         """The caller's identity from its bearer token (401 when missing or unknown)."""

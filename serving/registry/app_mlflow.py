@@ -22,6 +22,7 @@ from satchel.serving.registry import mlflow_filter
 from satchel.serving.registry.app_context import Context
 from satchel.serving.registry.app_errors import BadRequest
 from satchel.serving.registry.auth import Identity
+from satchel.serving.registry.response_cache import render, request_key
 
 API = "/api/2.0/mlflow"
 Handler = Callable[[Context, Identity, dict[str, Any], Request], Any]
@@ -266,6 +267,10 @@ def delete_version_tag(ctx: Context, who: Identity, p: dict[str, Any], r: Reques
 
 
 QUICK_READS = {get_version, get_by_alias, download_uri}
+# Reads whose reply depends on the request's parameters and the registry's contents only
+# (not on the caller or the URL it used): their rendered bodies are cached per registry
+# generation (see response_cache). The quick reads have their own cache in the store.
+CACHED_READS = {search_models, search_versions, get_model, latest_versions}
 
 # path, methods, role, handler
 TABLE: tuple[tuple[str, tuple[str, ...], str, Handler], ...] = (
@@ -299,21 +304,53 @@ TABLE: tuple[tuple[str, tuple[str, ...], str, Handler], ...] = (
 def _endpoint(ctx: Context, role: str, handler: Handler) -> Callable[[Request],
                                                                      Awaitable[Response]]:
     action = handler.__name__.replace("_", " ")
+    sqlite = ctx.store.engine.dialect.name == "sqlite"
     # Single-row SQLite reads take well under a millisecond (mostly one cached lookup):
     # on the loop they cost less than the hop to a worker thread. Searches, writes (which
     # may wait for the write lock) and every PostgreSQL call (a network round trip) run
     # in threads so the loop keeps answering.
-    inline = handler in QUICK_READS and ctx.store.engine.dialect.name == "sqlite"
+    inline = handler in QUICK_READS and sqlite
+    cached = handler in CACHED_READS
+    route = handler.__name__
 
     async def endpoint(request: Request) -> Response:
         who = ctx.identify(request)
         who.require(role, action)
         params = await ctx.params(request)
+        if cached and request.method == "GET":
+            key = request_key(route, params)
+            if sqlite:
+                # The generation is one primary-key read: a hit is answered on the loop.
+                generation = ctx.store.generation()
+                body = ctx.cache.get(key, generation)
+                if body is None:
+                    body = await to_thread.run_sync(
+                        lambda: _render(ctx, who, params, request, key, generation))
+            else:
+                body = await to_thread.run_sync(
+                    lambda: _cached_body(ctx, who, params, request, key))
+            return Response(body, media_type="application/json")
         if inline:
             result = handler(ctx, who, params, request)
         else:
             result = await to_thread.run_sync(lambda: handler(ctx, who, params, request))
         return result if isinstance(result, Response) else JSONResponse(result)
+
+    def _cached_body(ctx: Context, who: Identity, params: dict[str, Any], request: Request,
+                     key: Any) -> bytes:
+        generation = ctx.store.generation()
+        body = ctx.cache.get(key, generation)
+        return body if body is not None else _render(ctx, who, params, request, key,
+                                                     generation)
+
+    def _render(ctx: Context, who: Identity, params: dict[str, Any], request: Request,
+                key: Any, generation: int) -> bytes:
+        # Computed after the generation was read: a change landing meanwhile is stored
+        # under the older generation, which the database no longer reports, so the next
+        # read computes again.
+        body = render(handler(ctx, who, params, request))
+        ctx.cache.put(key, generation, body)
+        return body
 
     return endpoint
 

@@ -17,6 +17,7 @@ def test_migrations_match_the_models_and_revision_list(db_url: str) -> None:
     from alembic.script import ScriptDirectory
 
     from satchel.registry import schema
+    from satchel.registry.governance import tables as _governance  # noqa: F401 (declares)
     from satchel.registry.tables import Base
 
     engine = schema.create_engine(db_url)
@@ -30,6 +31,49 @@ def test_migrations_match_the_models_and_revision_list(db_url: str) -> None:
     revisions = [s.revision for s in ScriptDirectory.from_config(cfg).walk_revisions()]
     assert tuple(reversed(revisions)) == schema.REVISIONS
     assert schema.current_revision(engine) == schema.HEAD
+    engine.dispose()
+
+
+def test_an_older_database_is_upgraded_in_place_with_its_data(
+    db_url: str, tmp_path: Path, iris_model_dir: Path
+) -> None:
+    """A registry written at r0001 (before governance and the search indexes) opens in
+    this satchel: migrated to the head revision in place, every row kept, the schema
+    then equal to the declared tables, and the audit chain still verifying."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
+    from alembic.migration import MigrationContext
+
+    from satchel.registry import Registry, schema
+    from satchel.registry.api import close_all
+    from satchel.registry.governance import tables as _governance  # noqa: F401 (declares)
+    from satchel.registry.tables import Base
+
+    reg = Registry(db_url, actor="old", artifact_root=tmp_path / "a")
+    reg.register(iris_model_dir, "m", tags={"k": "v"}, run_id="r1")
+    reg.set_alias("m", "champion", 1)
+    close_all()
+    engine = schema.create_engine(db_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", "satchel.registry:migrations")
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "r0001")
+        conn.commit()
+    assert schema.current_revision(engine) == "r0001"
+    with engine.connect() as conn:
+        assert not sa.inspect(conn).has_table("governance_policies")
+    reg = Registry(db_url, actor="new")
+    assert schema.current_revision(engine) == schema.HEAD
+    v = reg.resolve("models:/m@champion")
+    assert (v.version, v.tags, v.run_id) == (1, {"k": "v"}, "r1")
+    assert [x.version for x in reg.search_versions(run_id="r1")] == [1]
+    assert reg.verify_audit().ok
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"version_table": schema.VERSION_TABLE})
+        assert compare_metadata(ctx, Base.metadata) == []
+    close_all()
     engine.dispose()
 
 

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 STAGES = ("None", "Staging", "Production", "Archived")
+
+#: The fields a listing leaves out (the signature and metadata blobs, the lineage a
+#: listing does not show); a listed version reads them on first use. They never change
+#: after registration, so reading them later gives what the listing would have.
+DETAILS = ("model_uuid", "signature", "flavors", "git_commit", "training_data_digest",
+           "metadata", "size_bytes")
+
+
+class DetailLoader(Protocol):
+    """Fills the :data:`DETAILS` of every version of one listing (see ``_of``)."""
+
+    def load(self) -> None:
+        """Set the detail fields in each listed version's ``__dict__``."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,28 @@ class ModelVersion:
         object.__setattr__(self, "__dict__", values)
         return self
 
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise allow any attribute
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached for a field missing from the instance (the detail fields have
+            # no class-level defaults, see below): a listed version whose details are
+            # not read yet. One query then fills them for the whole listing.
+            values = self.__dict__
+            loader = values.get("_details")
+            if loader is None or name not in DETAILS:
+                raise AttributeError(name)
+            loader.load()
+            if name not in values:  # deleted since it was listed: its loader says so
+                values["_details"].load()
+            return values[name]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled or copied (a Spark closure, copy.copy): complete, without the loader
+        # (it holds a database engine).
+        if "_details" in self.__dict__:
+            self.__dict__["_details"].load()
+        return {k: v for k, v in self.__dict__.items() if k != "_details"}
+
     @property
     def uri(self) -> str:
         """``models:/NAME/VERSION``."""
@@ -114,6 +149,14 @@ class ModelVersion:
             tags={str(k): str(v) for k, v in (d.get("tags") or {}).items()},
             size_bytes=int(d.get("size_bytes") or 0),
         )
+
+
+# The detail fields' class-level defaults would answer for a listed version that has
+# not read its details yet; without them, such an access reaches __getattr__. The
+# generated __init__ keeps its own copy of each default.
+for _name in DETAILS:
+    if _name in ModelVersion.__dict__:
+        delattr(ModelVersion, _name)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from satchel.errors import RegistryInputError, RegistryNotFoundError
+from satchel.errors import RegistryNotFoundError
 from satchel.registry import audit, convert
 from satchel.registry import validate as check
 from satchel.registry.artifacts import ArtifactStore, Tree
@@ -26,6 +25,7 @@ from satchel.registry.entities import AuditEntry, AuditReport, ModelVersion, Reg
 from satchel.registry.hooks import Change, Guard
 from satchel.registry.probe import HeadProbe
 from satchel.registry.schema import create_engine, ensure_schema, refresh_statistics
+from satchel.registry.search import Searches
 from satchel.registry.tables import AuditHeadRow, Setting
 
 V = convert.V
@@ -45,7 +45,7 @@ def _listing(values: list[str], noun: str) -> str:
     return f"{noun}: {', '.join(values[:_SHOW_AVAILABLE])}{more}"
 
 
-class StoreBase:
+class StoreBase(Searches):
     """Registered models, versions, aliases, stages, tags and audit in one SQL database.
 
     Args:
@@ -184,6 +184,22 @@ class StoreBase:
         with self._reader() as s:
             return convert.models(s, [self._model_row(s, name)])[0]
 
+    def generation(self) -> int:
+        """The registry's generation: a number that changes with every change.
+
+        It is the audit head's sequence number, which every write advances in its own
+        transaction (a write always appends an audit entry; a no-op is not a write), so
+        it is the same for every process and worker on the database. A value computed
+        after reading generation ``g`` is current for as long as the generation stays
+        ``g`` (it may include a change that landed meanwhile: then the generation has
+        moved, and the next read recomputes).
+        """
+        seq = self._probe.seq()
+        if seq is None:
+            with self._reader() as s:
+                seq = s.execute(_HEAD_SEQ).scalar()
+        return int(seq or 0)
+
     def _cached(self, key: tuple[str, ...], validate: Any, compute: Any) -> Any:
         """``compute(connection)``, or its earlier value while the audit head has not
         moved.
@@ -291,105 +307,6 @@ class StoreBase:
             return built
         return self.artifacts.materialize(self.tree(version.digest))
 
-    # ------------------------------------------------------------------ search
-
-    def search_models(
-        self,
-        name_like: str | None = None,
-        *,
-        tags: Mapping[str, str] | None = None,
-        alias: str | None = None,
-        max_results: int = 1000,
-        offset: int = 0,
-    ) -> list[RegisteredModel]:
-        """Models whose name matches a SQL LIKE pattern (``%``/``_``), with all ``tags``
-        and (optionally) an ``alias`` set, ordered by name."""
-        query = select(M)
-        if name_like is not None:
-            query = query.where(M.c.name.like(_like(name_like), escape="\\"))
-        for key, value in check.tags(dict(tags or {})).items():
-            mt = convert.MT.alias()
-            query = query.where(
-                select(mt.c.model_id)
-                .where(mt.c.model_id == M.c.id, mt.c.key == key, mt.c.value == value)
-                .exists()
-            )
-        if alias is not None:
-            check.alias(alias)
-            query = query.where(
-                select(A.c.model_id).where(A.c.model_id == M.c.id, A.c.alias == alias).exists()
-            )
-        query = query.order_by(M.c.name).limit(_limit(max_results)).offset(max(0, int(offset)))
-        with self._reader() as s:
-            return convert.models(s, s.execute(query).all())
-
-    def search_versions(
-        self,
-        name: str | None = None,
-        *,
-        name_like: str | None = None,
-        stage: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        alias: str | None = None,
-        run_id: str | None = None,
-        digest: str | None = None,
-        max_results: int = 1000,
-        offset: int = 0,
-    ) -> list[ModelVersion]:
-        """Versions filtered by model name (exact or LIKE pattern), stage, tags, alias,
-        run id or digest; newest first within a model, models by name."""
-        where = []
-        if name is not None:
-            where.append(M.c.name == check.name(name))
-        if name_like is not None:
-            where.append(M.c.name.like(_like(name_like), escape="\\"))
-        if stage is not None:
-            where.append(V.c.stage == check.stage(stage))
-        if run_id is not None:
-            where.append(V.c.run_id == run_id)
-        if digest is not None:
-            where.append(V.c.digest == digest)
-        for key, value in check.tags(dict(tags or {})).items():
-            vt = convert.VT.alias()
-            where.append(
-                select(vt.c.version_id)
-                .where(vt.c.version_id == V.c.id, vt.c.key == key, vt.c.value == value)
-                .exists()
-            )
-        if alias is not None:
-            check.alias(alias)
-            # An alias of the table: _related selects from the aliases table itself, and
-            # the subquery must not correlate to it.
-            at = A.alias()
-            where.append(
-                select(at.c.model_id)
-                .where(at.c.model_id == V.c.model_id, at.c.version == V.c.version,
-                       at.c.alias == alias)
-                .exists()
-            )
-        limit = _limit(max_results)
-        skip = max(0, int(offset))
-        query = (
-            select(V, M.c.name.label("model_name"), convert.T.c.size_bytes)
-            .select_from(_VERSIONS_JOIN)
-            .where(*where)
-            .order_by(M.c.name, V.c.version.desc())
-            .limit(limit)
-            .offset(skip)
-        )
-        with self._reader() as s:
-            rows = s.execute(query).all()
-            found = None
-            if rows and ((skip == 0 and len(rows) < limit) or len(rows) > convert.IN_CHUNK):
-                # The page is every match (or too long for IN lists): fetch the tags and
-                # aliases of all matching versions with the same filters, one query each,
-                # instead of one IN list per 900 ids. On a clipped page this may read a
-                # few more tag rows than it returns (bounded by the page's first and last
-                # model names, as the page is ordered by name); they are dropped by id.
-                found = _related(s, [*where, M.c.name.between(rows[0].model_name,
-                                                              rows[-1].model_name)])
-            return convert.versions(s, rows, None, found)
-
     # ------------------------------------------------------------------ audit
 
     def audit(self, name: str | None = None, limit: int | None = None) -> list[AuditEntry]:
@@ -423,46 +340,3 @@ _BY_ALIAS = (
     .join(convert.T, convert.T.c.digest == V.c.digest)
     .where(M.c.name == bindparam("name"), A.c.alias == bindparam("alias"))
 )
-
-
-_VERSIONS_JOIN = V.join(M, M.c.id == V.c.model_id).join(
-    convert.T, convert.T.c.digest == V.c.digest)
-
-
-def _related(s: Any, where: list[Any]) -> tuple[convert.Tags, convert.Aliases]:
-    """Tags and aliases of every version matching ``where`` (one query each)."""
-    tags: convert.Tags = defaultdict(dict)
-    aliases: convert.Aliases = defaultdict(list)
-    vt = convert.VT
-    for t in s.execute(
-        select(vt.c.version_id, vt.c.key, vt.c.value)
-        .select_from(vt.join(V, V.c.id == vt.c.version_id).join(M, M.c.id == V.c.model_id))
-        .where(*where)
-    ):
-        tags[t[0]][t[1]] = t[2]
-    for a in s.execute(
-        select(A.c.model_id, A.c.version, A.c.alias)
-        .select_from(A.join(V, (V.c.model_id == A.c.model_id) & (V.c.version == A.c.version))
-                     .join(M, M.c.id == V.c.model_id))
-        .where(*where)
-    ):
-        aliases[(a[0], a[1])].append(a[2])
-    return tags, aliases
-
-
-def _like(pattern: str) -> str:
-    """A user pattern: ``*`` and ``%`` match any run, ``?`` and ``_`` one character."""
-    if not isinstance(pattern, str) or len(pattern) > 1000:
-        raise RegistryInputError("a name pattern is a string up to 1000 characters",
-                                       field="name_like")
-    return pattern.replace("*", "%").replace("?", "_")
-
-
-def _limit(n: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n > 100_000:
-        raise RegistryInputError(
-            "max_results must be an integer from 1 to 100000", field="max_results",
-            limit="100000",
-        )
-    return n
-

@@ -13,7 +13,7 @@ from typing import Any
 from satchel.errors import RegistryInputError, RegistrySchemaError, RegistryUnavailableError
 
 #: Every revision this satchel knows, oldest first (tests check it against migrations/).
-REVISIONS = ("r0001", "r0002")
+REVISIONS = ("r0001", "r0002", "r0003")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "registry_alembic_version"
 
@@ -93,12 +93,18 @@ def refresh_statistics(engine: Any) -> None:
         has_stats = conn.execute(sa.text(
             "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")).scalar()
         known = 0
+        indexed = False
         if has_stats:
             stat = conn.execute(sa.text(
                 "SELECT stat FROM sqlite_stat1 WHERE tbl = 'registry_versions' LIMIT 1"
             )).scalar()
             known = int(str(stat).split()[0]) if stat else 0
-    if count >= 64 and count > 2 * known:
+            # Statistics taken before r0003 lack its stage index: the planner would not
+            # know how selective it is.
+            indexed = bool(conn.execute(sa.text(
+                "SELECT count(*) FROM sqlite_stat1 "
+                "WHERE idx = 'ix_registry_versions_model_stage'")).scalar())
+    if count >= 64 and (count > 2 * known or not indexed):
         with engine.connect().execution_options(satchel_write=True) as conn:
             conn.exec_driver_sql("ANALYZE")
             conn.commit()

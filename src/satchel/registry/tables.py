@@ -7,7 +7,7 @@ the epoch (MLflow's convention), JSON columns are text written by :mod:`json`.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from satchel.registry.validate import KEY_MAX, NAME_MAX
@@ -56,7 +56,11 @@ class TreeRow(Base):
 
 class VersionRow(Base):
     __tablename__ = "registry_versions"
-    __table_args__ = (UniqueConstraint("model_id", "version", name="uq_registry_version"),)
+    __table_args__ = (
+        UniqueConstraint("model_id", "version", name="uq_registry_version"),
+        # r0003: a stage search reads one stage's versions per model, in version order
+        Index("ix_registry_versions_model_stage", "model_id", "stage", "version"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model_id: Mapped[int] = mapped_column(
         ForeignKey("registry_models.id", ondelete="CASCADE"), index=True
@@ -72,7 +76,7 @@ class VersionRow(Base):
     created_by: Mapped[str] = mapped_column(String(NAME_MAX))
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
-    run_id: Mapped[str | None] = mapped_column(String(NAME_MAX), nullable=True)
+    run_id: Mapped[str | None] = mapped_column(String(NAME_MAX), nullable=True, index=True)
     git_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
     training_data_digest: Mapped[str | None] = mapped_column(String(NAME_MAX), nullable=True)
     metadata_json: Mapped[str] = mapped_column("metadata", Text, default="{}")
@@ -92,7 +96,7 @@ class AliasRow(Base):
     model_id: Mapped[int] = mapped_column(
         ForeignKey("registry_models.id", ondelete="CASCADE"), primary_key=True
     )
-    alias: Mapped[str] = mapped_column(String(KEY_MAX), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(KEY_MAX), primary_key=True, index=True)
     version: Mapped[int] = mapped_column(Integer, index=True)
 
 
