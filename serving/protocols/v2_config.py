@@ -12,7 +12,7 @@ mapping with the proto's field names), which the gRPC codec turns into messages 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # V2 wire datatype -> Triton's configuration type name
@@ -70,6 +70,25 @@ def _tensor(meta: Mapping[str, Any], *, with_optional: bool) -> dict[str, Any]:
     return out
 
 
+STAGES = ("queue", "compute_input", "compute_infer", "compute_output")
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    """Predict calls of one size, summed over the server's workers.
+
+    Attributes:
+        rows: rows in each call (Triton's ``batch_size``).
+        calls: how many calls.
+        seconds: seconds in ``compute_input`` (merging requests' inputs, or decoding a
+            request run alone), ``compute_infer`` and ``compute_output``.
+    """
+
+    rows: int
+    calls: float
+    seconds: Mapping[str, float] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Counts:
     """One model's counts, summed over the server's workers.
@@ -79,6 +98,9 @@ class Counts:
         compute: (predict calls, seconds in them).
         rows: rows scored.
         last: Unix time of the last request (0: none yet).
+        stages: seconds successful requests spent in each of :data:`STAGES`.
+        batches: predict calls by size.
+        memory: bytes the model took when it loaded (None: not measured).
     """
 
     success: tuple[float, float] = (0, 0.0)
@@ -86,27 +108,38 @@ class Counts:
     compute: tuple[float, float] = (0, 0.0)
     rows: float = 0
     last: float = 0.0
+    stages: Mapping[str, float] = field(default_factory=dict)
+    batches: tuple[BatchCounts, ...] = ()
+    memory: int | None = None
 
 
 def model_statistics(name: str, version: str | None, counts: Counts) -> dict[str, Any]:
-    """One ``model_stats`` entry: requests and their total time (``success``, ``fail``),
-    predict calls (``compute_infer``, ``execution_count``) and rows
-    (``inference_count``). Queue, input and output times are not measured apart: their
-    durations are zero."""
+    """One ``model_stats`` entry, as Triton's: requests and their total time
+    (``success``, ``fail``); per successful request the time in each stage (``queue``,
+    ``compute_input``, ``compute_infer``, ``compute_output``, each counted once per
+    request); predict calls (``execution_count``) and, by rows per call,
+    ``batch_stats``; rows (``inference_count``); the model's memory (``memory_usage``,
+    when measured)."""
 
-    def duration(pair: tuple[float, float]) -> dict[str, int]:
-        return {"count": int(pair[0]), "ns": int(round(pair[1] * 1e9))}
+    def duration(count: float, seconds: float) -> dict[str, int]:
+        return {"count": int(count), "ns": int(round(seconds * 1e9))}
 
-    zero = duration((0, 0.0))
-    return {
+    served = counts.success[0]
+    stats: dict[str, Any] = {
         "name": name,
         "version": version or "",
         "last_inference": int(counts.last * 1000),
         "inference_count": int(counts.rows),
         "execution_count": int(counts.compute[0]),
         "inference_stats": {
-            "success": duration(counts.success), "fail": duration(counts.fail),
-            "queue": zero, "compute_input": zero,
-            "compute_infer": duration(counts.compute), "compute_output": zero,
+            "success": duration(*counts.success), "fail": duration(*counts.fail),
+            **{stage: duration(served, counts.stages.get(stage, 0.0)) for stage in STAGES},
         },
+        "batch_stats": [
+            {"batch_size": b.rows,
+             **{stage: duration(b.calls, b.seconds.get(stage, 0.0)) for stage in STAGES[1:]}}
+            for b in sorted(counts.batches, key=lambda b: b.rows)],
     }
+    if counts.memory is not None:
+        stats["memory_usage"] = [{"type": "CPU", "id": 0, "byte_size": counts.memory}]
+    return stats

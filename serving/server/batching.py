@@ -43,8 +43,11 @@ from satchel.serving.server.options import BatchOptions
 log = logging.getLogger("satchel.serving")
 
 PredictFn = Callable[[Any, "dict[str, Any] | None"], Prediction]
-# (requests in the call, rows in the call, seconds the call took)
-BatchObserver = Callable[[int, int, float], None]
+# (requests in the call, rows in the call, seconds the call took, seconds to merge the
+# requests' inputs, seconds to cut the output back into theirs)
+BatchObserver = Callable[[int, int, float, float, float], None]
+# what _outcomes records per predict call: the observer's arguments
+_Call = tuple[int, int, float, float, float]
 
 
 @dataclass(eq=False)
@@ -55,6 +58,9 @@ class _Item:
     rows: int
     future: asyncio.Future[Prediction]
     arrived: float = field(default_factory=time.monotonic)
+    # perf_counter when its predict call started, and how long that call took
+    started: float = 0.0
+    seconds: float = 0.0
 
 
 class Batcher:
@@ -64,7 +70,8 @@ class Batcher:
         predict: ``(data, params) -> Prediction``, e.g. ``Model.predict_detailed``.
         options: batch limits.
         name: the model's name, for logs.
-        observer: called once per ``predict`` call with (requests, rows, seconds).
+        observer: called once per ``predict`` call with (requests, rows, seconds, and
+            the seconds spent merging the inputs and cutting the output).
     """
 
     def __init__(self, predict: PredictFn, options: BatchOptions | None = None, *,
@@ -123,11 +130,14 @@ class Batcher:
         return key, rows
 
     async def predict(self, data: Any, params: dict[str, Any] | None = None,
-                      plan: tuple[Hashable, int] | None = None) -> Prediction:
+                      plan: tuple[Hashable, int] | None = None,
+                      timing: list[float] | None = None) -> Prediction:
         """Predict ``data`` with ``params``, merged with concurrent compatible requests.
 
         Args:
             plan: :meth:`plan`'s answer for this input, when the caller has it already.
+            timing: filled with (``perf_counter`` when its predict call started, seconds
+                that call took) once it has an answer.
 
         Raises:
             whatever the model's ``predict`` raises for this request's rows alone.
@@ -146,7 +156,10 @@ class Batcher:
         self._queue.append(item)
         assert self._wakeup is not None
         self._wakeup.set()
-        return await item.future
+        result = await item.future
+        if timing is not None:
+            timing[:] = (item.started, item.seconds)
+        return result
 
     @property
     def queued(self) -> int:
@@ -205,7 +218,7 @@ class Batcher:
                 continue
             self._busy += 1
             if self._runs_inline(batch[0].key, sum(item.rows for item in batch)):
-                calls: list[tuple[int, int, float]] = []
+                calls: list[_Call] = []
                 try:
                     outcomes = self._outcomes(batch, calls)
                 except Exception as exc:  # noqa: BLE001 - every waiter must hear back
@@ -278,7 +291,7 @@ class Batcher:
 
     def _run(self, batch: list[_Item], loop: asyncio.AbstractEventLoop) -> None:
         outcomes: Sequence[Prediction | BaseException]
-        calls: list[tuple[int, int, float]] = []
+        calls: list[_Call] = []
         try:
             outcomes = self._outcomes(batch, calls)
         except BaseException as exc:  # noqa: BLE001 - every waiter must hear back
@@ -286,14 +299,14 @@ class Batcher:
         loop.call_soon_threadsafe(self._settle, batch, outcomes, calls)
 
     def _settle(self, batch: list[_Item], outcomes: Sequence[Prediction | BaseException],
-                calls: list[tuple[int, int, float]]) -> None:
+                calls: list[_Call]) -> None:
         # on the event loop: observers (metrics) are only ever called from its thread
-        for requests, rows, seconds in calls:
-            self._observe(requests, rows, seconds)
+        for call in calls:
+            self._observe(*call)
         if calls:
             if len(self._last) >= 256:  # many params values: forget, measure again
                 self._last.clear()
-            self._last[batch[0].key] = calls[-1][1:]
+            self._last[batch[0].key] = calls[-1][1:3]
         self._busy -= 1
         for item, outcome in zip(batch, outcomes):
             if item.future.done():  # cancelled (timeout, client gone) meanwhile
@@ -305,17 +318,23 @@ class Batcher:
         if self._wakeup is not None:
             self._wakeup.set()
 
-    def _outcomes(self, batch: list[_Item], calls: list[tuple[int, int, float]]
+    def _outcomes(self, batch: list[_Item], calls: list[_Call]
                   ) -> Sequence[Prediction | BaseException]:
         if len(batch) == 1:
             return [self._call_alone(batch[0], calls)]
         counts = [item.rows for item in batch]
         try:
+            begin = time.perf_counter()
             merged = concat([item.data for item in batch])
             start = time.perf_counter()
             result = self._predict(merged, batch[0].params)
-            calls.append((len(batch), sum(counts), time.perf_counter() - start))
-            return list(split(result, counts))
+            end = time.perf_counter()
+            parts = list(split(result, counts))
+            calls.append((len(batch), sum(counts), end - start, start - begin,
+                          time.perf_counter() - end))
+            for item in batch:
+                item.started, item.seconds = start, end - start
+            return parts
         except OutputRowsError as exc:
             self.merging = False
             log.warning("model '%s' is no longer batched: %s", self.name, exc)
@@ -323,20 +342,21 @@ class Batcher:
             pass
         return [self._call_alone(item, calls) for item in batch]
 
-    def _call_alone(self, item: _Item, calls: list[tuple[int, int, float]]
-                    ) -> Prediction | BaseException:
+    def _call_alone(self, item: _Item, calls: list[_Call]) -> Prediction | BaseException:
         start = time.perf_counter()
         try:
             result = self._predict(item.data, item.params)
         except Exception as exc:  # noqa: BLE001 - handed to the request's own future
             return exc
-        calls.append((1, item.rows, time.perf_counter() - start))
+        item.started, item.seconds = start, time.perf_counter() - start
+        calls.append((1, item.rows, item.seconds, 0.0, 0.0))
         return result
 
-    def _observe(self, requests: int, rows: int, seconds: float) -> None:
+    def _observe(self, requests: int, rows: int, seconds: float, input_seconds: float,
+                 output_seconds: float) -> None:
         if self._observer is not None:
             try:
-                self._observer(requests, rows, seconds)
+                self._observer(requests, rows, seconds, input_seconds, output_seconds)
             except Exception:  # noqa: BLE001 - metrics never fail a prediction
                 log.exception("batch observer failed")
 

@@ -20,6 +20,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from satchel.errors import ModelLoadError, ModelNotFoundError, SatchelError
@@ -119,28 +120,42 @@ class DataPlane:
         served.require()  # before reading the body: a model still loading answers at once
         executor = self.executor
         batcher = self.batcher(served)
+        # The statistics' stages, protocol-neutral: queue (from having the message to its
+        # predict call starting, less decoding: waiting for a thread, for a batch),
+        # compute_input (decode), compute_infer (the predict call), compute_output (encode).
         if batcher is None:
             message = await _message(inbound)
-            decoded, prediction, reply, seconds = await executor.run(
+            arrived = time.perf_counter()
+            decoded, prediction, reply, t = await executor.run(
                 served, protocol.size(message), _score_alone, served, protocol, message, inbound)
+            queue = t.started - arrived
         else:
             with batcher.incoming():  # the batch being formed may wait for this one
                 message = await _message(inbound)
                 size = protocol.size(message)
-                decoded = await executor.run_small(size <= executor.inline_bytes,
-                                                   _decode, served, protocol, message, inbound)
+                arrived = time.perf_counter()
+                decoded, decode_seconds = await executor.run_small(
+                    size <= executor.inline_bytes, _decode, served, protocol, message, inbound)
             plan = batcher.plan(decoded.data, decoded.params)
             if plan is None:  # it would run alone: run it as unbatched requests run
-                decoded, prediction, reply, seconds = await executor.run(
+                decoded, prediction, reply, t = await executor.run(
                     served, size, _predict_encode, served, protocol, decoded)
+                t.decode = decode_seconds
+                queue = t.started - arrived - decode_seconds
                 batcher = None
             else:
-                prediction = await batcher.predict(decoded.data, decoded.params, plan)
+                timing: list[float] = []
+                prediction = await batcher.predict(decoded.data, decoded.params, plan, timing)
+                encoding = time.perf_counter()
                 reply = await executor.run_small(prediction.rows <= _INLINE_ROWS,
                                                  protocol.encode, served, decoded, prediction)
+                t = _Timing(timing[0], decode_seconds, timing[1],
+                            time.perf_counter() - encoding)
+                queue = t.started - arrived - decode_seconds
         self.metrics.rows(served.name, reply.rows)
         if batcher is None:  # a batcher counts its own predict calls
-            self.metrics.batch(served.name, 1, reply.rows, seconds)
+            self.metrics.batch(served.name, 1, reply.rows, t.predict, t.decode, t.encode)
+        self.metrics.stages(served.name, max(queue, 0.0), t.decode, t.predict, t.encode)
         if self._observers:
             self._notify(served.name, decoded.data, prediction.output)
         return reply
@@ -158,8 +173,7 @@ class DataPlane:
             name = served.name
             batcher = Batcher(lambda data, params: predict(served, data, params),
                               self.options.batch, name=name,
-                              observer=lambda requests, rows, seconds: self.metrics.batch(
-                                  name, requests, rows, seconds),
+                              observer=lambda *call: self.metrics.batch(name, *call),
                               inline_seconds=self.executor.inline_seconds)
         self._batchers[served] = batcher
         return batcher
@@ -261,11 +275,15 @@ class DataPlane:
         task.add_done_callback(self._retiring.discard)
 
     def note_load_times(self) -> None:
-        """Export each loaded model's load time as a gauge."""
+        """Export each loaded model's load time and memory as gauges."""
         for served in self.repository:
+            labels = (("model", served.name),)
             if served.load_seconds is not None:
-                self.metrics.set_gauge("satchel_model_load_seconds",
-                                       (("model", served.name),), served.load_seconds)
+                self.metrics.set_gauge("satchel_model_load_seconds", labels,
+                                       served.load_seconds)
+            if served.memory_bytes is not None:
+                self.metrics.set_gauge("satchel_model_memory_bytes", labels,
+                                       float(served.memory_bytes))
 
     # --- lifespan ------------------------------------------------------------------------
 
@@ -303,25 +321,44 @@ async def _message(inbound: Inbound) -> Any:
     return inbound.message if inbound.receive is None else await inbound.receive()
 
 
+@dataclass(slots=True)
+class _Timing:
+    """One request's stages (the statistics): ``perf_counter`` when the work for it
+    started (a thread or the event loop took it up), and seconds in decode, predict and
+    encode."""
+
+    started: float
+    decode: float
+    predict: float
+    encode: float
+
+
 def _decode(served: ServedModel, protocol: Protocol, message: Any, inbound: Inbound
-            ) -> Decoded:
+            ) -> tuple[Decoded, float]:
+    start = time.perf_counter()
     decoded = protocol.decode(served, message, inbound)
     budget.current().check_decoded(decoded.data)  # whatever the protocol or format
-    return decoded
+    return decoded, time.perf_counter() - start
 
 
 def _score_alone(served: ServedModel, protocol: Protocol, message: Any, inbound: Inbound
-                 ) -> tuple[Decoded, Any, Reply, float]:
-    return _predict_encode(served, protocol, _decode(served, protocol, message, inbound))
+                 ) -> tuple[Decoded, Any, Reply, _Timing]:
+    started = time.perf_counter()
+    decoded, seconds = _decode(served, protocol, message, inbound)
+    result = _predict_encode(served, protocol, decoded)
+    result[3].started, result[3].decode = started, seconds
+    return result
 
 
 def _predict_encode(served: ServedModel, protocol: Protocol, decoded: Decoded
-                    ) -> tuple[Decoded, Any, Reply, float]:
-    """Predict and encode; also the seconds spent in predict (the compute statistics)."""
+                    ) -> tuple[Decoded, Any, Reply, _Timing]:
+    """Predict and encode, timing both (the statistics' stages)."""
     start = time.perf_counter()
     prediction = predict(served, decoded.data, decoded.params)
-    seconds = time.perf_counter() - start
-    return decoded, prediction, protocol.encode(served, decoded, prediction), seconds
+    encoding = time.perf_counter()
+    reply = protocol.encode(served, decoded, prediction)
+    return decoded, prediction, reply, _Timing(start, 0.0, encoding - start,
+                                               time.perf_counter() - encoding)
 
 
 async def _close_when_idle(batcher: Batcher) -> None:

@@ -31,6 +31,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                    10.0, 30.0, 60.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+# Distinct predict-call sizes (rows) one worker itemizes per model in the statistics'
+# batch_stats: request sizes are the client's to choose, the series must stay bounded.
+MAX_BATCH_SIZES = 64
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -44,6 +47,9 @@ class Family:
     help: str
     buckets: tuple[float, ...] = ()
     aggregate: str = "sum"  # gauges: "sum" over live workers, or "max"
+    # False: kept, summed over workers and read by the statistics, but not on /metrics
+    # (e.g. a label per batch size: too many series for Prometheus, what Triton reports)
+    page: bool = True
 
 
 FAMILIES = {f.name: f for f in (
@@ -62,6 +68,18 @@ FAMILIES = {f.name: f for f in (
     Family("satchel_predict_duration_seconds", "histogram",
            "Time in one call to the model's predict (a batch counts once), by model.",
            LATENCY_BUCKETS),
+    Family("satchel_request_stage_seconds_total", "counter",
+           "Time successful requests spent in each stage, by model and stage: queue "
+           "(waiting for their predict call to start), compute_input (decoding), "
+           "compute_infer (the predict call they were in), compute_output (encoding)."),
+    Family("satchel_batch_calls_total", "counter",
+           "Predict calls by model and rows in the call.", page=False),
+    Family("satchel_batch_stage_seconds_total", "counter",
+           "Time predict calls spent in each stage, by model, rows in the call and stage.",
+           page=False),
+    Family("satchel_model_memory_bytes", "gauge",
+           "Growth of the process's resident memory while each model loaded.",
+           aggregate="max"),
     Family("satchel_model_last_inference_timestamp_seconds", "gauge",
            "Unix time of the last request scored (or refused) for each model.",
            aggregate="max"),
@@ -103,6 +121,7 @@ class Metrics:
         self.in_flight = 0
         self._last_flush = 0.0
         self._collectors: list[Callable[[], str]] = []
+        self._batch_sizes: dict[str, set[int]] = {}  # per model: sizes itemized so far
 
     # --- the request path --------------------------------------------------------------
 
@@ -130,16 +149,38 @@ class Metrics:
     def rows(self, model: str, rows: int) -> None:
         self.inc("satchel_rows_predicted_total", (("model", model),), rows)
 
-    def batch(self, model: str, requests: int, rows: int, seconds: float | None = None
-              ) -> None:
+    def batch(self, model: str, requests: int, rows: int, seconds: float | None = None,
+              input_seconds: float = 0.0, output_seconds: float = 0.0) -> None:
         """One predict call holding ``requests`` requests and ``rows`` rows (and taking
-        ``seconds``, when timed)."""
+        ``seconds``, when timed; ``input_seconds`` and ``output_seconds`` to make its
+        input and its output, for the per-size statistics)."""
         labels = (("model", model),)
         self.inc("satchel_predict_calls_total", labels)
         self.observe("satchel_batch_requests", labels, requests)
         self.observe("satchel_batch_rows", labels, rows)
-        if seconds is not None:
-            self.observe("satchel_predict_duration_seconds", labels, seconds)
+        if seconds is None:
+            return
+        self.observe("satchel_predict_duration_seconds", labels, seconds)
+        sizes = self._batch_sizes.setdefault(model, set())
+        if rows not in sizes:
+            if len(sizes) >= MAX_BATCH_SIZES:
+                return  # the statistics itemize the first sizes seen; /metrics has all
+            sizes.add(rows)
+        size = (("model", model), ("rows", str(rows)))
+        self.inc("satchel_batch_calls_total", size)
+        for stage, value in (("compute_input", input_seconds), ("compute_infer", seconds),
+                             ("compute_output", output_seconds)):
+            self.inc("satchel_batch_stage_seconds_total", (*size, ("stage", stage)), value)
+
+    def stages(self, model: str, queue: float, compute_input: float, compute_infer: float,
+               compute_output: float) -> None:
+        """Where one successful request of ``model`` spent its time (seconds per stage;
+        see the ``satchel_request_stage_seconds_total`` family)."""
+        for stage, value in (("queue", queue), ("compute_input", compute_input),
+                             ("compute_infer", compute_infer),
+                             ("compute_output", compute_output)):
+            key = ("satchel_request_stage_seconds_total", (("model", model), ("stage", stage)))
+            self._counters[key] = self._counters.get(key, 0.0) + value
 
     def inference(self, model: str, ok: bool, seconds: float) -> None:
         """One scoring request of a served model answered: successfully, or with an error
@@ -317,6 +358,8 @@ def format_page(counters: dict[tuple[str, Labels], float],
     """Prometheus text format: ``# HELP``/``# TYPE`` then samples, one family at a time."""
     lines: list[str] = []
     for family in FAMILIES.values():
+        if not family.page:
+            continue
         name = family.name
         if family.type == "counter":
             samples = sorted((lb, v) for (n, lb), v in counters.items() if n == name)

@@ -15,6 +15,7 @@ from satchel.serving.server.dataplane import DataPlane
 from satchel.serving.server.repository import ServedModel
 
 _DURATION = "satchel_inference_duration_seconds"
+_STAGES = "satchel_request_stage_seconds_total"
 
 
 def metadata(served: ServedModel) -> dict[str, Any]:
@@ -58,14 +59,32 @@ def statistics(plane: DataPlane, name: str | None = None,
         h = hists.get((family, labels))
         return (h[-1], h[-2]) if h else (0, 0.0)
 
+    # per model: rows per call -> calls, and -> {stage: seconds}
+    calls: dict[str, dict[int, float]] = {}
+    seconds: dict[str, dict[int, dict[str, float]]] = {}
+    for (family, labels), value in counters.items():
+        if family == "satchel_batch_calls_total":
+            named = dict(labels)
+            calls.setdefault(named["model"], {})[int(named["rows"])] = value
+        elif family == "satchel_batch_stage_seconds_total":
+            named = dict(labels)
+            seconds.setdefault(named["model"], {}).setdefault(
+                int(named["rows"]), {})[named["stage"]] = value
     entries = []
     for served in models:
         model = (("model", served.name),)
+        memory = gauges.get(("satchel_model_memory_bytes", model))
         counts = v2_config.Counts(
             success=hist(_DURATION, (*model, ("outcome", "success"))),
             fail=hist(_DURATION, (*model, ("outcome", "fail"))),
             compute=hist("satchel_predict_duration_seconds", model),
             rows=counters.get(("satchel_rows_predicted_total", model), 0),
-            last=gauges.get(("satchel_model_last_inference_timestamp_seconds", model), 0.0))
+            last=gauges.get(("satchel_model_last_inference_timestamp_seconds", model), 0.0),
+            stages={stage: counters.get((_STAGES, (*model, ("stage", stage))), 0.0)
+                    for stage in v2_config.STAGES},
+            batches=tuple(
+                v2_config.BatchCounts(rows, n, seconds.get(served.name, {}).get(rows, {}))
+                for rows, n in calls.get(served.name, {}).items()),
+            memory=int(memory) if memory is not None else None)
         entries.append(v2_config.model_statistics(served.name, served.version, counts))
     return {"model_stats": entries}

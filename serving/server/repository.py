@@ -49,6 +49,9 @@ class ServedModel:
         predict_seconds: moving average of ``predict``'s wall time (None before the first).
         predict_cpu_seconds: moving average of the CPU time the process spent in it.
         load_seconds: how long loading took (None when loaded elsewhere).
+        memory_bytes: how much the process's resident memory grew while it loaded (None
+            when loaded elsewhere or not measurable); libraries the model is the first to
+            import count in it.
     """
 
     name: str
@@ -61,6 +64,7 @@ class ServedModel:
     predict_cpu_seconds: float | None = None
     calls: int = 0
     load_seconds: float | None = None
+    memory_bytes: int | None = None
     load_options: dict[str, Any] = field(default_factory=dict)
     # per-model values a protocol computes once (e.g. its metadata document)
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -145,7 +149,7 @@ class ModelRepository:
         for served in list(self._models.values()):
             if served.state != LOADING or served.path is None:
                 continue
-            start = time.perf_counter()
+            start, rss = time.perf_counter(), resident_bytes()
             try:
                 from satchel.model import load_model
 
@@ -157,6 +161,7 @@ class ModelRepository:
                 log.error("model '%s' failed to load: %s", served.name, exc)
                 continue
             served.load_seconds = time.perf_counter() - start
+            served.memory_bytes = _growth(rss)
             served.state = READY
             self.generation += 1
         freeze_heap()
@@ -210,7 +215,7 @@ class ModelRepository:
         old = self._models.get(name)
         options = dict(load_options or (old.load_options if old is not None
                                         else self._root_options))
-        start = time.perf_counter()
+        start, rss = time.perf_counter(), resident_bytes()
         from satchel.model import load_model
 
         model = load_model(source, **options)
@@ -220,7 +225,7 @@ class ModelRepository:
             version = old.version
         served = ServedModel(name, version, model, source,
                              READY, load_seconds=time.perf_counter() - start,
-                             load_options=options)
+                             memory_bytes=_growth(rss), load_options=options)
         with self._lock:
             self._models[name] = served
             if self._default is None:
@@ -290,6 +295,20 @@ class ModelRepository:
 
     def __len__(self) -> int:
         return len(self._models)
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory (Linux ``/proc``; None elsewhere)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _growth(before: int | None) -> int | None:
+    after = resident_bytes()
+    return None if before is None or after is None else max(after - before, 0)
 
 
 def freeze_heap() -> None:

@@ -111,7 +111,24 @@ def test_config_and_statistics_documents_convert_to_tritonclients_messages() -> 
     s = got.inference_stats
     assert (s.success.count, s.success.ns, s.fail.count, s.fail.ns) == (3, 500_000_000, 1,
                                                                          250_000_000)
-    assert (s.compute_infer.count, s.compute_infer.ns, s.queue.count) == (2, 125_000_000, 0)
+    assert (s.compute_infer.count, s.compute_infer.ns, s.queue.count) == (3, 0, 3)
+    timed = v2_config.Counts(
+        success=(3, 0.5), compute=(2, 0.125), memory=4096,
+        stages={"queue": 0.001, "compute_input": 0.002, "compute_infer": 0.125,
+                "compute_output": 0.003},
+        batches=(v2_config.BatchCounts(100, 1, {"compute_infer": 0.1}),
+                 v2_config.BatchCounts(1, 2, {"compute_input": 0.5, "compute_infer": 0.25})))
+    stats = codec.model_statistics({"model_stats": [v2_config.model_statistics("m", "2",
+                                                                               timed)]})
+    got = triton_pb.ModelStatisticsResponse.FromString(stats.SerializeToString()).model_stats[0]
+    s = got.inference_stats
+    assert [(d.count, d.ns) for d in (s.queue, s.compute_input, s.compute_infer,
+                                      s.compute_output)] == [
+        (3, 1_000_000), (3, 2_000_000), (3, 125_000_000), (3, 3_000_000)]
+    assert [(b.batch_size, b.compute_input.count, b.compute_input.ns, b.compute_infer.ns,
+             b.compute_output.count) for b in got.batch_stats] == [
+        (1, 2, 500_000_000, 250_000_000, 2), (100, 1, 0, 100_000_000, 1)]
+    assert [(m.type, m.id, m.byte_size) for m in got.memory_usage] == [("CPU", 0, 4096)]
 
 
 def test_a_document_key_the_message_lacks_is_an_error() -> None:

@@ -294,7 +294,65 @@ def test_statistics_count_both_transports(servers: Servers) -> None:
     assert started - 1 <= int(after["last_inference"]) / 1000 <= time.time() + 1
     over_http = servers.rest.get_inference_statistics("rowsum", headers=AUTH)["model_stats"][0]
     assert _stats(over_http) == _stats(after)
-    assert over_http["inference_stats"]["queue"] == {"count": 0, "ns": 0}
+    assert over_http["inference_stats"]["queue"]["count"] == _stats(after)[0]
+
+
+def test_statistics_time_each_stage_and_each_batch_size(servers: Servers) -> None:
+    """Queue, decode, predict and encode are measured per request in the data plane
+    (whatever the transport), predict calls by size, and the model's memory at load;
+    read back through the real clients' own message types."""
+    X = np.arange(15, dtype=np.float32).reshape(5, 3)
+    for module, client in ((tg, servers.grpc), (th, servers.rest)):
+        t = module.InferInput("input-0", [5, 3], "FP32")
+        t.set_data_from_numpy(X)
+        client.infer("rowsum", [t], headers=dict(AUTH))
+    reply = servers.grpc.get_inference_statistics("rowsum", headers=AUTH)  # the protobuf
+    entry = reply.model_stats[0]
+    stats = entry.inference_stats
+    served = stats.success.count
+    assert served >= 2
+    for stage in (stats.queue, stats.compute_input, stats.compute_infer,
+                  stats.compute_output):
+        assert stage.count == served
+    assert stats.compute_input.ns > 0 and stats.compute_infer.ns > 0
+    assert stats.compute_output.ns > 0
+    # every request's stages lie within its own time
+    assert (stats.queue.ns + stats.compute_input.ns + stats.compute_infer.ns
+            + stats.compute_output.ns) <= stats.success.ns
+    sizes = {b.batch_size: b for b in entry.batch_stats}
+    assert sizes[5].compute_infer.count >= 2 and sizes[5].compute_infer.ns > 0
+    assert sum(b.compute_infer.count for b in entry.batch_stats) == entry.execution_count
+    assert [m.type for m in entry.memory_usage] == ["CPU"]
+    over_http = servers.rest.get_inference_statistics("rowsum", headers=AUTH)["model_stats"][0]
+    assert over_http["batch_stats"][0]["batch_size"] == min(sizes)
+    assert over_http["memory_usage"][0]["byte_size"] == entry.memory_usage[0].byte_size
+    # the first model loaded brought scikit-learn in with it
+    iris = servers.grpc.get_inference_statistics("iris", headers=AUTH).model_stats[0]
+    assert iris.memory_usage[0].byte_size > 1_000_000
+
+
+def test_batched_requests_count_their_wait_in_the_queue(servers: Servers, iris: Any) -> None:
+    """iris is batched: requests sent together wait for the batch being formed, and the
+    merged calls appear under their row counts."""
+    import concurrent.futures
+
+    def one(i: int) -> None:
+        c = th.InferenceServerClient(f"127.0.0.1:{servers.http.port}")
+        c.infer("iris", _inputs(iris[0].iloc[i:i + 1], th), headers=dict(AUTH))
+        c.close()
+
+    before = servers.grpc.get_inference_statistics("iris", headers=AUTH).model_stats[0]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(32)))
+    after = servers.grpc.get_inference_statistics("iris", headers=AUTH).model_stats[0]
+    stats, old = after.inference_stats, before.inference_stats
+    assert stats.success.count - old.success.count == 32
+    assert stats.queue.count == stats.success.count
+    assert stats.queue.ns > old.queue.ns
+    calls = {b.batch_size: b.compute_infer.count for b in after.batch_stats}
+    old_calls = {b.batch_size: b.compute_infer.count for b in before.batch_stats}
+    new = {k: v - old_calls.get(k, 0) for k, v in calls.items() if v != old_calls.get(k, 0)}
+    assert sum(size * n for size, n in new.items()) == 32  # every row in some call
 
 
 def test_statistics_of_every_model_and_the_hostile_cases(servers: Servers) -> None:

@@ -98,7 +98,7 @@ def test_workers_sum_and_dead_workers_keep_counters_not_gauges(tmp_path: Path) -
 def test_every_family_is_written_even_when_empty() -> None:
     text = Metrics().render()
     for name, family in FAMILIES.items():
-        assert f"# TYPE {name} {family.type}" in text
+        assert (f"# TYPE {name} {family.type}" in text) == family.page
 
 
 # --- a real server -----------------------------------------------------------------------
@@ -169,3 +169,32 @@ def _metrics_dir(server: Any) -> str:
         if any(tmp.glob(f"worker-{pid}.json") for pid in children(server.proc.pid)):
             return str(tmp)
     raise AssertionError("no metrics directory found")
+
+
+def test_batch_sizes_are_itemized_up_to_a_bound_and_kept_off_the_page() -> None:
+    from satchel.serving.server.metrics import MAX_BATCH_SIZES, Metrics, parse_page
+
+    m = Metrics()
+    for rows in range(1, 3 * MAX_BATCH_SIZES):  # a client choosing every size it likes
+        m.batch("a", 1, rows, 0.001, 0.0005, 0.0002)
+    m.batch("a", 1, 1, 0.001)  # a size seen before still counts
+    counters, _, _ = m.merged()
+    sizes = {dict(lb)["rows"]: v for (n, lb), v in counters.items()
+             if n == "satchel_batch_calls_total"}
+    assert len(sizes) == MAX_BATCH_SIZES and sizes["1"] == 2
+    page = m.render()
+    assert "satchel_batch_calls_total" not in page
+    assert "satchel_batch_stage_seconds_total" not in page
+    # the predict-call histogram still counts every call
+    assert parse_page(page)['satchel_predict_calls_total{model="a"}'] == 3 * MAX_BATCH_SIZES
+
+
+def test_request_stages_sum_per_model() -> None:
+    from satchel.serving.server.metrics import Metrics, parse_page
+
+    m = Metrics()
+    m.stages("a", 0.5, 0.25, 1.0, 0.125)
+    m.stages("a", 0.5, 0.25, 1.0, 0.125)
+    page = parse_page(m.render())
+    assert page['satchel_request_stage_seconds_total{model="a",stage="queue"}'] == 1.0
+    assert page['satchel_request_stage_seconds_total{model="a",stage="compute_output"}'] == 0.25
