@@ -268,3 +268,42 @@ def test_labels_first_seen_in_later_batches_are_remapped_to_sorted_order() -> No
     for s in got["slices"]:
         rows = groups == s.value
         assert s.metrics["accuracy"] == pytest.approx(skm.accuracy_score(y[rows], pred[rows]))
+
+
+@pytest.mark.parametrize(("k", "seed"), [(3, 16), (4, 13)])
+def test_macro_auc_interval_keeps_the_correlation_between_classes(k: int, seed: int) -> None:
+    # each class's table resampled on its own gave ~0.8 of the row bootstrap's width here
+    # (the classes' AUCs covary); row groups shared by every class keep it
+    y, pred, proba = _classifier(3000, k, seed, decimals=None)
+    got = _run(y, pred, proba, batch=1000, resamples=1000, seed=seed)["metrics"]["roc_auc"]
+    rng = np.random.default_rng(seed)
+    draws = [skm.roc_auc_score(y[i], proba[i], multi_class="ovr")
+             for i in (rng.integers(0, len(y), len(y)) for _ in range(600))]
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    assert got.high - got.low == pytest.approx(hi - lo, rel=0.15)
+    assert got.low < got.value < got.high
+
+
+def test_multiclass_auc_difference_is_paired() -> None:
+    rng = np.random.default_rng(3)
+    n, k = 20_000, 4
+    y = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k)) + 1.2 * np.eye(k)[y]
+    blogits = logits + rng.normal(0, 0.4, (n, k))  # the same signal, a little noisier
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    bproba = np.exp(blogits) / np.exp(blogits).sum(axis=1, keepdims=True)
+    ev = Evaluation(target="y", task_type=None, estimator_type="classifier",
+                    classes=list(range(k)), base_classes=list(range(k)), baseline=True,
+                    slice_specs=[], seed=0)
+    for i in range(0, n, 5000):
+        r = slice(i, i + 5000)
+        ev.add(y[r], proba[r].argmax(axis=1), proba[r], bproba[r].argmax(axis=1), bproba[r],
+               {})
+    got = ev.figures(bootstrap.plan(resamples=300), "test")
+    c = got["comparison"]["roc_auc"]
+    want = (skm.roc_auc_score(y, proba, multi_class="ovr")
+            - skm.roc_auc_score(y, bproba, multi_class="ovr"))
+    assert c.difference == pytest.approx(want, rel=1e-12)
+    assert c.low < c.difference < c.high and c.significant
+    m, b = got["metrics"]["roc_auc"], got["baseline_metrics"]["roc_auc"]
+    assert c.high - c.low < 0.5 * ((m.high - m.low) + (b.high - b.low))

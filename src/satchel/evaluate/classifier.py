@@ -37,8 +37,10 @@ class ClassifierStream:
     """Counts and score histograms of a classifier (and its baseline)."""
 
     def __init__(self, target: str, classes: list[Any] | None, base_classes: list[Any] | None,
-                 baseline: bool) -> None:
+                 baseline: bool, seed: int = 0) -> None:
         self.target = target
+        self.seed = seed
+        self.at = 0  # table position of the current batch's first row
         self.classes = classes
         self.base_classes = base_classes
         self.baseline = baseline
@@ -59,8 +61,10 @@ class ClassifierStream:
 
     def add(self, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None,
             bpred: np.ndarray | None, bproba: np.ndarray | None,
-            scopes: Sequence[np.ndarray]) -> None:
-        """One batch: truth, predictions and probabilities, each slice column's scopes."""
+            scopes: Sequence[np.ndarray], first_row: int = 0) -> None:
+        """One batch: truth, predictions and probabilities, each slice column's scopes
+        (``first_row``: the table position of its first row)."""
+        self.at = first_row
         task.check_labels(self.target, y)
         if not self.fixed and proba is not None and not self.labels:
             # a model that gives a probability table but no class names: its columns are
@@ -119,19 +123,20 @@ class ClassifierStream:
             return
         k = p.shape[1]
         if self.scores is None:
-            self.scores = ScoreTables(k)
+            self.scores = ScoreTables(k, seed=self.seed)
             self.distinct = DistinctScores(self.scores.classes)
         assert self.distinct is not None
-        self.scores.add(yc, p, scopes)
+        self.scores.add(yc, p, scopes, self.at)
         self.distinct.add(yc, p, scopes)
         for scope, rows in scope_rows(scopes):
             self.loss.add(scope, [log_loss_sum(yc[rows], p[rows]), len(yc[rows])])
         if q is not None:
             if self.base_scores is None:
-                self.base_scores, self.pair = ScoreTables(k, table_id=4), PairTable(k)
+                self.base_scores = ScoreTables(k, table_id=4, seed=self.seed)
+                self.pair = PairTable(k)
                 self.base_distinct = DistinctScores(self.base_scores.classes)
             assert self.pair is not None and self.base_distinct is not None
-            self.base_scores.add(yc, q, [])
+            self.base_scores.add(yc, q, [], self.at)
             self.base_distinct.add(yc, q, [])
             self.base_loss.add(0, [log_loss_sum(yc, q), len(yc)])
             self.pair.add(yc, p, q)
@@ -161,8 +166,8 @@ class ClassifierStream:
         if not self.proba_ok:
             return
         if self.scores is None:
-            self.scores, self.distinct = ScoreTables(other.scores.k), \
-                DistinctScores(other.scores.classes)
+            self.scores = ScoreTables(other.scores.k, seed=self.seed)
+            self.distinct = DistinctScores(other.scores.classes)
         assert self.distinct is not None and other.distinct is not None
         self.scores.merge(other.scores, remap)
         self.distinct.merge(other.distinct, remap)
@@ -171,7 +176,8 @@ class ClassifierStream:
             assert other.pair is not None and other.base_distinct is not None
             if self.base_scores is None:
                 k = other.base_scores.k
-                self.base_scores, self.pair = ScoreTables(k, table_id=4), PairTable(k)
+                self.base_scores = ScoreTables(k, table_id=4, seed=self.seed)
+                self.pair = PairTable(k)
                 self.base_distinct = DistinctScores(other.base_scores.classes)
             assert self.pair is not None and self.base_distinct is not None
             self.base_scores.merge(other.base_scores, remap)

@@ -16,9 +16,10 @@ take everything beyond), so scores near 0 and 1 keep their resolution.
 - A comparison with a baseline needs both models' scores on the same rows: a joint
   table at 1/4 logit per model holds them, and the difference's draws are shifted the
   same way.
-- With more than two classes the per-class tables are resampled independently (see
-  docs/evaluate.md, "Intervals", for why the macro AUC's interval stays sound); binary
-  AUC, log loss and every count figure resample rows exactly.
+- With more than two classes the macro AUC's resamples weigh random row groups shared by
+  every class's table (:mod:`satchel.evaluate.macro`), so the correlation between the
+  classes' AUCs is kept; binary AUC, log loss and every count figure resample rows
+  exactly.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from satchel.evaluate import bootstrap, metrics
+from satchel.evaluate import bootstrap, macro, metrics
 from satchel.evaluate.cells import CellTable, Packing, regroup
 from satchel.evaluate.exact import DistinctScores
 
@@ -73,31 +74,42 @@ class ScoreFigures:
 class ScoreTables:
     """The histograms of one model's scores (see the module docstring)."""
 
-    def __init__(self, k: int, table_id: int = 1) -> None:
+    def __init__(self, k: int, table_id: int = 1, seed: int = 0) -> None:
         self.k = k
         self.table_id = table_id  # seeds this table's resamples apart from the others'
+        self.seed = seed
         self.classes = [1] if k == 2 else list(range(k))
         self.table = CellTable(4)  # rows, Σp, Σloss, rows whose loss is here
         self.rows = 0
+        # more than two classes: the macro AUC's resamples weigh row groups (macro.py)
+        self.groups = macro.GroupHistograms(self.classes) if k > 2 else None
 
-    def add(self, y: np.ndarray, p: np.ndarray, scopes: Sequence[np.ndarray]) -> None:
-        """One batch: true codes, aligned probabilities (n, k), each slice column's scopes."""
+    def add(self, y: np.ndarray, p: np.ndarray, scopes: Sequence[np.ndarray],
+            first_row: int = 0) -> None:
+        """One batch: true codes, aligned probabilities (n, k), each slice column's scopes
+        (``first_row``: the table position of the batch's first row)."""
         loss = row_loss(p, y)
         keys, values = [], []
+        coarse = {}
         for j in self.classes:
             b, pos = bins(p[:, j]), (y == j).astype(np.int64)
+            coarse[j] = b >> BOOT_SHIFT
             owner = np.ones(len(y)) if self.k == 2 else pos.astype(np.float64)
             v = np.column_stack([np.ones(len(y)), p[:, j], loss * owner, owner])
             for sc in (np.zeros(len(y), dtype=np.int64), *scopes):
                 keys.append(PACK.pack(sc, np.full(len(y), j), pos, b))
                 values.append(v)
         self.table.add(np.concatenate(keys), np.vstack(values))
+        if self.groups is not None:
+            self.groups.add(y, coarse, macro.row_groups(first_row, len(y), self.seed), scopes)
         self.rows += len(y)
 
     def merge(self, other: ScoreTables, remap: np.ndarray) -> None:
         """Add another partition's histograms (``remap``: its scopes in this numbering)."""
         sc, cls, pos, b = PACK.unpack(other.table.keys)
         self.table.add(PACK.pack(remap[sc], cls, pos, b), other.table.sums)
+        if self.groups is not None and other.groups is not None:
+            self.groups.merge(other.groups, remap)
         self.rows += other.rows
 
     def _scope(self, scope: int) -> tuple[np.ndarray, np.ndarray]:
@@ -131,12 +143,15 @@ class ScoreTables:
 
             def draw(w: np.ndarray) -> dict[str, np.ndarray]:
                 out = {"loss": _div(w @ (cs[:, 2] / cs[:, 0]), w @ (cs[:, 3] / cs[:, 0]))}
-                if classes:
+                if classes and self.groups is None:
                     out["auc"] = _auc_of(ck, w, classes) + shift
                 return out
 
             drawn = bootstrap.resample(plan, cs[:, 0], (self.table_id, stream), draw)
             loss_d, auc_d = drawn.get("loss"), drawn.get("auc")
+            if classes and self.groups is not None:
+                auc_d = macro.draws(plan, [self.groups], [point], scope, classes,
+                                    (self.table_id, stream, 1))[0]
         return ScoreFigures(point, loss, bound, auc_d, loss_d, per_class)
 
     def curve_hist(self, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

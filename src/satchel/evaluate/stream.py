@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from satchel.errors import EvaluationError
-from satchel.evaluate import bootstrap, curves, slices, task
+from satchel.evaluate import bootstrap, curves, macro, slices, task
 from satchel.evaluate.classifier import COUNT_METRICS, ClassifierStream, confusion, count_figures
 from satchel.evaluate.regressor import GROUPS, RegressorStream
 from satchel.evaluate.result import (
@@ -56,7 +56,8 @@ class Evaluation:
                                    self.classes is not None))
         scopes = [self.scopes.codes(c, slice_values[c]) for c, _ in self.specs]
         if isinstance(self.stream, ClassifierStream):
-            self.stream.add(y, pred, proba, bpred, bproba, scopes)
+            self.stream.add(y, pred, proba, bpred, bproba, scopes,
+                            first_row=self.offset + self.rows)
         else:
             assert self.stream is not None
             self.stream.add(y, pred, bpred, scopes, first_row=self.offset + self.rows)
@@ -65,7 +66,7 @@ class Evaluation:
     def _start(self, kind: str) -> None:
         self.kind = kind
         self.stream = (ClassifierStream(self.target, self.classes, self.base_classes,
-                                        self.baseline) if kind == "classifier"
+                                        self.baseline, self.seed) if kind == "classifier"
                        else RegressorStream(self.target, self.seed))
 
     def merge(self, other: Evaluation) -> None:
@@ -145,6 +146,14 @@ def _classifier(s: ClassifierStream, plan: bootstrap.Plan, ev: Evaluation) -> di
             base_point.update(roc_auc=bf.roc_auc, log_loss=bf.log_loss)
             base_draws.update(roc_auc=bf.auc_draws, log_loss=bf.loss_draws)
             paired = s.pair.differences(plan, sf.roc_auc - bf.roc_auc, sorted(sf.per_class_auc))
+            mine = s.scores.groups if s.scores is not None else None
+            if mine is not None and s.base_scores.groups is not None \
+                    and sf.per_class_auc and plan.resamples:
+                # more than two classes: both macro AUCs weighed by the same row groups
+                dm, db = macro.draws(plan, [mine, s.base_scores.groups],
+                                     [sf.roc_auc, bf.roc_auc], 0, sorted(sf.per_class_auc),
+                                     (2, 1))
+                paired["roc_auc"] = dm - db
             diffs.update(roc_auc=paired.get("roc_auc"), log_loss=paired.get("log_loss"))
         out.update(_compare(plan, metrics, base_point, base_draws, diffs))
     out["slices"] = _classifier_slices(s, plan, ev, keys, counts, k, names)
