@@ -18,7 +18,20 @@ machine:
 - ``v2``: satchel ``POST /v2/models/m/infer``, one FP64 tensor of shape [N] per column
   (what a V2 client sends a model with a column signature);
 - ``mls``: MLServer ``POST /v2/models/m/infer`` with its fastest body, one [N, 20] FP64
-  tensor.
+  tensor;
+- ``grpc``: satchel gRPC ``ModelInfer``, an [N] FP64 tensor per column in
+  ``raw_input_contents`` (the message ``tritonclient.grpc`` builds), h2load -t1 -m1;
+- ``mlsg``: MLServer gRPC ``ModelInfer``, one [N, 20] FP64 tensor in
+  ``raw_input_contents``, h2load -t1 -m1;
+- ``bento``: BentoML 1.4.40 (side venv, ``bentoml_side.py``), ``POST /predict`` with
+  ``{"input": [[...20 floats], ...]}``, its own batching (``batchable``, max_batch_size
+  as MLServer's) when batched.
+
+gRPC runs use h2load, the HTTP runs wrk: ``grpc/inv`` pairs two load generators
+(benchmarks/grpc_bench.py measures h2load's own cost against wrk on /invocations);
+``grpc/mlsg`` pairs the same one. h2load counts an HTTP 200 with a gRPC error as done, so
+every gRPC path is checked before the load (its predictions) and satchel's ``/metrics``
+after it (every ModelInfer OK).
 
 Before any load every path must answer the same predictions. MLServer lives in a side
 venv this script creates on first use under ``--cache`` (default
@@ -52,11 +65,14 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bentoml_side  # noqa: E402
 import loadgen as lg  # noqa: E402
 
 MLSERVER_VERSION = "1.7.1"
 FEATURES = 20
-PATHS = ("inv", "v2", "mls")
+PATHS = ("inv", "v2", "mls", "grpc", "mlsg", "bento")
+GRPC_PATHS = ("grpc", "mlsg")
+MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 # MLServer 1.7.1's inference workers call asyncio.get_event_loop() before setting one;
 # uvloop 0.22+ raises there and every worker dies, so the venv keeps the last that works.
 UVLOOP_VERSION = "0.21.0"
@@ -125,7 +141,7 @@ def make_models(work: Path, names: list[str]) -> dict[str, tuple[Path, Any, np.n
 
 
 def mlserver_start(exe: Path, model_dir: Path, root: Path, batched: bool, workers: int,
-                   batch_size: int, batch_ms: float, log: Path) -> tuple[Any, int]:
+                   batch_size: int, batch_ms: float, log: Path) -> tuple[Any, int, int]:
     root.mkdir(parents=True)
     shutil.copytree(model_dir, root / "m")
     settings: dict[str, Any] = {"name": "m", "implementation": "mlserver_sklearn.SKLearnModel",
@@ -133,9 +149,9 @@ def mlserver_start(exe: Path, model_dir: Path, root: Path, batched: bool, worker
     if batched:
         settings.update(max_batch_size=batch_size, max_batch_time=batch_ms / 1000.0)
     (root / "m" / "model-settings.json").write_text(json.dumps(settings))
-    port = lg.free_port()
+    port, grpc_port = lg.free_port(), lg.free_port()
     (root / "settings.json").write_text(json.dumps({
-        "host": "127.0.0.1", "http_port": port, "grpc_port": lg.free_port(),
+        "host": "127.0.0.1", "http_port": port, "grpc_port": grpc_port,
         "metrics_port": lg.free_port(), "parallel_workers": workers,
         "metrics_dir": str(root / "metrics"),
         # debug also turns uvicorn's access log on; satchel runs with its access log off
@@ -148,7 +164,7 @@ def mlserver_start(exe: Path, model_dir: Path, root: Path, batched: bool, worker
         if proc.poll() is not None:
             raise RuntimeError(f"MLServer exited with {proc.returncode}; see {log}")
         if lg.get(port, "/v2/models/m/ready")[0] == 200:
-            return proc, port
+            return proc, port, grpc_port
         time.sleep(0.1)
     stop_group(proc)
     raise RuntimeError(f"MLServer did not become ready; see {log}")
@@ -176,17 +192,59 @@ def bodies(X: np.ndarray, rows: int) -> dict[str, bytes]:
                       "data": data[:, i].tolist()} for i, c in enumerate(cols)]}
     mls = {"inputs": [{"name": "input-0", "shape": [rows, FEATURES], "datatype": "FP64",
                        "data": data.reshape(-1).tolist()}]}
-    return {k: json.dumps(v).encode() for k, v in (("inv", inv), ("v2", v2), ("mls", mls))}
+    out = {k: json.dumps(v).encode() for k, v in (("inv", inv), ("v2", v2), ("mls", mls))}
+    out["bento"] = bentoml_side.body(data.tolist())
+    out["grpc"] = grpc_frame([(c, np.ascontiguousarray(data[:, i]))
+                              for i, c in enumerate(cols)])
+    out["mlsg"] = grpc_frame([("input-0", np.ascontiguousarray(data))])
+    return out
 
 
-URL_PATHS = {"inv": "/invocations", "v2": "/v2/models/m/infer", "mls": "/v2/models/m/infer"}
+def grpc_frame(tensors: list[tuple[str, np.ndarray]]) -> bytes:
+    """A ModelInferRequest for model ``m`` as tritonclient builds it (FP64 tensors in
+    raw_input_contents), framed for the wire: flag byte, big-endian length, message."""
+    import struct
+
+    from tritonclient.grpc import service_pb2
+
+    request = service_pb2.ModelInferRequest(model_name="m")
+    for name, arr in tensors:
+        t = request.inputs.add(name=name, datatype="FP64")
+        t.shape.extend(arr.shape)
+        request.raw_input_contents.append(arr.astype("<f8").tobytes())
+    message = request.SerializeToString()
+    return b"\x00" + struct.pack(">I", len(message)) + message
+
+
+def grpc_answer(port: int, frame: bytes) -> list[Any]:
+    """The predictions a gRPC server answers to ``frame``'s request (tritonclient)."""
+    import tritonclient.grpc as tg
+    from tritonclient.grpc import service_pb2
+
+    request = service_pb2.ModelInferRequest.FromString(frame[5:])
+    client = tg.InferenceServerClient(f"127.0.0.1:{port}")
+    try:
+        reply = client._client_stub.ModelInfer(request)
+    finally:
+        client.close()
+    out = reply.outputs[0]
+    dtype = {"INT64": "<i8", "INT32": "<i4", "FP64": "<f8", "FP32": "<f4"}[out.datatype]
+    return np.frombuffer(reply.raw_output_contents[0], dtype=dtype).tolist()
+
+
+URL_PATHS = {"inv": "/invocations", "v2": "/v2/models/m/infer", "mls": "/v2/models/m/infer",
+             "bento": "/predict", "grpc": MODEL_INFER, "mlsg": MODEL_INFER}
 
 
 def answer(port: int, path: str, body: bytes) -> list[Any]:
+    if path in GRPC_PATHS:
+        return grpc_answer(port, body)
     status, reply = lg.post(port, body, URL_PATHS[path])
     if status != 200:
         raise RuntimeError(f"{path} answered {status}: {reply[:300]!r}")
     obj = json.loads(reply)
+    if path == "bento":
+        return list(obj)
     return list(obj["predictions"]) if path == "inv" else list(obj["outputs"][0]["data"])
 
 
@@ -204,9 +262,31 @@ def tree_cpu(pid: int) -> float:
 
 def load(port: int, pid: int, script: Path, path: str, conns: int, seconds: float) -> Run:
     before = tree_cpu(pid)
+    if path in GRPC_PATHS:
+        rps, requests, failed = h2load(port, script, conns, seconds)
+        cpu = tree_cpu(pid) - before
+        return Run(rps, float("nan"), failed, cpu / max(requests, 1) * 1e6)
     r = lg.wrk_finish(lg.wrk_start(port, script, conns, seconds, path=URL_PATHS[path]))
     cpu = tree_cpu(pid) - before
     return Run(r.rps, r.p99_ms, r.non2xx + r.socket_errors, cpu / max(r.requests, 1) * 1e6)
+
+
+def h2load(port: int, frame: Path, conns: int, seconds: float) -> tuple[float, int, int]:
+    """(req/s, requests done, failed or errored) of unary ModelInfer calls, one in flight
+    per connection."""
+    import re
+
+    cmd = ["h2load", "-t1", f"-c{conns}", "-m1", f"-D{max(1, round(seconds))}",
+           "-d", str(frame), "-H", "content-type: application/grpc", "-H", "te: trailers",
+           f"http://127.0.0.1:{port}{MODEL_INFER}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded, "
+                     r"(\d+) failed, (\d+) errored", out)
+    if not (rps and done):
+        raise RuntimeError(f"unreadable h2load output:\n{out}")
+    return (float(rps.group(1)), int(done.group(1)),
+            int(done.group(2)) + int(done.group(3)))
 
 
 # --- main ------------------------------------------------------------------------------
@@ -229,21 +309,27 @@ def main(argv: list[str] | None = None) -> int:
                     help="satchel's --max-batch-size (rows; default: satchel's own)")
     ap.add_argument("--batch-ms", type=float, default=5.0)
     ap.add_argument("--satchel-args", default="", help="extra args for every satchel serve")
-    ap.add_argument("--cache", type=Path, default=Path(os.environ.get(
-        "SATCHEL_BENCH_CACHE", Path.home() / ".cache" / "satchel-bench"))
-        / f"mlserver-{MLSERVER_VERSION}")
+    cache = Path(os.environ.get("SATCHEL_BENCH_CACHE", Path.home() / ".cache" / "satchel-bench"))
+    ap.add_argument("--cache", type=Path, default=cache / f"mlserver-{MLSERVER_VERSION}")
+    ap.add_argument("--bentoml-cache", type=Path,
+                    default=cache / f"bentoml-{bentoml_side.BENTOML_VERSION}")
+    ap.add_argument("--paths", default=",".join(PATHS), help=f"of {','.join(PATHS)}")
     args = ap.parse_args(argv)
-    if shutil.which("wrk") is None:
-        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
-        return 2
+    for tool, package in (("wrk", "wrk"), ("h2load", "nghttp2-client")):
+        if shutil.which(tool) is None:
+            print(f"{tool} is not installed: apt-get install -y {package}", file=sys.stderr)
+            return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    paths = [p for p in PATHS if p in args.paths.split(",")]
     exe = mlserver_venv(args.cache)
+    bento_exe = bentoml_side.bentoml_venv(args.bentoml_cache) if "bento" in paths else None
     names, modes = args.models.split(","), args.modes.split(",")
     rows_list = [int(r) for r in args.rows.split(",")]
     conns = [int(c) for c in args.conns.split(",")]
     work = Path(tempfile.mkdtemp(prefix="mlserver-bench-"))
     satchels: dict[tuple[str, str], lg.Server] = {}
-    mlservers: dict[tuple[str, str], tuple[Any, int]] = {}
+    mlservers: dict[tuple[str, str], tuple[Any, int, int]] = {}
+    bentos: dict[tuple[str, str], tuple[Any, int]] = {}
     results: dict[tuple[str, int, int, str, str], list[Run]] = {}
     try:
         models = make_models(work, names)
@@ -255,18 +341,27 @@ def main(argv: list[str] | None = None) -> int:
                     ["--max-batch-size", str(args.satchel_batch_rows)]
                     if args.satchel_batch_rows else [])
                 satchels[(name, mode)] = lg.start_server(
-                    path, "--name", "m", *extra, *args.satchel_args.split(),
-                    log=work / f"satchel-{name}-{mode}.log")
+                    path, "--name", "m", "--grpc-port", str(lg.free_port()), *extra,
+                    *args.satchel_args.split(), log=work / f"satchel-{name}-{mode}.log")
                 mlservers[(name, mode)] = mlserver_start(
                     exe, work / "mlserver-models" / name, work / f"mls-{name}-{mode}",
                     mode == "on", args.mlserver_workers, args.batch_size, args.batch_ms,
                     work / f"mlserver-{name}-{mode}.log")
+                if bento_exe is not None:
+                    bentos[(name, mode)] = bentoml_side.start(
+                        bento_exe, work / "mlserver-models" / name / "model.joblib",
+                        work / f"bento-{name}-{mode}", mode == "on", args.batch_size,
+                        work / f"bento-{name}-{mode}.log")
         for name in names:
             _, plain, X = models[name]
             for rows in rows_list:
                 body = bodies(X, rows)
                 scripts = {}
                 for p, b in body.items():
+                    if p in GRPC_PATHS:  # h2load's body file
+                        scripts[p] = work / f"{name}-{rows}-{p}.grpc"
+                        scripts[p].write_bytes(b)
+                        continue
                     scripts[p] = work / f"{name}-{rows}-{p}.lua"
                     scripts[p].write_text(
                         'wrk.method = "POST"\nwrk.headers["Content-Type"] = '
@@ -274,8 +369,14 @@ def main(argv: list[str] | None = None) -> int:
                 expected = plain.predict(X[:rows]).tolist()
                 for mode in modes:
                     sat, mls = satchels[(name, mode)], mlservers[(name, mode)]
-                    targets = {"inv": (sat.port, sat.proc.pid), "v2": (sat.port, sat.proc.pid),
-                               "mls": (mls[1], mls[0].pid)}
+                    sat_grpc = int(sat.proc.args[sat.proc.args.index("--grpc-port") + 1])
+                    every = {"inv": (sat.port, sat.proc.pid), "v2": (sat.port, sat.proc.pid),
+                             "mls": (mls[1], mls[0].pid), "grpc": (sat_grpc, sat.proc.pid),
+                             "mlsg": (mls[2], mls[0].pid)}
+                    if (name, mode) in bentos:
+                        bento = bentos[(name, mode)]
+                        every["bento"] = (bento[1], bento[0].pid)
+                    targets = {p: every[p] for p in paths}
                     for p, (port, _) in targets.items():
                         got = answer(port, p, body[p])
                         if got != expected:
@@ -289,53 +390,77 @@ def main(argv: list[str] | None = None) -> int:
                                 run = load(port, pid, scripts[p], p, c, args.duration)
                                 results.setdefault((name, rows, c, mode, p), []).append(run)
                                 print(f"  {name:<4} rows={rows:<3} c={c:<2} {mode:<3} "
-                                      f"round {rnd + 1} {p:<3} {run.rps:7.0f} req/s "
+                                      f"round {rnd + 1} {p:<5} {run.rps:7.0f} req/s "
                                       f"p99 {run.p99_ms:6.1f} ms cpu {run.cpu_us:5.0f} us/req"
                                       f" errors {run.errors}", file=sys.stderr)
+        bad = grpc_not_ok(satchels.values()) if "grpc" in paths else {}
     finally:
         for srv in satchels.values():
             lg.stop(srv.proc)
-        for proc, _ in mlservers.values():
+        for proc, _, _ in mlservers.values():
             stop_group(proc)
+        for proc, _ in bentos.values():
+            bentoml_side.stop(proc)
         shutil.rmtree(work, ignore_errors=True)
-    report(results, names, rows_list, conns, modes, args)
-    return 0
+    report(results, names, rows_list, conns, modes, paths, args)
+    print(f"satchel ModelInfer answers not OK (CANCELLED: left in flight by h2load at its "
+          f"time limit): {bad or 'none'}")
+    return 1 if bad else 0
+
+
+def grpc_not_ok(servers: Any) -> dict[str, float]:
+    """satchel's gRPC statuses other than OK and CANCELLED, from each server's /metrics."""
+    bad: dict[str, float] = {}
+    for srv in servers:
+        for key, value in lg.metrics(srv.port).items():
+            if (key.startswith("satchel_requests_total") and MODEL_INFER in key
+                    and 'status="OK"' not in key and 'status="CANCELLED"' not in key):
+                bad[key] = bad.get(key, 0.0) + value
+    return bad
 
 
 def _ratio(a: list[Run], b: list[Run]) -> float:
     return float(statistics.median(x.rps / y.rps for x, y in zip(a, b)))
 
 
+RATIOS = (("inv", "mls"), ("v2", "mls"), ("v2", "inv"), ("grpc", "mlsg"), ("grpc", "inv"),
+          ("inv", "bento"))
+
+
 def report(results: dict[tuple[str, int, int, str, str], list[Run]], names: list[str],
-           rows_list: list[int], conns: list[int], modes: list[str], args: Any) -> None:
+           rows_list: list[int], conns: list[int], modes: list[str], paths: list[str],
+           args: Any) -> None:
     label = {"lr": "LogisticRegression", "rf30": "RandomForest-30"}
+    ratios = [(a, b) for a, b in RATIOS if a in paths and b in paths]
     table: list[list[Any]] = []
     for name in names:
         for rows in rows_list:
             for c in conns:
                 for mode in modes:
-                    r = {p: results[(name, rows, c, mode, p)] for p in PATHS}
-                    med = {p: statistics.median(x.rps for x in r[p]) for p in PATHS}
-                    cpu = {p: statistics.median(x.cpu_us for x in r[p]) for p in PATHS}
-                    errors = sum(x.errors for p in PATHS for x in r[p])
+                    r = {p: results[(name, rows, c, mode, p)] for p in paths}
+                    med = {p: statistics.median(x.rps for x in r[p]) for p in paths}
+                    cpu = {p: statistics.median(x.cpu_us for x in r[p]) for p in paths}
+                    errors = sum(x.errors for p in paths for x in r[p])
                     table.append([label.get(name, name), rows, c,
                                   "batched" if mode == "on" else "unbatched",
-                                  f"{med['inv']:.0f}", f"{med['v2']:.0f}", f"{med['mls']:.0f}",
-                                  f"{_ratio(r['inv'], r['mls']):.2f}",
-                                  f"{_ratio(r['v2'], r['mls']):.2f}",
-                                  f"{_ratio(r['v2'], r['inv']):.2f}",
-                                  f"{cpu['inv']:.0f}/{cpu['v2']:.0f}/{cpu['mls']:.0f}", errors])
+                                  *(f"{med[p]:.0f}" for p in paths),
+                                  *(f"{_ratio(r[a], r[b]):.2f}" for a, b in ratios),
+                                  "/".join(f"{cpu[p]:.0f}" for p in paths), errors])
     print(f"\nsatchel vs MLServer {MLSERVER_VERSION} (sklearn runtime, parallel_workers="
           f"{args.mlserver_workers}); wrk -t1, {args.rounds} interleaved rounds of "
           f"{args.duration:g} s; medians; ratios are medians of paired runs; batched: "
           f"satchel --max-batch-size {args.satchel_batch_rows or 'default'} (rows), MLServer "
           f"max_batch_size {args.batch_size} (requests), both {args.batch_ms:g} ms; "
           f"{os.cpu_count()} cores shared with wrk\n")
-    print(lg.table(table, ["model", "rows", "conns", "mode", "inv req/s", "v2 req/s",
-                           "mls req/s", "inv/mls", "v2/mls", "v2/inv",
-                           "cpu us/req inv/v2/mls", "errors"]))
+    print(lg.table(table, ["model", "rows", "conns", "mode", *(f"{p} req/s" for p in paths),
+                           *(f"{a}/{b}" for a, b in ratios),
+                           f"cpu us/req {'/'.join(paths)}", "errors"]))
     print("\ninv: satchel /invocations dataframe_split; v2: satchel V2 REST (a [N] FP64 "
-          "tensor per column); mls: MLServer V2 REST, one [N,20] FP64 tensor")
+          "tensor per column); mls: MLServer V2 REST, one [N,20] FP64 tensor; grpc: satchel "
+          "gRPC ModelInfer (a [N] FP64 tensor per column, raw contents); mlsg: MLServer gRPC "
+          "ModelInfer (one [N,20] FP64 tensor, raw contents); bento: BentoML "
+          f"{bentoml_side.BENTOML_VERSION} POST /predict. gRPC paths: h2load -t1 -m1; "
+          "HTTP paths: wrk -t1")
 
 
 if __name__ == "__main__":
