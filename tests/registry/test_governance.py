@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -204,3 +205,50 @@ def test_results_attach_only_to_the_model_they_measured(governed: Governance,
     assert governed.attach_results("iris", 2, result) > 0
     assert [r.model.model_uuid for r in governed.results("iris", 2)] == [
         result.model.model_uuid]
+
+
+def test_bias_signature_and_validate_gates_fail_with_their_figures(
+        registry: Any, iris_model_dir_2: Path, iris: tuple[Any, Any], tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = iris
+    # the candidate needs an input the champion's clients never send
+    wider = X.assign(extra=1.0)
+    cand = tmp_path / "wider"
+    satchel.save_model(LogisticRegression(max_iter=500).fit(wider, y), cand,
+                       input_example=wider.head(3))
+    registry.register(iris_model_dir_2, "iris")
+    registry.register(cand, "iris")
+    registry.set_alias("iris", "champion", 1)
+    gov = Governance(registry)
+    gov.set_policy("iris", """
+protect: {aliases: [champion]}
+approvers: [bob]
+evaluation:
+  dataset: holdout
+  bias: {max_gap: {accuracy: 0.001}, min_selection_rate_ratio: 0.999}
+signature_compatible: true
+validate: true
+""")
+    sites = np.array(["a", "b", "c"])[np.arange(len(X)) % 3]
+    table = wider.assign(species=y.to_numpy(), site=sites)
+    v2 = registry.get_version("iris", 2)
+    result = satchel.evaluate(registry.local_path(v2), table, "species", slice_by=["site"],
+                              resamples=50, dataset_name="holdout")
+    gov.attach_results("iris", 2, result)
+    # the stored files no longer match their digests: validate must say so
+    pkl = registry.local_path(v2) / "model.pkl"
+    pkl.chmod(0o644)
+    pkl.write_bytes(pkl.read_bytes() + b"tampered")
+    req = gov.request("iris", "champion", 2)
+    assert req.state == "gates_failed"
+    failed = {g.gate: g.detail for g in req.gates if not g.passed}
+    gap = next(b for b in result.bias if b.kind == "gap" and b.metric == "accuracy")
+    assert gap.value > 0.001
+    assert f"{gap.value:.4g}" in failed["bias gap accuracy"]
+    assert "selection rate ratio" in failed
+    assert "new required input 'extra' (double)" in failed["signature compatible"]
+    assert "model.pkl" in failed["validate"]
+    with pytest.raises(PolicyError, match="failed its gates"):
+        Governance(registry.with_actor("bob")).approve(req.id)
+    assert registry.get_version_by_alias("iris", "champion").version == 1

@@ -88,3 +88,51 @@ def test_request_with_failing_gates_exits_3(tmp_path: Path, iris_model_dir: Path
                      "--register-results"]) == 1
     finally:
         close_all()
+
+
+def test_reject_and_admin_override_on_the_command_line(
+        tmp_path: Path, iris_model_dir: Path, iris_model_dir_2: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from satchel.registry.api import close_all
+
+    monkeypatch.setenv("SATCHEL_REGISTRY_URI", f"sqlite:///{tmp_path / 'reg.db'}")
+    monkeypatch.setenv("SATCHEL_USER", "alice")
+    (tmp_path / "p.yaml").write_text("protect: {aliases: [champion]}\napprovers: [bob]\n"
+                                     "admins: [root]\nmodel_card: [owner]\n")
+    try:
+        main(["registry", "register", str(iris_model_dir), "--name", "iris", "--alias",
+              "champion", "--metadata", "owner=risk"])
+        main(["registry", "register", str(iris_model_dir_2), "--name", "iris",
+              "--metadata", "owner=risk"])
+        main(["registry", "register", str(iris_model_dir_2), "--name", "iris"])
+        assert main(["registry", "policy", "iris", "--set", str(tmp_path / "p.yaml")]) == 0
+        assert main(["registry", "request", "iris", "champion", "2"]) == 0
+        capsys.readouterr()
+        # a reason is required; the requester is no approver
+        with pytest.raises(SystemExit):
+            main(["registry", "reject", "1"])
+        assert main(["registry", "reject", "1", "--reason", "mine"]) == 1
+        assert "not an approver" in capsys.readouterr().err
+        monkeypatch.setenv("SATCHEL_USER", "bob")
+        assert main(["registry", "reject", "1", "--reason", "needs the Q3 holdout"]) == 0
+        assert main(["registry", "approve", "1"]) == 1
+        assert "is rejected" in capsys.readouterr().err
+        assert main(["registry", "requests", "iris", "--state", "rejected"]) == 0
+        assert "rejected by bob: needs the Q3 holdout" in capsys.readouterr().out
+        # version 3 has no model card: its gates fail, and only an admin overrides them
+        monkeypatch.setenv("SATCHEL_USER", "alice")
+        assert main(["registry", "request", "iris", "champion", "3"]) == 3
+        assert "gate FAIL model card" in capsys.readouterr().out
+        monkeypatch.setenv("SATCHEL_USER", "bob")
+        assert main(["registry", "approve", "2", "--override"]) == 1
+        assert "only an admin" in capsys.readouterr().err
+        monkeypatch.setenv("SATCHEL_USER", "root")
+        assert main(["registry", "approve", "2", "--override", "--reason", "hotfix"]) == 0
+        assert main(["registry", "show", "iris@champion", "--json"]) == 0
+        assert '"version": 3' in capsys.readouterr().out
+        assert main(["registry", "audit", "iris", "--verify"]) == 0
+        assert "audit chain ok" in capsys.readouterr().out
+        assert main(["registry", "audit", "iris"]) == 0
+        assert "override_gates" in capsys.readouterr().out
+    finally:
+        close_all()
