@@ -103,3 +103,34 @@ def test_readers_cannot_decide_and_bad_pages_are_4xx(server: Any,
         own = http.post(f"/requests/{req.id}/approve", headers=editor)
         assert own.status_code in (403, 409) and "another approver" in own.text
     assert reg.get_version_by_alias("iris", "champion").version == 1
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_approver_rejects_with_a_reason(server: Any, iris_model_dir: Path,
+                                        browser_page: Any) -> None:
+    reg = Registry(server.db_url, actor="erin", artifact_root=server.artifact_root)
+    reg.register(iris_model_dir, "iris")
+    reg.register(iris_model_dir, "iris")
+    reg.set_alias("iris", "champion", 1)
+    gov = Governance(reg)
+    gov.set_policy("iris", "protect: {aliases: [champion]}\napprovers: [ed]\n")
+    req = gov.request("iris", "champion", 2)
+    b = browser_page
+    page = b.page
+    page.goto(server.url + "/login")
+    page.fill("#token", TOKENS["editor2"])  # ed, the approver
+    page.click("button[type=submit]")
+    page.click("table.models a:text('iris')")
+    # the reason is required: an empty one is not submitted (the browser's own check)
+    page.click("button.reject")
+    assert page.url.endswith("/models/iris")
+    assert gov.get_request(req.id).state == "pending"
+    page.fill("table.requests textarea[name=reason]", "needs the Q3 holdout")
+    page.click("button.reject")
+    assert f"Request {req.id} rejected" in page.locator("#notice").inner_text()
+    assert "rejected by ed: needs the Q3 holdout" in page.locator("table.requests").inner_text()
+    assert page.locator("table.requests button").count() == 0
+    assert "champion → version 1" in page.locator("#summary").inner_text()
+    assert "reject_request" in page.locator("table.audit tbody tr").all_inner_texts()[0]
+    assert reg.get_version_by_alias("iris", "champion").version == 1
+    assert b.console_errors == [] and b.failed_requests == []
