@@ -61,7 +61,11 @@ def test_classifier_report_renders(iris_model_dir: Path, weak_iris_dir: Path,
     assert f"({fmt(first.low['accuracy'])} – {fmt(first.high['accuracy'])})" in cell
     assert "95% interval" in page.locator("#slices caption").first.inner_text()
     assert page.locator("#slices table.bias tbody tr").count() > 0
-    assert "sepal_length" in page.locator("#model").inner_text()  # the signature
+    model_text = page.locator("#model").inner_text()
+    assert "sepal_length" in model_text  # the signature
+    # and its lineage: the model's uuid and when it was saved
+    assert r.model.model_uuid and r.model.model_uuid in model_text
+    assert r.model.created and str(r.model.created) in model_text
     assert page.locator("#baseline").count() == 1
     assert browser_page.console_errors == []
     assert browser_page.failed_requests == []
