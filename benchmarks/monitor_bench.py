@@ -1,12 +1,18 @@
 """Cost of drift monitoring: the same server with monitoring on and off, side by side.
 
 A LogisticRegression on iris saved with a reference profile; 1-row ``dataframe_split``
-requests from wrk at 8 and 32 connections, rounds alternating between the two servers
-(``--no-monitor`` is the baseline; the order flips every round). Prints req/s, p50,
-p99, the server's CPU time per request (from /proc: steadier than req/s on a shared
-machine, where other processes take the cores), the monitor's own CPU per request
+requests from wrk at 8 and 32 connections, rounds interleaving the servers
+(``--no-monitor`` is the baseline; the order rotates every round, so each server runs
+first, middle and last equally often). A second, identical ``--no-monitor`` server (the
+control) is paired with the baseline the same way: its ratio is the benchmark's own
+noise and bias, the yardstick for the monitor's ratio. Prints req/s, p50, p99, the
+server's CPU time per request (from /proc: steadier than req/s on a shared machine,
+where other processes take the cores), the event loop thread's CPU per request (the
+request path itself), the monitor's own CPU per request
 (``satchel_monitor_cpu_seconds_total``) and its share of the server's CPU, and the
-paired ratios. ``--simultaneous`` loads both servers at once each round instead. Then
+paired ratios: the median and the spread (quartiles, min-max) of the per-round ratios,
+with the load average before and after. ``--simultaneous`` loads every server at once
+each round instead. Then
 the monitor's own cost per request in-process, and the memory of the sketches: one
 model's monitor fed 1,000,000 one-row requests in-process (``--requests``), its state
 measured as JSON and by tracemalloc.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -137,6 +144,13 @@ class Run:
     load: lg.Load
     cpu: float  # the server's CPU seconds per request
     monitor_cpu: float | None  # its counting thread's CPU seconds per request
+    loop_cpu: float = 0.0  # the event loop (main) thread's CPU seconds per request
+
+
+def _loop_seconds(pid: int) -> float:
+    """CPU seconds of the server's main thread (its event loop: the request path)."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _monitor_cpu(port: int) -> float | None:
@@ -158,17 +172,20 @@ def paired_runs(servers: dict[str, lg.Server], script: Path, conns: int, rounds:
                 out[name].append(run)
                 _progress(conns, rnd, name, run)
             continue
-        for name in names if rnd % 2 == 0 else names[::-1]:
+        shift = rnd % len(names)
+        order = names[shift:] + names[:shift]
+        for name in order if (rnd // len(names)) % 2 == 0 else order[::-1]:
             srv = servers[name]
             counted = _monitor_cpu(srv.port)
-            cpu = lg.cpu_seconds(srv.proc.pid)
+            cpu, loop = lg.cpu_seconds(srv.proc.pid), _loop_seconds(srv.proc.pid)
             load = lg.wrk(srv.port, script, conns, duration)
             cpu = lg.cpu_seconds(srv.proc.pid) - cpu
+            loop = _loop_seconds(srv.proc.pid) - loop
             time.sleep(1.5)  # the monitor's last pass over the run's requests
             after = _monitor_cpu(srv.port)
             n = max(load.requests, 1)
             run = Run(load, cpu / n, None if counted is None or after is None
-                      else (after - counted) / n)
+                      else (after - counted) / n, loop / n)
             out[name].append(run)
             _progress(conns, rnd, name, run)
     return out
@@ -179,27 +196,30 @@ def _together(servers: dict[str, lg.Server], script: Path, conns: int, duration:
     """One wrk per server, all started at once: every server meets the same moment of
     a shared machine (each takes its share of the cores, so the ratio of req/s is the
     inverse ratio of CPU per request)."""
-    before = {name: (_monitor_cpu(srv.port), lg.cpu_seconds(srv.proc.pid))
-              for name, srv in servers.items()}
+    before = {name: (_monitor_cpu(srv.port), lg.cpu_seconds(srv.proc.pid),
+                     _loop_seconds(srv.proc.pid)) for name, srv in servers.items()}
     procs = {name: lg.wrk_start(srv.port, script, conns, duration)
              for name, srv in servers.items()}
     loads = {name: lg.wrk_finish(proc) for name, proc in procs.items()}
     cpu = {name: lg.cpu_seconds(srv.proc.pid) - before[name][1]
            for name, srv in servers.items()}
+    loop = {name: _loop_seconds(srv.proc.pid) - before[name][2]
+            for name, srv in servers.items()}
     time.sleep(1.5)  # the monitor's last pass over the run's requests
     out = {}
     for name, srv in servers.items():
         counted, after = before[name][0], _monitor_cpu(srv.port)
         n = max(loads[name].requests, 1)
         out[name] = Run(loads[name], cpu[name] / n, None if counted is None or after is None
-                        else (after - counted) / n)
+                        else (after - counted) / n, loop[name] / n)
     return out
 
 
 def _progress(conns: int, rnd: int, name: str, run: Run) -> None:
     mon = "" if run.monitor_cpu is None else f" monitor {run.monitor_cpu * 1e6:5.1f}"
     print(f"  c={conns} round {rnd + 1} {name:<12} {run.load.rps:8.0f} req/s "
-          f"p99 {run.load.p99_ms:7.2f} ms cpu {run.cpu * 1e6:6.0f}{mon} us/req",
+          f"p99 {run.load.p99_ms:7.2f} ms cpu {run.cpu * 1e6:6.0f} loop "
+          f"{run.loop_cpu * 1e6:6.0f}{mon} us/req",
           file=sys.stderr)
 
 
@@ -209,20 +229,36 @@ def paired_table(results: dict[str, list[Run]], conns: int, baseline: str
     rows: list[list[object]] = []
     for name, runs in results.items():
         pairs = list(zip(runs, base))
-        rps = statistics.median(r.load.rps / b.load.rps for r, b in pairs)
+        ratios = sorted(r.load.rps / b.load.rps for r, b in pairs)
+        rps = statistics.median(ratios)
         p99 = statistics.median(r.load.p99_ms / b.load.p99_ms for r, b in pairs)
         cpu = statistics.median(r.cpu / b.cpu for r, b in pairs)
+        loop = statistics.median(r.loop_cpu / b.loop_cpu for r, b in pairs if b.loop_cpu)
         mon = [r.monitor_cpu for r in runs if r.monitor_cpu is not None]
         share = [r.monitor_cpu / r.cpu for r in runs if r.monitor_cpu is not None]
         rows.append([conns, name, f"{statistics.median(r.load.rps for r in runs):.0f}",
                      f"{statistics.median(r.load.p50_ms for r in runs):.2f}",
                      f"{statistics.median(r.load.p99_ms for r in runs):.2f}",
                      f"{statistics.median(r.cpu for r in runs) * 1e6:.0f}",
+                     f"{statistics.median(r.loop_cpu for r in runs) * 1e6:.0f}",
                      f"{statistics.median(mon) * 1e6:.1f}" if mon else "-",
                      f"{statistics.median(share):.2%}" if share else "-",
                      sum(r.load.non2xx + r.load.socket_errors for r in runs),
-                     f"{rps:.3f}", f"{p99:.3f}", f"{cpu:.3f}"])
+                     f"{rps:.3f}", _spread(ratios), f"{p99:.3f}", f"{cpu:.3f}",
+                     f"{loop:.3f}"])
     return rows
+
+
+def _spread(ratios: list[float]) -> str:
+    """Quartiles and extremes of the per-round ratios: the noise the median hides."""
+    if len(ratios) < 2:
+        return "-"
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return f"{q1:.3f}-{q3:.3f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="one-row requests fed to the in-process monitor (0: skip)")
     ap.add_argument("--no-load", action="store_true", help="only the sketch memory")
     ap.add_argument("--simultaneous", action="store_true",
-                    help="load both servers at once each round instead of in turn")
+                    help="load every server at once each round instead of in turn")
+    ap.add_argument("--no-control", action="store_true",
+                    help="without the second --no-monitor server (the noise yardstick)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="satchel-monbench-") as tmp:
         work = Path(tmp)
@@ -262,6 +300,10 @@ def load(args: argparse.Namespace, work: Path, model_dir: Path) -> None:
     log = work / "server.log"
     servers = {"monitor off": lg.start_server(f"iris={model_dir}", "--no-monitor", log=log),
                "monitor on": lg.start_server(f"iris={model_dir}", log=log)}
+    if not args.no_control:
+        servers["off (control)"] = lg.start_server(f"iris={model_dir}", "--no-monitor",
+                                                   log=log)
+    load_before = _loadavg()
     rows: list[list[object]] = []
     try:
         for c in args.conns:
@@ -274,10 +316,13 @@ def load(args: argparse.Namespace, work: Path, model_dir: Path) -> None:
             lg.stop(srv.proc)
     how = "simultaneous" if args.simultaneous else "interleaved"
     print(f"1-row requests, {args.rounds} {how} rounds of {args.duration:g} s "
-          "(ratios: medians of paired runs against 'monitor off')")
+          "(ratios: medians of paired runs against 'monitor off'; spread: quartiles "
+          f"(min-max) of the per-round ratios); load average {load_before} before, "
+          f"{_loadavg()} after")
     print(lg.table(rows, ["conns", "server", "req/s", "p50 ms", "p99 ms", "cpu us/req",
-                          "monitor us/req", "monitor share", "errors", "req/s ratio",
-                          "p99 ratio", "cpu ratio"]))
+                          "loop us/req", "monitor us/req", "monitor share", "errors",
+                          "req/s ratio", "ratio spread", "p99 ratio", "cpu ratio",
+                          "loop ratio"]))
     done = {k: v for k, v in counted.items()
             if k.startswith(("satchel_monitor_requests", "satchel_monitor_sample_rate",
                              "satchel_monitor_cpu"))}

@@ -76,6 +76,8 @@ class Monitor:
         # Column names -> the one number dtype frames with those columns had (or None):
         # decided once per set of columns (reading a frame's dtypes costs ~50 us).
         self._dtypes: dict[tuple[Any, ...], Any] = {}
+        # id(column Index) -> (that Index, its names): see _compact.
+        self._indexes: dict[int, tuple[Any, tuple[Any, ...]]] = {}
         self._windows: dict[str, tuple[str | None, Window]] = {}
         self._lock = threading.Lock()
         self._loop = BackgroundLoop("satchel-monitor", self._run)
@@ -211,7 +213,18 @@ class Monitor:
 
         if not isinstance(data, pd.DataFrame):
             return data
-        columns = tuple(data.columns.tolist())
+        index = data.columns
+        # The decoders share one Index per set of names (protocols.frames): know
+        # it by identity, as listing an Arrow-backed text Index costs ~12 us a request.
+        seen = self._indexes.get(id(index))
+        if seen is not None and seen[0] is index:
+            columns = seen[1]
+        else:
+            columns = tuple(index.tolist())
+            if len(self._indexes) >= 64:  # bounded, whatever column names clients send
+                self._indexes.clear()
+            # The Index is held with its id, so the id cannot be reused while cached.
+            self._indexes[id(index)] = (index, columns)
         dtype = self._dtypes.get(columns, _UNSEEN)
         if dtype is _UNSEEN:
             if len(self._dtypes) >= 64:  # bounded, whatever column names clients send

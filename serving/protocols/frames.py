@@ -12,15 +12,25 @@ from typing import Any
 
 # Requests name their own columns: the cache is bounded so made-up names cannot grow it.
 _MAX_INDEXES = 256
+# Longer lists of names are built each time (no common request has them; each cached
+# list would be held as long as the server runs).
+_MAX_NAMES = 1024
 _indexes: dict[tuple[str, ...], Any] = {}
 _lock = threading.Lock()
 
 
 def column_index(names: list[str]) -> Any:
-    """A ``pandas.Index`` of ``names`` (str labels), reused across requests."""
+    """A ``pandas.Index`` of ``names`` (str labels), reused across requests.
+
+    Only names that are all ``str`` are shared: ``1``, ``1.0`` and ``True`` are one dict
+    key but three column labels. The drift monitor knows a set of columns by this
+    object (listing an Arrow-backed Index costs it ~12 us a request).
+    """
     import pandas as pd
 
     key = tuple(names)
+    if len(key) > _MAX_NAMES or not all(type(n) is str for n in key):
+        return pd.Index(key)
     index = _indexes.get(key)
     # An Index is immutable but for its name, which a model could set on its input's
     # columns: one that was renamed is not handed out again.

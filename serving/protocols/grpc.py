@@ -19,9 +19,9 @@ from google.protobuf import json_format
 from satchel.errors import InputFormatError
 from satchel.model import Prediction
 from satchel.schema import ColSpec, DataType, Schema, TensorSpec
+from satchel.serving.protocols import frames, v2
 from satchel.serving.protocols import grpc_tensors as tensors
 from satchel.serving.protocols import satchel_inference_pb2 as pb
-from satchel.serving.protocols import v2
 from satchel.serving.protocols.base import Decoded, Inbound, Protocol, Reply, reply_of
 
 if TYPE_CHECKING:
@@ -123,10 +123,9 @@ def _one_block_frame(arrays: dict[str, np.ndarray], schema: Schema | None,
         if (arr.dtype != dtype or arr.shape[0:1] != (rows,)
                 or not (arr.ndim == 1 or arr.ndim == 2 and arr.shape[1] == 1)):
             return None
-    import pandas as pd
 
     block = np.column_stack([a.reshape(-1) for a in arrays.values()])
-    return pd.DataFrame(block, columns=list(arrays))
+    return frames.frame(block, list(arrays))
 
 
 def _binary_inputs(schema: Schema | None) -> set[str | None]:

@@ -293,7 +293,7 @@ def _frame_from_columns(value: dict[str, Any], key: str) -> Any:
     names = [str(k) for k in value]
     if value and set(map(type, chain.from_iterable(value.values()))) == {float}:
         # all floats: one (columns x rows) array is exactly pandas' block layout
-        return pd.DataFrame(np.array(list(value.values()), dtype=np.float64).T, columns=names)
+        return frames.frame(np.array(list(value.values()), dtype=np.float64).T, names)
     return pd.DataFrame({n: column(v) for n, v in zip(names, value.values())})
 
 

@@ -26,6 +26,7 @@ from satchel import _normalize
 from satchel.errors import InputFormatError, SatchelError
 from satchel.model import Prediction
 from satchel.schema import ColSpec, DataType, Schema
+from satchel.serving.protocols import frames
 from satchel.serving.protocols.base import Decoded, Inbound, Protocol, Reply, reply_of
 from satchel.serving.protocols.strict_json import loads
 from satchel.serving.protocols.v2_binary import (
@@ -261,7 +262,7 @@ def _frame(tensors: dict[str, np.ndarray], codecs: dict[str, str],
         # One numeric dtype (e.g. FP64 columns): one 2-D block at once, the layout the
         # signature check and the model take fastest; pandas builds a dict of columns
         # one by one.
-        return pd.DataFrame(np.stack(list(columns.values()), axis=1), columns=list(columns))
+        return frames.frame(np.stack(list(columns.values()), axis=1), list(columns))
     return pd.DataFrame(columns)
 
 

@@ -109,3 +109,25 @@ def test_number_columns_count_as_the_general_path_does() -> None:
         general.add(ref, column.astype(object))
         assert fast.to_dict() == general.to_dict()
     assert fast.total == 50 and fast.nulls == 0
+
+
+def test_frames_sharing_one_column_index_count_as_if_alone() -> None:
+    """Decoded frames share one Index per set of names (the monitor knows the columns by
+    that object): frames of other dtypes, or another order, under the same or an equal
+    Index still count as they would alone."""
+    from satchel.serving.protocols.frames import column_index
+
+    frame, classes = _reference()
+    numeric = frame[["income"]].assign(score=frame["age"] * 1.5)
+    profile = build_profile(numeric, classes)
+    index = column_index(["income", "score"])
+    values = numeric.to_numpy()
+    requests: list[tuple[Any, Any]] = [
+        (pd.DataFrame(values[i:i + 1], columns=index), classes[i:i + 1]) for i in range(200)]
+    # the same Index object over int64 values, and an equal Index built apart
+    requests[3] = (pd.DataFrame(values[3:4].astype(np.int64), columns=index), classes[3:4])
+    requests[4] = (pd.DataFrame(values[4:5], columns=pd.Index(["income", "score"])),
+                   classes[4:5])
+    requests[5] = (pd.DataFrame(values[5:6, ::-1], columns=column_index(["score", "income"])),
+                   classes[5:6])
+    _same(_monitored(profile, requests), _one_by_one(profile, requests))
