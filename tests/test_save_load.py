@@ -393,3 +393,42 @@ def test_mlflow_predict_fn_outside_allow_list_refused(
     d = _mlflow_dir(tmp_path, iris_logreg, iris[0], MLFLOW_3_MLMODEL, "cloudpickle", "__reduce__")
     with pytest.raises(ModelFormatError, match="predict_fn '__reduce__'"):
         satchel.load_model(d)
+
+
+class _Recorder(satchel.PythonModel):
+    """Returns what it was given, so a test sees what predict handed the model."""
+
+    def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+        seen = json.dumps(params)
+        if params:
+            params["k"] = 99  # a model that changes its params
+        return pd.DataFrame({"n": [len(model_input)], "params": [seen]})
+
+
+def test_fast_and_full_predict_paths_hand_the_model_the_same(tmp_path: Path) -> None:
+    # Model.predict skips building the coercion answers for a frame that already fits
+    # and no params; what the model gets must be what the full path gives it.
+    from satchel.schema import ParamSchema, ParamSpec
+
+    sig = Signature(
+        Schema([ColSpec(DataType.double, "a"), ColSpec(DataType.long, "b")]),
+        params=ParamSchema([ParamSpec("k", DataType.long, 3)]),
+    )
+    satchel.save_model(_Recorder(), tmp_path / "m", signature=sig)
+    model = satchel.load_model(tmp_path / "m")
+    fits = pd.DataFrame({"a": [1.0, 2.0], "b": [1, 2]})
+    fast = model.predict(fits)
+    full = model.predict_detailed(fits).output
+    assert fast.to_dict() == full.to_dict() == {"n": {0: 2}, "params": {0: '{"k": 3}'}}
+    # the defaults handed to the model are a new dict each call: a model that changes
+    # its params never changes the next call's
+    assert json.loads(model.predict(fits)["params"][0]) == {"k": 3}
+    # a NaN in a required column, a column that needs widening and given params all
+    # leave the fast path and get the full policy
+    with pytest.raises(SignatureError, match="column 'a' is required but has 1 null"):
+        model.predict(pd.DataFrame({"a": [np.nan, 2.0], "b": [1, 2]}))
+    widened = model.predict(pd.DataFrame({"a": [1, 2], "b": np.array([1, 2], np.int32)}))
+    assert widened["n"].tolist() == [2]
+    assert json.loads(model.predict(fits, params={"k": 5})["params"][0]) == {"k": 5}
+    with pytest.raises(SignatureError, match="param 'k'"):
+        model.predict(fits, params={"k": "five"})

@@ -154,7 +154,11 @@ def without_schema(data: Any) -> Any:
 
 def output(result: Any) -> Any:
     """Normalise a model's output to DataFrame, Series, ndarray or dict of ndarrays."""
+    if type(result) in _AS_IS:
+        return result  # the exact classes found below before: one set lookup
     if isinstance(result, np.ndarray) or _is_frame(result) or _is_series(result):
+        if _exact(type(result)):
+            _AS_IS.add(type(result))
         return result
     if isinstance(result, dict):
         return {k: v if _is_frame(v) or _is_series(v) else np.asarray(v) for k, v in result.items()}
@@ -163,6 +167,18 @@ def output(result: Any) -> Any:
     if np.ndim(result) == 0:
         return np.asarray([result])
     return np.asarray(result)
+
+
+# Exact classes (ndarray, DataFrame, Series) seen to pass as they are: a model returns
+# the same class every call, and one set lookup is cheaper than three isinstance probes.
+_AS_IS: set[type] = set()
+
+
+def _exact(cls: type) -> bool:
+    if cls is np.ndarray:
+        return True
+    pd = sys.modules.get("pandas")
+    return pd is not None and cls in (pd.DataFrame, pd.Series)
 
 
 def num_rows(data: Any) -> int:

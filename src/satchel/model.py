@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from satchel import _codepath, _normalize, plugins
+from satchel import _codepath, _fits, _normalize, plugins
 from satchel._checks import check_directory, import_libraries
 from satchel.coercion import enforce_input, enforce_params
 from satchel.env import python_version
@@ -66,6 +66,15 @@ class Model:
         self._inputs = sig.inputs if sig is not None else None
         self._params = sig.params if sig is not None else None
         self._has_signature = sig is not None
+        # predict's fast path: a column schema's plan, and the params a call without
+        # params gets (enforce_params(None, ...) is the same every call)
+        inputs = self._inputs
+        self._plan = (
+            _fits.plan(inputs)
+            if inputs is not None and inputs.inputs and not inputs.is_tensor
+            else None
+        )
+        self._param_defaults = enforce_params(None, self._params)[0] if sig is not None else None
         #: The registry version this model was loaded from (``models:/`` URIs), else None.
         self.registry_version: Any = None
 
@@ -105,8 +114,21 @@ class Model:
             SignatureError: the input or params do not fit the signature.
             PredictionError: the model itself raised.
         """
-        # predict_detailed's steps written out: no Prediction object per call (at a fast
-        # model's budget every microsecond of satchel's own work shows).
+        plan = self._plan
+        if (
+            plan is not None
+            and params is None
+            and _normalize.pandas_kind(data) == "frame"
+            and _fits.same_columns(data.columns, plan)
+            and _fits.fits(data, plan)
+        ):
+            # What enforce_input and enforce_params return for a frame that already fits
+            # and no params (the frame itself, the defaults, nothing dropped), without
+            # building either answer: at a fast model's budget (a 1,000-row OLS predicts
+            # in ~40 us) each microsecond of satchel's own work shows.
+            defaults = self._param_defaults
+            return self.predict_prepared(data, None if defaults is None else dict(defaults))
+        # predict_detailed's steps written out: no Prediction object per call
         enforced = enforce_input(data, self._inputs)
         if self._has_signature:
             checked, unknown = enforce_params(params, self._params)
