@@ -131,3 +131,23 @@ def test_frames_sharing_one_column_index_count_as_if_alone() -> None:
     requests[5] = (pd.DataFrame(values[5:6, ::-1], columns=column_index(["score", "income"])),
                    classes[5:6])
     _same(_monitored(profile, requests), _one_by_one(profile, requests))
+
+
+def test_array_and_other_outputs_of_one_model_in_one_pass_count_as_if_alone() -> None:
+    """Frames of one number dtype scored into arrays are listed by layout as they are
+    staged; the same model's other requests (a Series output, int64 outputs, 2-D
+    outputs, an empty frame) take the general path in the same pass."""
+    frame, classes = _reference()
+    numeric = frame[["income"]].assign(score=frame["age"] * 1.5)
+    profile = build_profile(numeric, classes)
+    requests: list[tuple[Any, Any]] = []
+    for i in range(120):
+        row = numeric.iloc[[i]].reset_index(drop=True)
+        if i % 4 == 1:
+            requests.append((row, pd.Series(classes[i:i + 1], name="label")))
+        elif i % 4 == 2:
+            requests.append((row, classes[i:i + 1].astype(np.float64)))
+        else:
+            requests.append((row, classes[i:i + 1]))
+    requests.append((numeric.iloc[:0].reset_index(drop=True), classes[:0]))
+    _same(_monitored(profile, requests), _one_by_one(profile, requests))
