@@ -43,6 +43,9 @@ DATA_DIR = "data"
 MODEL_NAME = "model"
 MODULE_FILE = "keras_module.txt"
 BACKENDS = ("jax", "torch", "tensorflow")
+# what mlflow.tensorflow pickles beside a tf.keras model when its caller passes
+# custom_objects (or Keras' global ones are set); never read here
+CUSTOM_OBJECT_FILES = ("custom_objects.cloudpickle", "global_custom_objects.cloudpickle")
 # Up to this many rows go through predict_on_batch (one compiled call, ~10x cheaper than
 # predict() for small inputs); more through predict() in chunks of this size. Values
 # are the same either way: each row is computed alone.
@@ -247,7 +250,22 @@ class TensorflowFlavor:
         base = data / MODEL_NAME if data.is_dir() else data
         for suffix in (".keras", ".h5"):
             if base.with_name(base.name + suffix).is_file():
-                return _load_file(keras, base.with_name(base.name + suffix), config)
+                try:
+                    return _load_file(keras, base.with_name(base.name + suffix), config)
+                except ModelFormatError as exc:
+                    pickled = [f for f in CUSTOM_OBJECT_FILES if (data / f).is_file()]
+                    if not pickled:
+                        raise
+                    # MLflow pickles the custom_objects its caller passed; satchel never
+                    # unpickles them (they are code), so a model that needs them cannot
+                    # load here: say which file holds them and what loads it.
+                    raise ModelFormatError(
+                        f"{exc.args[0]}; the model's custom objects are in {data.name}/"
+                        f"{pickled[0]}, a cloudpickle file satchel does not read (it runs "
+                        "code): register the classes with keras.saving before loading, or "
+                        "load it with mlflow",
+                        path=str(data / pickled[0]),
+                    ) from None
         if base.is_dir():
             raise FlavorLoadError(
                 f"{path.name} holds a TensorFlow SavedModel directory ({base.name}/), written "

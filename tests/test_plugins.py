@@ -8,12 +8,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import satchel
 from satchel import plugins
-from satchel.errors import FlavorLoadError, FlavorNotFoundError
+from satchel.errors import CodeNotAllowedError, FlavorLoadError, FlavorNotFoundError
 from satchel.flavor import FlavorConfig, LoadConfig
+from satchel.testing import check_flavor
 
 
 class TinyFlavor:
@@ -119,3 +121,71 @@ def test_explicit_registration_for_notebooks(tmp_path: Path) -> None:
         assert satchel.load_model(tmp_path / "m").predict([5]).tolist() == [10]
     finally:
         plugins.unregister("tiny")
+
+
+class Running:
+    """A model whose predictions depend on the rows before: a running total."""
+
+    def predict(self, data: Any, params: Any = None) -> Any:
+        return np.cumsum(np.asarray(data, dtype=float))
+
+
+class RunningFlavor:
+    """Says its rows are independent, and they are not."""
+
+    name = "running"
+    row_independent = True
+
+    def can_save(self, obj: Any) -> bool:
+        return isinstance(obj, Running)
+
+    def save(self, obj: Any, path: Path, **options: Any) -> FlavorConfig:
+        (path / "r.txt").write_text("running")
+        return FlavorConfig(section={"data": "r.txt"})
+
+    def load(self, path: Path, config: LoadConfig) -> Any:
+        return Running()
+
+    def load_predictor(self, path: Path, config: LoadConfig) -> Any:
+        return Running()
+
+    def default_requirements(self) -> list[str]:
+        return []
+
+
+class UndeclaredFlavor(RunningFlavor):
+    """Never says whether its rows are independent."""
+
+    name = "undeclared"
+    row_independent = None  # type: ignore[assignment]
+
+
+class ShyFlavor(TinyFlavor):
+    """Runs no code on load (no unsafe_format) and still refuses allow_code=False."""
+
+    name = "shy"
+    row_independent = True
+
+    def load_predictor(self, path: Path, config: LoadConfig) -> Any:
+        if not config.options.get("allow_code", True):
+            raise CodeNotAllowedError("refused")
+        return self.load(path, config)
+
+
+@pytest.mark.parametrize(
+    "flavor, obj, check",
+    [
+        (RunningFlavor(), Running(), "row_independence_holds"),
+        (UndeclaredFlavor(), Running(), "row_independence_declared"),
+        (ShyFlavor(), Tiny(2), "allow_code_false_loads"),
+    ],
+)
+def test_check_flavor_catches_a_flavor_that_says_otherwise(
+    flavor: Any, obj: Any, check: str
+) -> None:
+    plugins.register(flavor.name, flavor)
+    try:
+        with pytest.raises(AssertionError, match=f"fails check '{check}'"):
+            check_flavor(flavor.name, obj, np.array([1.0, 2.0, 3.0, 4.0]))
+    finally:
+        plugins.unregister(flavor.name)

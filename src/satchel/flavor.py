@@ -58,7 +58,10 @@ class Flavor(Protocol):
     - ``loader_module`` (str): written as ``python_function.loader_module``;
       default ``satchel.flavors.<name>``.
     - ``row_independent`` (bool): predictions of one row do not depend on the others,
-      so requests may be batched together; default True.
+      so requests may be batched together; default True. A predictor may override it
+      per model. :func:`satchel.testing.check_flavor` requires the flavor or its
+      predictor to say it, and when it is True, that the sample predicted in two parts
+      gives what it gives whole.
     - ``unsafe_format(config: LoadConfig) -> str | None``: the name of a format that
       runs code when loaded (``"cloudpickle"``, ``"python source"``), or None; default
       None. ``load_model(allow_code=False)`` refuses a model when it returns a name.

@@ -142,6 +142,24 @@ def check_flavor(
             "example_predicts",
             example is not None and model.predict_detailed(example.data, example.params).rows > 0,
         )
+        declared = model.row_independent
+        c.check(
+            "row_independence_declared",
+            isinstance(getattr(flavor, "row_independent", None), bool)
+            or isinstance(getattr(model._predictor, "row_independent", None), bool),
+            "neither the flavor nor its predictor says whether rows are independent",
+        )
+        halves = _halves(sample_input)
+        if declared and halves is not None:
+            # A flavor that says its rows are independent lets the server merge requests:
+            # predicting the sample in two parts must give what predicting it whole gives.
+            try:
+                merged = _joined(model.predict(halves[0]), model.predict(halves[1]))
+                assert_outputs_equal(merged, got, rtol=1e-5, atol=1e-7)
+                split = ""
+            except AssertionError as exc:
+                split = str(exc) or "outputs differ"
+            c.check("row_independence_holds", not split, f"two halves predict otherwise: {split}")
         native = model.unwrap()
         c.check(
             "unwrap_type",
@@ -161,6 +179,18 @@ def check_flavor(
             except PickleNotAllowedError:
                 refused = True
             c.check("allow_code_false_refuses", refused, f"{fmt} loaded with allow_code=False")
+        else:
+            # the other half of "refuses exactly the formats that run code": a format that
+            # runs none loads under allow_code=False and predicts the same
+            try:
+                safe = load_model(path, **{**(load_options or {}), "allow_code": False})
+                refusal = ""
+                assert_outputs_equal(safe.predict(sample_input), expected)
+            except PickleNotAllowedError as exc:
+                refusal = f"refused although it names no format that runs code: {exc}"
+            except AssertionError as exc:
+                refusal = f"predicts otherwise under allow_code=False: {exc}"
+            c.check("allow_code_false_loads", not refusal, refusal)
         try:
             save_model(obj, path, flavor=flavor_name, **(save_options or {}))
             kept = False
@@ -179,6 +209,30 @@ def check_flavor(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return c.passed
+
+
+def _halves(sample: Any) -> tuple[Any, Any] | None:
+    """The sample split into two parts of rows, or None when it has fewer than two rows
+    or is not a table, array or list (a dict of tensors is left alone)."""
+    import pandas as pd
+
+    if isinstance(sample, (pd.DataFrame, pd.Series)):
+        k = len(sample) // 2
+        return (sample.iloc[:k], sample.iloc[k:]) if k else None
+    if isinstance(sample, (np.ndarray, list)) and np.ndim(sample) >= 1:
+        k = len(sample) // 2
+        return (sample[:k], sample[k:]) if k else None
+    return None
+
+
+def _joined(first: Any, second: Any) -> Any:
+    import pandas as pd
+
+    if isinstance(first, (pd.DataFrame, pd.Series)):
+        return pd.concat([first, second])
+    if isinstance(first, dict):
+        return {k: np.concatenate([np.asarray(first[k]), np.asarray(second[k])]) for k in first}
+    return np.concatenate([np.asarray(first), np.asarray(second)])
 
 
 def _largest_data_file(path: Path, manifest: Manifest) -> Path:

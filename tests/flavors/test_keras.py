@@ -256,3 +256,32 @@ def test_tensorflow_savedmodel_names_what_it_needs(clf: Any, tmp_path: Path) -> 
     with pytest.raises(FlavorLoadError, match="SavedModel"):
         satchel.load_model(path)
     shutil.rmtree(tmp_path)
+
+
+def test_tensorflow_custom_objects_pickle_is_never_read_and_is_named(tmp_path: Path) -> None:
+    # mlflow.tensorflow pickles the caller's custom_objects beside the model. satchel
+    # never unpickles them: a model that loads without them loads; one that needs them
+    # fails naming the file, and the pickle never ran.
+    @keras.saving.register_keras_serializable(package="satchel_test")
+    class Doubler(keras.layers.Layer):
+        def call(self, x: Any) -> Any:
+            return x * 2.0
+
+    net = keras.Sequential([keras.Input((4,)), Doubler(), keras.layers.Dense(2)])
+    path = _mlflow_tf_dir(net, tmp_path / "m")
+    canary = tmp_path / "ran"
+    import pickle
+
+    class Boom:
+        def __reduce__(self) -> Any:
+            return (Path.touch, (canary,))
+
+    (path / "data/custom_objects.cloudpickle").write_bytes(pickle.dumps(Boom()))
+    # registered (as it would be where the class is importable): loads, pickle unread
+    x = np.ones((3, 4), np.float32)
+    np.testing.assert_allclose(satchel.load_model(path).predict(x), net.predict(x, verbose=0))
+    del keras.saving.get_custom_objects()["satchel_test>Doubler"]
+    with pytest.raises(ModelFormatError, match=r"data/custom_objects\.cloudpickle") as err:
+        satchel.load_model(path)
+    assert err.value.path == str(path / "data/custom_objects.cloudpickle")
+    assert not canary.exists()

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import satchel
-from satchel.errors import CodeNotAllowedError
+from satchel.errors import CodeNotAllowedError, UnknownParamsWarning
 from satchel.flavors import pytorch as pt_flavor
 
 pytestmark = pytest.mark.interop
@@ -62,7 +62,10 @@ for name, kw, data in [
     path = work / "from_mlflow" / name
     mlflow.pytorch.save_model(net(), str(path), pip_requirements=reqs, **kw)
     model = mlflow.pyfunc.load_model(str(path))
-    out[name] = {"path": str(path), "pred": enc(model.predict(data))}
+    # MLflow 3's device option is a load-time model_config (not a predict param)
+    on_cpu = mlflow.pyfunc.load_model(str(path), model_config={"device": "cpu"})
+    out[name] = {"path": str(path), "pred": enc(model.predict(data)),
+                 "pred_cpu": enc(on_cpu.predict(data))}
 done(out)
 """
 )
@@ -141,6 +144,23 @@ def test_satchel_loads_what_mlflow_saved(
     assert {k: v for k, v in got.items() if k != "value"} == {
         k: v for k, v in want.items() if k != "value"
     }
+    np.testing.assert_allclose(np.asarray(got["value"]), np.asarray(want["value"]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["pickle", "pt2"])
+def test_device_cpu_as_mlflow_takes_it(from_mlflow: dict[str, Any], work: Path, name: str) -> None:
+    entry = from_mlflow[name]
+    want = entry["pred_cpu"]
+    for options in ({"device": "cpu"}, {"model_config": {"device": "cpu"}}):
+        model = satchel.load_model(entry["path"], **options)
+        got = enc(model.predict(_data(work, name)))
+        assert got["shape"] == want["shape"]
+        np.testing.assert_allclose(np.asarray(got["value"]), np.asarray(want["value"]), rtol=1e-6)
+    # a device given at predict time to a model whose signature has no params: ignored
+    # with a warning naming it (MLflow ignores params its signature lacks, too)
+    model = satchel.load_model(entry["path"])
+    with pytest.warns(UnknownParamsWarning, match="device"):
+        got = enc(model.predict(_data(work, name), params={"device": "cpu"}))
     np.testing.assert_allclose(np.asarray(got["value"]), np.asarray(want["value"]), rtol=1e-6)
 
 
