@@ -271,3 +271,16 @@ def test_a_large_parquet_file_streams_to_sklearns_figures(binary_dir: Path,
     X = t[["x1", "x2"]]
     check_classifier(r, t["approved"].to_numpy(), model.predict(X), model.predict_proba(X),
                      [0, 1], {"group": t["group"].to_numpy()})
+
+
+def test_a_table_outside_0_1_is_not_taken_for_probabilities(tmp_path: Path) -> None:
+    from satchel.flavors import python as py_flavor
+
+    def scores(df: Any) -> Any:
+        # rows sum to 1, but these are no probabilities
+        return np.column_stack([df["x"].to_numpy() + 1.0, -df["x"].to_numpy()])
+
+    df = pd.DataFrame({"x": [0.5, 2.0, 3.0, 0.25], "y": [0, 1, 1, 0]})
+    py_flavor.save_model(tmp_path / "m", scores, input_example=df[["x"]])
+    with pytest.raises(EvaluationError, match=r"values outside \[0, 1\] \(from -3 to 4\)"):
+        satchel.evaluate(tmp_path / "m", df, "y", task_type="classifier")

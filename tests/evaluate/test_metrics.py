@@ -305,3 +305,18 @@ def test_multiclass_auc_difference_is_paired() -> None:
     assert c.low < c.difference < c.high and c.significant
     m, b = got["metrics"]["roc_auc"], got["baseline_metrics"]["roc_auc"]
     assert c.high - c.low < 0.5 * ((m.high - m.low) + (b.high - b.low))
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+def test_repeated_scores_are_counted_once_and_stay_exact(monkeypatch: pytest.MonkeyPatch,
+                                                         parts: int) -> None:
+    # rounded scores (a tree's leaves, say) merge into distinct scores with counts: far
+    # under a cap the raw rows would pass, and ROC AUC stays scikit-learn's, ties included
+    monkeypatch.setattr(exact, "SCORE_CAP", 5_000)
+    monkeypatch.setattr(exact, "_CONSOLIDATE_FROM", 2_000)
+    y, pred, proba = _classifier(40_000, 3, 5, decimals=None)
+    proba[:, :2] = np.round(proba[:, :2], 2)  # a few hundred distinct scores per class
+    proba[:, 2] = np.clip(1 - proba[:, 0] - proba[:, 1], 0, 1)
+    groups = np.array(["a", "b"], dtype=object)[np.arange(40_000) % 2]
+    got = _run(y, pred, proba, batch=3000, groups=groups, parts=parts)
+    check_classifier(got, y, pred, proba, [0, 1, 2], {"g": groups})

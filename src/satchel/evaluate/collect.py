@@ -114,6 +114,11 @@ def _table(value: Any, rows: int) -> np.ndarray:
     if arr.ndim != 2 or arr.shape[0] != rows:
         raise EvaluationError(f"the model returned an output of shape {arr.shape} for {rows} "
                               "rows; expected one prediction per row")
+    if arr.size and (arr.min() < -1e-6 or arr.max() > 1 + 1e-6):
+        raise EvaluationError(f"the model returned {arr.shape[1]} columns per row with values "
+                              f"outside [0, 1] (from {arr.min():.4g} to {arr.max():.4g}); "
+                              "they are not probabilities, and evaluate needs one "
+                              "prediction per row")
     if not np.allclose(arr.sum(axis=1), 1.0, atol=1e-3):
         raise EvaluationError(f"the model returned {arr.shape[1]} columns per row that are not "
                               "probabilities (rows do not sum to 1); evaluate needs one "

@@ -9,9 +9,10 @@ Three mergeable states, each independent of the number of rows (up to a cap for 
   the order of the additions (about 1e-16 relative).
 - :class:`Moments`: the truth's count, mean and sum of squared deviations per scope,
   merged by Chan's parallel formula: the denominator of R² without cancellation.
-- :class:`DistinctScores`: per scope, class and outcome, each distinct score with its row
-  count. ``roc_auc_score`` on those with ``sample_weight`` = the counts is the same
-  computation as on the rows (its curve steps through distinct scores, adding weights).
+- :class:`DistinctScores`: per scope, class and outcome, the scores seen, merged into
+  distinct scores with their row counts as they accumulate. ``roc_auc_score`` on those
+  with ``sample_weight`` = the counts is the same computation as on the rows (its curve
+  steps through distinct scores, adding weights).
   Continuous scores are mostly distinct, so this grows with the rows: past ``SCORE_CAP``
   entries it is dropped and ROC AUC falls back to the score histogram of
   :mod:`satchel.evaluate.scores`, and the result records the bound of that fallback.
@@ -29,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-# distinct (scope, class, outcome, score) entries kept for the exact ROC AUC: 16 bytes each
-# (score and count), so at most ~64 MB, ~128 MB while a batch is being merged in
+# (scope, class, outcome, score) entries kept for the exact ROC AUC: 8 bytes each while
+# every score is distinct, 16 with counts; at most ~64 MB past a merge, and up to twice
+# that (plus a batch) before the next merge checks the cap
 SCORE_CAP = 4_000_000
 _CONSOLIDATE_FROM = 1_000_000
 
@@ -102,12 +104,20 @@ class Moments:
 
 
 class DistinctScores:
-    """Per (scope, class, is-positive): distinct scores and their row counts (see the
-    module docstring); ``overflow`` once past ``SCORE_CAP``."""
+    """Per (scope, class, is-positive): the scores seen, as chunks of (scores, counts or
+    None for one row each); ``overflow`` once past ``SCORE_CAP`` (see the module
+    docstring).
+
+    A batch's scores are kept as they come (8 bytes a row: continuous scores are distinct,
+    so counting them would only cost time). When the entries double, each group is
+    merged into its distinct scores with their counts, which keeps repeated scores (a
+    tree's leaves, rounded outputs) at one entry each.
+    """
 
     def __init__(self, classes: Sequence[int]) -> None:
         self.classes = list(classes)
-        self.groups: dict[tuple[int, int, int], list[tuple[np.ndarray, np.ndarray]]] = {}
+        self.groups: dict[tuple[int, int, int],
+                          list[tuple[np.ndarray, np.ndarray | None]]] = {}
         self.entries = 0
         self.next_check = _CONSOLIDATE_FROM
         self.overflow = False
@@ -122,11 +132,10 @@ class DistinctScores:
                 sj, pj = s[rows], pos[rows]
                 for want, v in ((1, sj[pj]), (0, sj[~pj])):
                     if len(v):
-                        u, c = np.unique(v, return_counts=True)
-                        self._put((scope, j, want), u, c.astype(np.float64))
+                        self._put((scope, j, want), np.array(v, dtype=np.float64), None)
         self._maybe_consolidate()
 
-    def _put(self, key: tuple[int, int, int], u: np.ndarray, c: np.ndarray) -> None:
+    def _put(self, key: tuple[int, int, int], u: np.ndarray, c: np.ndarray | None) -> None:
         self.groups.setdefault(key, []).append((u, c))
         self.entries += len(u)
 
@@ -140,14 +149,17 @@ class DistinctScores:
         self.next_check = max(2 * self.entries, _CONSOLIDATE_FROM)
 
     def consolidate(self) -> None:
-        """Each group's chunks merged into one (duplicate scores counted once)."""
+        """Each group's chunks merged into its distinct scores and their counts."""
         total = 0
         for chunks in self.groups.values():
-            if len(chunks) > 1:
-                u, inv = np.unique(np.concatenate([c[0] for c in chunks]), return_inverse=True)
-                counts = np.bincount(inv, weights=np.concatenate([c[1] for c in chunks]),
-                                     minlength=len(u))
-                chunks[:] = [(u, counts)]
+            if len(chunks) > 1 or chunks[0][1] is None:
+                scores, weights = _joined(chunks)
+                u, inv = np.unique(scores, return_inverse=True)
+                if len(u) == len(scores) and weights is None:
+                    chunks[:] = [(u, None)]  # all distinct, one row each: no counts needed
+                else:
+                    ones = np.ones(len(scores)) if weights is None else weights
+                    chunks[:] = [(u, np.bincount(inv, weights=ones, minlength=len(u)))]
             total += len(chunks[0][0])
         self.entries = total
 
@@ -166,15 +178,26 @@ class DistinctScores:
         cap, or one outcome absent)."""
         if self.overflow:
             return None
-        self.consolidate()
         pos, neg = self.groups.get((scope, c, 1)), self.groups.get((scope, c, 0))
         if not pos or not neg:
             return None
         from sklearn.metrics import roc_auc_score
 
-        (sp, cp), (sn, cn) = pos[0], neg[0]
+        sp, wp = _joined(pos)
+        sn, wn = _joined(neg)
         truth = np.r_[np.ones(len(sp)), np.zeros(len(sn))]
-        return float(roc_auc_score(truth, np.r_[sp, sn], sample_weight=np.r_[cp, cn]))
+        weight = None if wp is None and wn is None else np.r_[
+            np.ones(len(sp)) if wp is None else wp, np.ones(len(sn)) if wn is None else wn]
+        return float(roc_auc_score(truth, np.r_[sp, sn], sample_weight=weight))
+
+
+def _joined(chunks: list[tuple[np.ndarray, np.ndarray | None]]
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """One group's scores and counts (None: one row each)."""
+    scores = np.concatenate([u for u, _ in chunks]) if len(chunks) > 1 else chunks[0][0]
+    if all(c is None for _, c in chunks):
+        return scores, None
+    return scores, np.concatenate([np.ones(len(u)) if c is None else c for u, c in chunks])
 
 
 def log_loss_sum(y: np.ndarray, p: np.ndarray) -> float:
@@ -186,7 +209,11 @@ def log_loss_sum(y: np.ndarray, p: np.ndarray) -> float:
         # rows summing to 1 only within the models' rounding: scikit-learn warns, and
         # computes the same figure either way
         warnings.simplefilter("ignore", UserWarning)
-        return float(log_loss(y, p, normalize=False, labels=list(range(p.shape[1]))))
+        # a probability off [0, 1] by rounding (1 - a - b = -3e-17) makes scikit-learn
+        # refuse the batch; it clips to [eps, 1 - eps] itself, so clipping first changes
+        # no figure (collect refuses values off by more)
+        q = np.clip(p, 0.0, 1.0)
+        return float(log_loss(y, q, normalize=False, labels=list(range(p.shape[1]))))
 
 
 def regression_sums(y: np.ndarray, p: np.ndarray) -> list[float]:
