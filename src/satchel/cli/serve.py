@@ -219,6 +219,14 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--log-redact", metavar="COL,COL", default=os.environ.get(
                    "SATCHEL_LOG_REDACT", ""),
                    help="input columns never written to the payload log")
+    g.add_argument("--log-rotate-mb", type=float, metavar="MB",
+                   default=_env("SATCHEL_LOG_ROTATE_MB", 64.0, float),
+                   help="start a new payload log file once one holds this many MB "
+                   "(env SATCHEL_LOG_ROTATE_MB; default 64)")
+    g.add_argument("--log-rotate-every", metavar="DURATION",
+                   default=os.environ.get("SATCHEL_LOG_ROTATE_EVERY") or "1h",
+                   help="or once one is this old, e.g. 15m, 1h (env "
+                   "SATCHEL_LOG_ROTATE_EVERY; default 1h)")
     g = p.add_argument_group("logs")
     g.add_argument("--log-level", choices=LOG_LEVELS,
                    help=f"log level (env SATCHEL_LOG_LEVEL; default {d['log_level']})")
@@ -277,13 +285,21 @@ def _monitor_options(args: argparse.Namespace) -> Any:
 def _payload_options(args: argparse.Namespace) -> Any:
     if not args.log_payloads:
         return None
-    from satchel.serving.monitoring.options import PayloadLogOptions
+    from satchel.serving.monitoring.options import PayloadLogOptions, parse_duration
     from satchel.serving.monitoring.payloads import check_directory
 
     try:
+        every = parse_duration(args.log_rotate_every)
+    except ValueError as exc:
+        raise SystemExit(f"satchel serve: --log-rotate-every: {exc}") from None
+    if not 0 < args.log_rotate_mb < 1e6:  # also refuses nan
+        raise SystemExit(f"satchel serve: --log-rotate-mb must be more than 0 and less "
+                         f"than 1,000,000 MB, not {args.log_rotate_mb:g}")
+    try:
         options = PayloadLogOptions(
             directory=args.log_payloads, sample=args.log_sample,
-            redact=tuple(c.strip() for c in args.log_redact.split(",") if c.strip()))
+            redact=tuple(c.strip() for c in args.log_redact.split(",") if c.strip()),
+            rotate_seconds=every, rotate_bytes=max(1, int(args.log_rotate_mb * 2**20)))
     except ValueError as exc:
         raise SystemExit(f"satchel serve: --log-sample: {exc}") from None
     check_directory(options.directory)  # not writable: one clear line now, not a crash later

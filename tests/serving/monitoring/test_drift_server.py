@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -100,6 +101,21 @@ def test_two_workers_merge_their_windows(profiled_model_dir: Path, start_server:
         assert report["requests_counted"] + report["requests_skipped"] == sent // 25
         assert _by_column(report)["income"]["count"] == pytest.approx(
             report["requests_counted"] * 25)
+        # /metrics on whichever worker answers merges both workers' windows too (each
+        # worker's snapshot of its window is written about once a second)
+        deadline = time.monotonic() + 10
+        while True:
+            page = parse_page(server.get("/metrics").body.decode())
+            counted = page['satchel_monitor_requests_total{model="credit",outcome="counted"}']
+            skipped = page['satchel_monitor_requests_total{model="credit",outcome="skipped"}']
+            if counted + skipped == sent // 25 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert page["satchel_workers"] == 2
+        assert counted + skipped == sent // 25
+        rows = 'satchel_drift_window_rows{model="credit",column="income",side="input"}'
+        assert page[rows] == pytest.approx(counted * 25)
+        assert page['satchel_drift_psi{model="credit",column="income",side="input"}'] < 0.1
 
 
 def test_a_model_without_profile_reports_raw_figures(iris_model_dir: Path,
@@ -188,6 +204,10 @@ def test_unwritable_payload_directory_fails_at_start(iris_model_dir: Path, tmp_p
     (["--monitor-window", "soon"], "is not a duration"),
     (["--monitor-window", "0s"], "not a positive duration"),
     (["--log-payloads", "/tmp/x", "--log-sample", "2"], "must be in (0, 1]"),
+    (["--log-payloads", "/tmp/x", "--log-rotate-mb", "0"], "--log-rotate-mb must be more"),
+    (["--log-payloads", "/tmp/x", "--log-rotate-mb", "nan"], "--log-rotate-mb must be more"),
+    (["--log-payloads", "/tmp/x", "--log-rotate-every", "soon"], "--log-rotate-every"),
+    (["--log-payloads", "/tmp/x", "--log-rotate-every", "0m"], "not a positive duration"),
 ])
 def test_bad_monitoring_flags_are_clear_errors(iris_model_dir: Path, bad: list[str],
                                                message: str) -> None:
@@ -246,3 +266,108 @@ def test_the_monitor_samples_within_its_cpu_budget(profiled_model_dir: Path) -> 
     assert 0.2 < report["requests_counted"] / 3000 < 0.4
     psi = {f["column"]: f["psi"] for f in report["inputs"]}
     assert psi["income"] > 0.2 and psi["age"] < 0.1 and psi["city"] < 0.1
+
+
+def test_every_entry_point_feeds_the_monitor(profiled_model_dir: Path, free_port_number: int,
+                                             start_server: Any) -> None:
+    """MLflow JSON and CSV, V2 REST and gRPC (the real tritonclient) requests all reach
+    the drift window, and /metrics exports every figure per column."""
+    import tritonclient.grpc as tg
+
+    frame = make_frame(40, seed=26)
+    with start_server(f"credit={profiled_model_dir}", "--grpc-port",
+                      str(free_port_number)) as server:
+        body = {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
+        assert server.post_json("/invocations", body).status == 200
+        csv = server.request("POST", "/invocations", frame.to_csv(index=False), "text/csv")
+        assert csv.status == 200, csv.body
+        v2 = {"inputs": [
+            {"name": "income", "shape": [40], "datatype": "FP64",
+             "data": frame["income"].tolist()},
+            {"name": "age", "shape": [40], "datatype": "FP64", "data": frame["age"].tolist()},
+            {"name": "city", "shape": [40], "datatype": "BYTES", "data": frame["city"].tolist()}]}
+        reply = server.post_json("/v2/models/credit/infer", v2)
+        assert reply.status == 200, reply.body
+        client = tg.InferenceServerClient(f"127.0.0.1:{free_port_number}")
+        try:
+            inputs = []
+            for col, datatype in (("income", "FP64"), ("age", "FP64"), ("city", "BYTES")):
+                arr = frame[col].to_numpy()
+                arr = arr.astype(object) if datatype == "BYTES" else arr.astype(np.float64)
+                tensor = tg.InferInput(col, [len(arr)], datatype)
+                tensor.set_data_from_numpy(arr)
+                inputs.append(tensor)
+            client.infer("credit", inputs)
+        finally:
+            client.close()
+        report = _drift(server, requests=4)
+        assert report["requests_counted"] + report["requests_skipped"] == 4
+        page = parse_page(server.get("/metrics").body.decode())
+    counted = report["requests_counted"]
+    income = _by_column(report)["income"]
+    assert income["count"] == pytest.approx(counted * 40)
+    assert income["null_rate"] == 0.0 and income["psi"] < 0.5
+    labels = 'model="credit",column="income",side="input"'
+    for family, key in (("satchel_drift_psi", "psi"), ("satchel_drift_js_distance",
+                                                        "js_distance"),
+                        ("satchel_drift_null_rate", "null_rate"),
+                        ("satchel_drift_out_of_range_rate", "out_of_range_rate")):
+        assert page[f"{family}{{{labels}}}"] == pytest.approx(income[key]), family
+    assert 0 <= page[f"satchel_drift_js_distance{{{labels}}}"] <= 1
+    assert 'satchel_drift_psi{model="credit",column="prediction",side="output"}' in page
+
+
+def test_payload_logs_rotate_by_size(profiled_model_dir: Path, tmp_path: Path,
+                                     start_server: Any) -> None:
+    logs = tmp_path / "payloads"
+    with start_server(f"credit={profiled_model_dir}", "--log-payloads", str(logs),
+                      "--log-sample", "1", "--log-rotate-mb", "0.001") as server:
+        sent = 0
+        for i in range(4):  # the writer takes what is queued every 0.5 s
+            sent += _send(server, make_frame(200, seed=30 + i))
+            time.sleep(0.6)
+    files = sorted(logs.rglob("*.parquet"))
+    assert len(files) >= 2 and not list(logs.rglob("*.partial"))
+    assert sum(len(pd.read_parquet(f)) for f in files) == sent
+
+
+def test_payload_logs_rotate_by_age(profiled_model_dir: Path, tmp_path: Path,
+                                    start_server: Any) -> None:
+    logs = tmp_path / "payloads"
+    with start_server(f"credit={profiled_model_dir}", "--log-payloads", str(logs),
+                      "--log-sample", "1", "--log-rotate-every", "1s") as server:
+        sent = _send(server, make_frame(100, seed=32))
+        deadline = time.monotonic() + 10
+        while not list(logs.rglob("*.parquet")) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the first file is closed once a second old
+        assert list(logs.rglob("*.parquet")), "no file was closed after a second"
+        sent += _send(server, make_frame(100, seed=33))
+    files = sorted(logs.rglob("*.parquet"))
+    assert len(files) >= 2 and not list(logs.rglob("*.partial"))
+    assert sum(len(pd.read_parquet(f)) for f in files) == sent
+
+
+def test_payload_logger_drops_and_counts_when_behind(tmp_path: Path) -> None:
+    """A writer that has not caught up: requests past the queue bound are dropped at once
+    (observe never waits) and counted; what was queued is still written."""
+    from satchel.serving.monitoring.options import PayloadLogOptions
+    from satchel.serving.monitoring.payloads import PayloadLogger
+
+    logger = PayloadLogger(PayloadLogOptions(str(tmp_path / "logs"), sample=1.0,
+                                             max_pending=3))
+    frame = make_frame(10, seed=34)
+    started = time.perf_counter()
+    for i in range(10):  # the writer thread is not running: it is behind
+        logger.observe("credit", frame.iloc[[i]], np.array([i % 2]))
+    assert time.perf_counter() - started < 1.0
+    assert dict(logger.dropped) == {"credit": 7}
+    counts = {dict(labels)["outcome"]: n for labels, n in logger.counts()}
+    assert counts == {"dropped": 7.0}
+    logger.start()
+    logger.stop()  # flushes and closes
+    assert {dict(labels)["outcome"]: n for labels, n in logger.counts()} == {
+        "written": 3.0, "dropped": 7.0}
+    files = list((tmp_path / "logs").rglob("*.parquet"))
+    assert len(files) == 1
+    written = pd.read_parquet(files[0])
+    assert written["income"].tolist() == frame["income"].iloc[:3].tolist()
