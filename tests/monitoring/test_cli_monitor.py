@@ -103,3 +103,52 @@ def test_monitor_bad_data_is_a_clear_error(
     assert main(["monitor", str(profiled_model_dir), "--data", str(path)]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_monitor_reads_files_in_batches_of_at_most_batch_rows(tmp_path: Path,
+                                                              suffix: str) -> None:
+    """Constant memory: a file is read as frames of at most --batch-rows rows."""
+    from satchel.monitoring.scan import data_frames
+
+    data = _write(make_frame(3000, seed=12), tmp_path / f"big{suffix}")
+    sizes = [len(frame) for frame in data_frames(data, batch_rows=500)]
+    assert sum(sizes) == 3000 and max(sizes) <= 500 and len(sizes) >= 6
+
+
+@pytest.mark.parametrize("threshold, shifted, code", [
+    ("10", True, 0),      # a shift under a lax threshold passes
+    ("0.2", True, 1),
+    ("0.2", False, 0),
+    ("0", True, 1),       # any drift at all fails
+])
+def test_fail_psi_sets_the_exit_code(profiled_model_dir: Path, tmp_path: Path, threshold: str,
+                                     shifted: bool, code: int) -> None:
+    frame = make_frame(2000, seed=13, shift=25.0 if shifted else 0.0)
+    data = _write(frame, tmp_path / "current.parquet")
+    out = tmp_path / "r.json"
+    assert main(["monitor", str(profiled_model_dir), "--data", str(data), "--fail-psi",
+                 threshold, "--json", str(out)]) == code
+    report = json.loads(out.read_text())
+    assert report["threshold"] == float(threshold)
+    assert bool(report["over_threshold"]) == bool(code)
+
+
+@pytest.mark.parametrize("bad", ["nan", "-0.1", "inf"])
+def test_fail_psi_must_be_a_number_of_at_least_zero(profiled_model_dir: Path, tmp_path: Path,
+                                                     bad: str) -> None:
+    data = _write(make_frame(100, seed=14), tmp_path / "d.parquet")
+    with pytest.raises(SystemExit, match="--fail-psi must be a number of at least 0"):
+        main(["monitor", str(profiled_model_dir), "--data", str(data), "--fail-psi", bad])
+
+
+def test_a_column_of_only_nulls_is_reported_not_a_crash(profiled_model_dir: Path,
+                                                         tmp_path: Path) -> None:
+    frame = make_frame(300, seed=15)
+    frame["age"] = None
+    data = _write(frame, tmp_path / "nulls.parquet")
+    out = tmp_path / "r.json"
+    main(["monitor", str(profiled_model_dir), "--data", str(data), "--no-predict",
+          "--json", str(out)])
+    age = next(f for f in json.loads(out.read_text())["inputs"] if f["column"] == "age")
+    assert age["null_rate"] == 1.0 and age["count"] == 300

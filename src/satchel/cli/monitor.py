@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_rows < 1:
         raise SystemExit("satchel: error: --batch-rows must be at least 1")
+    if not 0 <= args.fail_psi < float("inf"):  # also refuses nan (no PSI exceeds it)
+        raise SystemExit(f"satchel: error: --fail-psi must be a number of at least 0, "
+                         f"not {args.fail_psi:g}")
     model = load_model(Path(args.model))
     profile = Profile.read(model.path)
     if profile is None:
