@@ -43,6 +43,8 @@ class CatBoostFlavor:
     name = "catboost"
     loader_module = "mlflow.catboost"
     row_independent = True
+    # the load_model options it reads (others are refused; satchel._loadopts)
+    load_options: tuple[str, ...] = ()
 
     def can_save(self, obj: Any) -> bool:
         if "catboost" not in sys.modules:

@@ -88,6 +88,8 @@ class KerasFlavor:
     # Inference-mode layers (dropout off, batch norm on moving statistics) treat rows
     # independently.
     row_independent = True
+    # the load_model options it reads (others are refused; satchel._loadopts)
+    load_options: tuple[str, ...] = ("safe_mode",)
 
     def can_save(self, obj: Any) -> bool:
         if "keras" not in sys.modules or not _is_keras_type(obj):
@@ -222,6 +224,8 @@ class TensorflowFlavor:
     name = "tensorflow"
     loader_module = "mlflow.tensorflow"
     row_independent = True
+    # the load_model options it reads (others are refused; satchel._loadopts)
+    load_options: tuple[str, ...] = ("safe_mode",)
 
     def can_save(self, obj: Any) -> bool:
         return False  # satchel saves Keras models with the keras flavor

@@ -75,6 +75,8 @@ class LightGBMFlavor:
     name = "lightgbm"
     loader_module = "mlflow.lightgbm"
     row_independent = True
+    # the load_model options it reads (others are refused; satchel._loadopts)
+    load_options: tuple[str, ...] = ()
 
     def can_save(self, obj: Any) -> bool:
         return is_one_of(obj, "lightgbm", MODEL_CLASSES)

@@ -40,6 +40,8 @@ class MlflowPyfuncFlavor:
     loader_module = "mlflow.pyfunc.model"
     # Custom code may look across rows of a call: never batch requests together.
     row_independent = False
+    # the load_model options it reads (others are refused; satchel._loadopts)
+    load_options: tuple[str, ...] = ()
 
     def can_save(self, obj: Any) -> bool:
         return False

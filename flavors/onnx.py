@@ -72,6 +72,8 @@ class OnnxFlavor:
     libraries = ("onnx", "onnxruntime")
     loader_module = "mlflow.onnx"
     row_independent = True
+    # the load_model options it reads (others are refused; satchel._loadopts)
+    load_options: tuple[str, ...] = ("onnx_session_options", "providers")
 
     def can_save(self, obj: Any) -> bool:
         if isinstance(obj, (str, os.PathLike)):

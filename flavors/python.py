@@ -36,6 +36,8 @@ class PythonFlavor:
     loader_module = "satchel.flavors.python"
     # Custom code may look across rows; servers batch it only if the model says so.
     row_independent = False
+    # the load_model options it reads (others are refused; satchel._loadopts)
+    load_options: tuple[str, ...] = ()
     fallback = True
     # Custom code imports what it likes: requirements.txt lists what it really imported.
     infer_requirements = True

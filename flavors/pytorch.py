@@ -66,6 +66,8 @@ class PytorchFlavor:
     loader_module = "mlflow.pytorch"
     # Modules are run in eval mode, where standard layers treat rows independently.
     row_independent = True
+    # the load_model options it reads (others are refused; satchel._loadopts)
+    load_options: tuple[str, ...] = ("device",)
     input_example_option = "example_inputs"
 
     def can_save(self, obj: Any) -> bool:

@@ -41,6 +41,8 @@ class SklearnFlavor:
     libraries = ("sklearn", "cloudpickle")
     loader_module = "mlflow.sklearn"
     row_independent = True
+    # the load_model options it reads (others are refused; satchel._loadopts)
+    load_options: tuple[str, ...] = ()
     # xgboost, lightgbm and catboost estimators are BaseEstimators too: their own flavors
     # store them natively and are asked first.
     generic = True

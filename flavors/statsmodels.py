@@ -49,6 +49,8 @@ class StatsmodelsFlavor:
     # Regression results predict row by row; time-series ones declare otherwise on their
     # predictor (see StatsmodelsPredictor).
     row_independent = True
+    # the load_model options it reads (others are refused; satchel._loadopts)
+    load_options: tuple[str, ...] = ()
 
     def can_save(self, obj: Any) -> bool:
         if "statsmodels" not in sys.modules:

@@ -80,6 +80,8 @@ class TransformersFlavor:
     name = "transformers"
     loader_module = "mlflow.transformers"
     row_independent = True  # per task on the predictor: feature-extraction is not
+    # the load_model options it reads (others are refused; satchel._loadopts)
+    load_options: tuple[str, ...] = ("device",)
 
     def can_save(self, obj: Any) -> bool:
         if "transformers" not in sys.modules or not _is_transformers_type(obj):

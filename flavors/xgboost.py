@@ -54,6 +54,8 @@ class XGBoostFlavor:
     name = "xgboost"
     loader_module = "mlflow.xgboost"
     row_independent = True
+    # the load_model options it reads (others are refused; satchel._loadopts)
+    load_options: tuple[str, ...] = ()
 
     def can_save(self, obj: Any) -> bool:
         return is_one_of(obj, "xgboost", MODEL_CLASSES)

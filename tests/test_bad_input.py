@@ -111,3 +111,45 @@ def test_model_saved_with_newer_sklearn_warns_on_load(tmp_path: Path, iris_model
         LibraryVersionWarning, match=r"scikit-learn 99\.0\.0.*installed scikit-learn"
     ):
         satchel.load_model(dest)
+
+
+def test_unknown_load_keyword_names_it_the_closest_and_the_accepted(
+    iris_model_dir: Path,
+) -> None:
+    # a typo at load used to be ignored: the option was silently lost
+    with pytest.raises(TypeError) as err:
+        satchel.load_model(iris_model_dir, trusted_typs=["x"])
+    msg = str(err.value)
+    assert "'trusted_typs'" in msg and "did you mean 'trusted_types'" in msg
+    assert "sklearn flavor takes: none of its own" in msg
+    assert "load_model itself takes: allow_code" in msg
+    with pytest.raises(TypeError, match=r"arguments 'aaa', 'zzz'"):
+        satchel.load_model(iris_model_dir, zzz=1, aaa=2)
+    # a flavor's own option on another flavor's model is unknown there too
+    with pytest.raises(TypeError, match=r"'device'.*sklearn flavor"):
+        satchel.load_model(iris_model_dir, device="cpu")
+
+
+def test_known_load_keywords_still_work(iris_model_dir: Path) -> None:
+    # options any flavor takes (the CLI passes them to whatever it loads)
+    model = satchel.load_model(
+        iris_model_dir, trusted_types=[], model_config={}, verify=True, require_digests=False
+    )
+    assert model.flavor.name == "sklearn"
+
+
+def test_a_flavor_that_lists_no_load_options_is_not_second_guessed() -> None:
+    from satchel import _loadopts
+
+    class Legacy:
+        name = "legacy"
+
+    _loadopts.check(Legacy(), {"anything": 1})  # no load_options attribute: not checked
+
+    class Strict:
+        name = "strict"
+        load_options = ("speed",)
+
+    _loadopts.check(Strict(), {"speed": 2, "allow_mlflow": True})
+    with pytest.raises(TypeError, match=r"'sped' \(did you mean 'speed'\?\).*strict flavor"):
+        _loadopts.check(Strict(), {"sped": 2})

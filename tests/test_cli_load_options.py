@@ -5,6 +5,9 @@ before doing any work."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ import pytest
 import satchel
 from satchel.cli import main
 from satchel.errors import CodeNotAllowedError, ImageBuildError
+from tests.conftest import free_port
 
 
 @pytest.fixture
@@ -179,3 +183,40 @@ def test_an_empty_trust_list_in_the_image_reads_as_none(monkeypatch: pytest.Monk
     assert load_options(p.parse_args([])) == {"allow_code": True}
     monkeypatch.setenv("SATCHEL_TRUSTED_TYPES", "a.B, c.D")
     assert load_options(p.parse_args(["--no-code"]))["trusted_types"] == ["a.B", "c.D"]
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    # A subprocess with a time limit: a server that failed to refuse would start and
+    # block; the limit turns that into a failure instead of a hung test.
+    env = {**os.environ, "SATCHEL_ALLOW_MLFLOW": ""}
+    return subprocess.run(
+        [sys.executable, "-m", "satchel", "serve", "--port", str(free_port()), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize("flag", ["--no-code", "--no-pickle"])
+def test_serve_refuses_code_before_it_listens(iris_model_dir: Path, flag: str) -> None:
+    done = _serve("-m", str(iris_model_dir), flag)
+    assert done.returncode != 0
+    assert "cloudpickle" in done.stderr and "allow_code" in done.stderr
+    assert "Uvicorn running" not in done.stderr + done.stdout
+
+
+def test_serve_takes_allow_mlflow(tmp_path: Path) -> None:
+    model = tmp_path / "code"
+    model.mkdir()
+    (model / "m.py").write_text("import mlflow\nmlflow.models.set_model(lambda d: d.iloc[:, 0])\n")
+    (model / "MLmodel").write_text(
+        "flavors:\n  python_function:\n    loader_module: mlflow.pyfunc.loaders.code_model\n"
+        "    model_code_path: m.py\n"
+    )
+    # --allow-mlflow asks for mlflow itself, which is not installed here: named, not served
+    done = _serve("-m", str(model), "--allow-mlflow")
+    assert done.returncode != 0 and "pip install mlflow" in done.stderr
+    # --no-code refuses the model's source before running it
+    done = _serve("-m", str(model), "--no-code")
+    assert done.returncode != 0 and "python source" in done.stderr

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from satchel import _codepath, _fits, _normalize, plugins
+from satchel import _codepath, _fits, _loadopts, _normalize, plugins
 from satchel._checks import check_directory, import_libraries
 from satchel.coercion import enforce_input, enforce_params
 from satchel.env import python_version
@@ -332,6 +332,7 @@ def _load(
     manifest = Manifest.read(root)
     check_directory(root, manifest, verify=verify, require_digests=require_digests)
     flavor = plugins.for_manifest(manifest, source=str(root / "MLmodel"))
+    _loadopts.check(flavor, options)
     pyfunc = manifest.pyfunc or {}
     config = LoadConfig(
         section=dict(manifest.flavors.get(flavor.name) or {}),
