@@ -368,7 +368,9 @@ def from_satchel(
     )
     add("skops_rf", "sklearn", "df", trusted_types=[TREE])
     for fmt in ("skops", "cloudpickle", "pickle"):
-        ssk.save_model(lr, root / f"{fmt}_lr", serialization_format=fmt, input_example=X.head(5))
+        # with a reference profile (reference_profile.json, digested): MLflow ignores it
+        ssk.save_model(lr, root / f"{fmt}_lr", serialization_format=fmt, input_example=X.head(5),
+                       reference_data=X)
         add(f"{fmt}_lr", "sklearn", "df")
     sonnx.save_model(
         onnx.load(str(work / "mlp.onnx")),
@@ -415,6 +417,18 @@ def test_mlflow_loads_what_satchel_saved(
         assert theirs["native"] == _native_sklearn_pred(path, work)
     else:
         assert theirs["native"] == onnx_digest(path)
+
+
+def test_mlflow_loads_a_model_saved_with_a_reference_profile(
+    from_satchel: dict[str, dict[str, Any]], loaded_by_mlflow: dict[str, Any]
+) -> None:
+    """The drift monitor's reference profile is one more digested file MLflow ignores:
+    the three LogisticRegression models carry one and MLflow loads and scores them."""
+    for name in ("skops_lr", "cloudpickle_lr", "pickle_lr"):
+        path = Path(from_satchel[name]["path"])
+        assert (path / "reference_profile.json").is_file()
+        assert "reference_profile.json" in satchel.load_model(path).manifest.artifact_digests
+        assert loaded_by_mlflow[name]["pred"] == from_satchel[name]["pred"]
 
 
 def _native_sklearn_pred(path: Path, work: Path) -> dict[str, Any]:
