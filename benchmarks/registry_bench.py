@@ -235,8 +235,10 @@ def bench_server(work: Path) -> list[list[Any]]:
                             load.non2xx, load.socket_errors))
                 for name, got in runs.items():
                     med = [statistics.median(g[i] for g in got) for i in range(3)]
-                    rows.append([label, name, f"{med[0]:,.0f}", f"{med[1]:.2f}",
-                                 f"{med[2]:.3f}", f"{1000 / med[2]:,.0f}",
+                    rows.append([label, name, f"{med[0]:,.0f}",
+                                 f"{min(g[0] for g in got):,.0f}", f"{med[1]:.2f}",
+                                 f"{max(g[1] for g in got):.2f}", f"{med[2]:.3f}",
+                                 f"{1000 / med[2]:,.0f}",
                                  sum(g[3] for g in got), sum(g[4] for g in got)])
             finally:
                 for proc, _, _ in {id(v[0]): v for v in servers.values()}.values():
@@ -489,7 +491,8 @@ def main() -> None:
         if ONLY in ("", "server"):
             print("\n## 2. Registry server reads: GET registered-models/alias "
                   "(wrk -c8; medians of paired rounds)\n")
-            print(table(bench_server(work), ["store", "server", "req/s", "p99 ms",
+            print(table(bench_server(work), ["store", "server", "req/s (median)",
+                                              "worst round", "p99 ms", "worst p99",
                                               "CPU ms/req", "req per CPU-s", "non-2xx",
                                               "socket errors (wrk: incl. >2 s timeouts)"]))
         if ONLY in ("", "scale"):

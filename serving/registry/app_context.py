@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from satchel.serving.registry.app_errors import BadRequest
 from satchel.serving.registry.auth import Identity, TokenTable
+from satchel.serving.registry.generation import Generations
 from satchel.serving.registry.response_cache import ResponseCache
 
 MAX_JSON = 4 << 20
@@ -23,6 +24,10 @@ class Context:
     store: Any
     tokens: TokenTable
     cache: ResponseCache = field(default_factory=ResponseCache)
+    generations: Generations = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.generations = Generations(self.store)
 
     def identify(self, request: Request) -> Identity:
         """The caller's identity from its bearer token (401 when missing or unknown)."""

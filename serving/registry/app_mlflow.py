@@ -176,23 +176,8 @@ def delete_alias(ctx: Context, who: Identity, p: dict[str, Any], r: Request) -> 
 
 
 def get_by_alias(ctx: Context, who: Identity, p: dict[str, Any], r: Request) -> Any:
-    return _version_reply(ctx.store.get_version_by_alias(_req(p, "name"), _req(p, "alias")))
-
-
-# The store hands out the same frozen ModelVersion until something changes; its reply
-# body is rendered once per object (the entry keeps the object, so its id stays unique).
-_BODIES: dict[int, tuple[ModelVersion, bytes]] = {}
-_BODIES_MAX = 4096
-
-
-def _version_reply(v: ModelVersion) -> Response:
-    hit = _BODIES.get(id(v))
-    if hit is None or hit[0] is not v:
-        body = JSONResponse({"model_version": version_json(v, "")}).body
-        if len(_BODIES) >= _BODIES_MAX:
-            _BODIES.clear()
-        hit = _BODIES[id(v)] = (v, bytes(body))
-    return Response(hit[1], media_type="application/json")
+    v = ctx.store.get_version_by_alias(_req(p, "name"), _req(p, "alias"))
+    return {"model_version": version_json(v, str(r.base_url))}
 
 
 # ---------------------------------------------------------------- model versions
@@ -207,7 +192,8 @@ def create_version(ctx: Context, who: Identity, p: dict[str, Any], r: Request) -
 
 
 def get_version(ctx: Context, who: Identity, p: dict[str, Any], r: Request) -> Any:
-    return _version_reply(ctx.store.get_version(_req(p, "name"), _req(p, "version")))
+    v = ctx.store.get_version(_req(p, "name"), _req(p, "version"))
+    return {"model_version": version_json(v, str(r.base_url))}
 
 
 def update_version(ctx: Context, who: Identity, p: dict[str, Any], r: Request) -> Any:
@@ -266,11 +252,14 @@ def delete_version_tag(ctx: Context, who: Identity, p: dict[str, Any], r: Reques
     return {}
 
 
-QUICK_READS = {get_version, get_by_alias, download_uri}
 # Reads whose reply depends on the request's parameters and the registry's contents only
 # (not on the caller or the URL it used): their rendered bodies are cached per registry
-# generation (see response_cache). The quick reads have their own cache in the store.
-CACHED_READS = {search_models, search_versions, get_model, latest_versions}
+# generation (see response_cache and generation).
+CACHED_READS = {get_by_alias, get_version, search_models, search_versions, get_model,
+                latest_versions}
+# The download URI names the server as the client reached it: not cached, but a
+# single-row SQLite read, answered on the loop.
+QUICK_READS = {download_uri}
 
 # path, methods, role, handler
 TABLE: tuple[tuple[str, tuple[str, ...], str, Handler], ...] = (
@@ -304,12 +293,11 @@ TABLE: tuple[tuple[str, tuple[str, ...], str, Handler], ...] = (
 def _endpoint(ctx: Context, role: str, handler: Handler) -> Callable[[Request],
                                                                      Awaitable[Response]]:
     action = handler.__name__.replace("_", " ")
-    sqlite = ctx.store.engine.dialect.name == "sqlite"
-    # Single-row SQLite reads take well under a millisecond (mostly one cached lookup):
-    # on the loop they cost less than the hop to a worker thread. Searches, writes (which
-    # may wait for the write lock) and every PostgreSQL call (a network round trip) run
-    # in threads so the loop keeps answering.
-    inline = handler in QUICK_READS and sqlite
+    # Single-row SQLite reads take well under a millisecond: on the loop they cost less
+    # than the hop to a worker thread. Searches, writes (which may wait for the write
+    # lock) and every PostgreSQL call (a network round trip) run in threads so the loop
+    # keeps answering.
+    inline = handler in QUICK_READS and ctx.store.engine.dialect.name == "sqlite"
     cached = handler in CACHED_READS
     route = handler.__name__
 
@@ -319,16 +307,11 @@ def _endpoint(ctx: Context, role: str, handler: Handler) -> Callable[[Request],
         params = await ctx.params(request)
         if cached and request.method == "GET":
             key = request_key(route, params)
-            if sqlite:
-                # The generation is one primary-key read: a hit is answered on the loop.
-                generation = ctx.store.generation()
-                body = ctx.cache.get(key, generation)
-                if body is None:
-                    body = await to_thread.run_sync(
-                        lambda: _render(ctx, who, params, request, key, generation))
-            else:
+            generation = await ctx.generations.read()
+            body = ctx.cache.get(key, generation)
+            if body is None:
                 body = await to_thread.run_sync(
-                    lambda: _cached_body(ctx, who, params, request, key))
+                    lambda: _render(who, params, request, key, generation))
             return Response(body, media_type="application/json")
         if inline:
             result = handler(ctx, who, params, request)
@@ -336,15 +319,8 @@ def _endpoint(ctx: Context, role: str, handler: Handler) -> Callable[[Request],
             result = await to_thread.run_sync(lambda: handler(ctx, who, params, request))
         return result if isinstance(result, Response) else JSONResponse(result)
 
-    def _cached_body(ctx: Context, who: Identity, params: dict[str, Any], request: Request,
-                     key: Any) -> bytes:
-        generation = ctx.store.generation()
-        body = ctx.cache.get(key, generation)
-        return body if body is not None else _render(ctx, who, params, request, key,
-                                                     generation)
-
-    def _render(ctx: Context, who: Identity, params: dict[str, Any], request: Request,
-                key: Any, generation: int) -> bytes:
+    def _render(who: Identity, params: dict[str, Any], request: Request, key: Any,
+                generation: int) -> bytes:
         # Computed after the generation was read: a change landing meanwhile is stored
         # under the older generation, which the database no longer reports, so the next
         # read computes again.

@@ -69,6 +69,50 @@ def test_registry_commands_end_to_end(cli, iris_model_dir: Path, tmp_path: Path)
     assert json.loads(pred)["predictions"] == [0]
 
 
+def test_models_uris_in_batch_convert_and_generate_dockerfile(  # type: ignore[no-untyped-def]
+    cli, iris_model_dir: Path, iris_model_dir_2: Path, tmp_path: Path
+) -> None:
+    """``satchel batch``, ``convert`` and ``generate-dockerfile`` take models:/ URIs
+    (alias, number, stage) and use the version the URI names, not another one."""
+    import pandas as pd
+
+    import satchel
+
+    cli("registry", "register", str(iris_model_dir), "--name", "fraud")
+    cli("registry", "register", str(iris_model_dir_2), "--name", "fraud", "--alias",
+        "champion")
+    cli("registry", "stage", "fraud", "1", "Production")
+    from sklearn.datasets import load_iris
+
+    every = load_iris(as_frame=True).frame.iloc[:, :4]
+    every.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    one, two = (satchel.load_model(d) for d in (iris_model_dir, iris_model_dir_2))
+    differ = one.predict(every) != two.predict(every)
+    assert differ.any()  # rows the two versions answer differently tell them apart
+    rows = every[differ].head(5).reset_index(drop=True)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    expected = {1: one.predict(rows), 2: two.predict(rows)}
+    for uri, version in (("models:/fraud@champion", 2), ("models:/fraud/Production", 1),
+                         ("models:/fraud/1", 1), ("models:/fraud/latest", 2)):
+        out = tmp_path / f"out-{version}-{uri.rsplit('/', 1)[1]}.csv"
+        cli("batch", "-m", uri, "-i", str(tmp_path / "rows.csv"), "-o", str(out), "-q")
+        assert pd.read_csv(out).iloc[:, -1].tolist() == list(expected[version]), uri
+    cli("convert", "models:/fraud@champion", "--to", "onnx", "-o", str(tmp_path / "onnx"))
+    onnx = satchel.load_model(tmp_path / "onnx")
+    assert onnx.flavor.name == "onnx"
+    assert list(pd.DataFrame(onnx.predict(rows)).iloc[:, 0]) == list(expected[2])
+    cli("generate-dockerfile", "-m", "models:/fraud/Production", "-o", str(tmp_path / "ctx"))
+    dockerfile = (tmp_path / "ctx" / "Dockerfile").read_text()
+    assert 'satchel.registry.model="fraud"' in dockerfile
+    assert 'satchel.registry.version="1"' in dockerfile
+    assert list(satchel.load_model(tmp_path / "ctx" / "model").predict(rows)) == \
+        list(expected[1])
+    err = cli("batch", "-m", "models:/fraud@nobody", "-i", str(tmp_path / "rows.csv"),
+              "-o", str(tmp_path / "never.csv"), code=1).stderr
+    assert "has no alias 'nobody'; aliases: champion" in err and "Traceback" not in err
+    assert not (tmp_path / "never.csv").exists()
+
+
 def test_registry_cli_bad_input(cli, iris_model_dir: Path) -> None:  # type: ignore[no-untyped-def]
     err = cli("registry", "register", str(iris_model_dir), "--name", "../x", code=1).stderr
     assert "name '../x' is not allowed" in err

@@ -18,7 +18,8 @@ from typing import Any
 
 log = logging.getLogger("satchel.registry")
 
-_SQL = "SELECT seq FROM registry_audit_head WHERE id = 1"
+#: The generation question (the audit head's sequence number), also asked by the server.
+HEAD_SQL = "SELECT seq FROM registry_audit_head WHERE id = 1"
 
 
 class HeadProbe:
@@ -52,7 +53,7 @@ class HeadProbe:
         try:
             cursor = self._connection().cursor()
             try:
-                cursor.execute(_SQL)
+                cursor.execute(HEAD_SQL)
                 row = cursor.fetchone()
             finally:
                 cursor.close()
