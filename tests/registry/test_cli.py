@@ -36,6 +36,11 @@ def test_registry_commands_end_to_end(cli, iris_model_dir: Path, tmp_path: Path)
     assert shown["tags"] == {"team": "risk"} and shown["metadata"] == {"owner": "carol"}
     assert "fraud\tlatest=2\tversions=2\tchampion->1" in cli("registry", "list").stdout
     cli("registry", "alias", "fraud", "champion", "2")
+    cli("registry", "alias", "fraud", "challenger", "1")
+    assert "deleted alias challenger of fraud" in cli(
+        "registry", "alias", "fraud", "challenger", "--delete").stdout
+    err = cli("registry", "show", "fraud@challenger", code=1).stderr
+    assert "has no alias 'challenger'; aliases: champion" in err
     cli("registry", "stage", "fraud", "2", "production")
     cli("registry", "tag", "fraud/2", "q=ok", "x=y")
     cli("registry", "tag", "fraud/2", "--delete", "x")

@@ -134,3 +134,64 @@ def test_serving_follows_the_alias_under_load(tmp_path: Path) -> None:
     assert "now serves version 2 (was 1)" in text
     assert "version 3 from models:/fraud@champion failed to load or verify" in text
     assert "still serving version 2" in text
+
+
+def test_serving_keeps_its_model_while_the_registry_server_is_down(tmp_path: Path) -> None:
+    """A server following ``models:/`` on a registry *server* that stops: every request
+    is still answered by the current version, the failed polls are logged, and once the
+    registry is back the moved alias is followed."""
+    from satchel.registry import Registry
+    from tests.registry.conftest import RegistryServer
+
+    db = f"sqlite:///{tmp_path / 'reg.db'}"
+    reg = Registry(db, actor="ops", artifact_root=tmp_path / "art")
+    for value in (1.0, 2.0):
+        reg.register(_constant_model(tmp_path / f"m{int(value)}", value), "fraud")
+    reg.set_alias("fraud", "champion", 1)
+    registry = RegistryServer(db, tmp_path / "art", None).start()
+    port = free_port()
+    log = open(tmp_path / "serve.log", "wb")
+    env = {**os.environ, "SATCHEL_REGISTRY_URI": registry.url,
+           "SATCHEL_CACHE_DIR": str(tmp_path / "c")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "satchel", "serve", "-m", "fraud=models:/fraud@champion",
+         "--registry-poll", "0.2", "--port", str(port), "--no-batching"],
+        stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if _get(port, "/ping")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        assert _served_version(port) == ["1"]
+        registry.stop()
+        reg.set_alias("fraud", "champion", 2)  # moved while the server cannot see it
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        end = time.monotonic() + 3
+        answers = []
+        while time.monotonic() < end:
+            conn.request("POST", "/invocations", BODY, {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            answers.append((resp.status, json.loads(resp.read())["predictions"]))
+        conn.close()
+        assert answers and all(a == (200, [1.0] * 5) for a in answers)
+        assert _served_version(port) == ["1"]
+        registry.start()  # the same port: the poller reaches it again
+        deadline = time.monotonic() + 60
+        while _served_version(port) != ["2"]:
+            assert time.monotonic() < deadline, "the alias was not followed after the restart"
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        registry.stop()
+        log.close()
+    text = (tmp_path / "serve.log").read_text()
+    assert "cannot resolve models:/fraud@champion" in text
+    assert "still serving the current version" in text
+    assert "now serves version 2 (was 1)" in text
+    assert "Traceback" not in text

@@ -81,3 +81,62 @@ def test_image_context_records_the_registry_version(two_versions: Any, tmp_path:
 
     assert satchel.load_model(tmp_path / "ctx" / "model").predict(
         pd.DataFrame({"x": [0.0]})).tolist() == [1.0]
+
+
+@pytest.mark.docker
+def test_build_docker_from_a_models_uri_records_and_serves_that_version(
+    two_versions: Any, tmp_path: Path
+) -> None:
+    """``satchel build-docker -m models:/fraud@champion`` on a real engine: the image's
+    labels name the version the alias resolved to, and the container serves it."""
+    import json
+    import subprocess
+    import time
+    import urllib.request
+    import uuid
+
+    from tests.registry.conftest import free_port
+
+    if not os.environ.get("DOCKER_HOST"):
+        pytest.fail("DOCKER_HOST is not set: start an engine with eval \"$(.ci/docker-up.sh)\"")
+    from satchel.serving.images import docker as sd
+
+    base = os.environ.get("SATCHEL_TEST_BASE_IMAGE", "local/python:3.11-bookworm")
+    client = sd.docker_client()
+    tag = f"satchel-test/registry:{uuid.uuid4().hex[:8]}"
+    container = None
+    try:
+        done = subprocess.run([sys.executable, "-m", "satchel", "build-docker", "-m",
+                               "models:/fraud@champion", "-t", tag, "--base-image", base],
+                              capture_output=True, text=True, timeout=1200)
+        assert done.returncode == 0, done.stderr[-2000:]
+        labels = client.inspect_image(tag)["Config"]["Labels"]
+        v1 = two_versions.get_version("fraud", 1)
+        assert (labels["satchel.registry.model"], labels["satchel.registry.version"],
+                labels["satchel.registry.digest"]) == ("fraud", "1", v1.digest)
+        # The alias moves after the build: the image still holds version 1.
+        two_versions.set_alias("fraud", "champion", 2)
+        port = free_port()
+        container = client.create_container(
+            tag, environment={"SATCHEL_PORT": str(port), "SATCHEL_HOST": "127.0.0.1"},
+            host_config=client.create_host_config(network_mode="host"))["Id"]
+        client.start(container)
+        body = json.dumps({"dataframe_split": {"columns": ["x"], "data": [[0.5]]}}).encode()
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                             headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    assert json.loads(resp.read())["predictions"] == [1.0]
+                break
+            except (OSError, urllib.error.URLError):
+                assert time.monotonic() < deadline, client.logs(container)[-2000:]
+                time.sleep(0.5)
+    finally:
+        if container is not None:
+            client.remove_container(container, force=True)
+        try:
+            client.remove_image(tag, force=True)
+        except Exception:  # noqa: BLE001 - the build may have failed before tagging
+            pass
