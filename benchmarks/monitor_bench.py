@@ -160,10 +160,14 @@ def _monitor_cpu(port: int) -> float | None:
 def paired_runs(servers: dict[str, lg.Server], script: Path, conns: int, rounds: int,
                 duration: float, warmup: float, simultaneous: bool = False
                 ) -> dict[str, list[Run]]:
-    """wrk against each server in turn, round by round (order flipped each round), with
-    the server's CPU seconds per request of each run and its monitor's share."""
+    """wrk against each server in turn, round by round (the order rotating), with the
+    server's CPU seconds per request of each run. Runs follow each other without a pause
+    (short rounds keep a pair within seconds of each other on a shared machine), so the
+    monitor's CPU per request is taken over all rounds: its counter lags the replies by
+    up to a pass."""
     for srv in servers.values():
         lg.wrk(srv.port, script, conns, warmup)
+    first = {name: _monitor_cpu(srv.port) for name, srv in servers.items()}
     out: dict[str, list[Run]] = {name: [] for name in servers}
     names = list(servers)
     for rnd in range(rounds):
@@ -181,13 +185,19 @@ def paired_runs(servers: dict[str, lg.Server], script: Path, conns: int, rounds:
             load = lg.wrk(srv.port, script, conns, duration)
             cpu = lg.cpu_seconds(srv.proc.pid) - cpu
             loop = _loop_seconds(srv.proc.pid) - loop
-            time.sleep(1.5)  # the monitor's last pass over the run's requests
             after = _monitor_cpu(srv.port)
             n = max(load.requests, 1)
             run = Run(load, cpu / n, None if counted is None or after is None
                       else (after - counted) / n, loop / n)
             out[name].append(run)
             _progress(conns, rnd, name, run)
+    time.sleep(1.5)  # the monitor's last pass over the last run's requests
+    for name, srv in servers.items():
+        start, last = first[name], _monitor_cpu(srv.port)
+        if start is not None and last is not None:
+            total = (last - start) / max(sum(r.load.requests for r in out[name]), 1)
+            for r in out[name]:
+                r.monitor_cpu = total
     return out
 
 

@@ -123,6 +123,7 @@ class Monitor:
     def _run(self, stop: threading.Event, wake: threading.Event) -> None:
         last_snapshot = last_count = 0.0
         last, last_proc, last_loop = time.monotonic(), time.process_time(), _loop_times()
+        last_idle = _machine_idle()
         period_cpu = 0.0
         while not stop.is_set():
             wake.wait(min(_STAGE_SECONDS, self.options.interval))
@@ -144,18 +145,27 @@ class Monitor:
                 period_cpu += spent
                 if counted:
                     now, proc, loop = time.monotonic(), time.process_time(), _loop_times()
+                    idle = _machine_idle()
                     busy = None if loop is None or last_loop is None else (
                         loop[0] - last_loop[0] + loop[1] - last_loop[1])
-                    self._adjust(counted, period_cpu, proc - last_proc, now - last, busy)
+                    spare = None if idle is None or last_idle is None else (
+                        idle - last_idle)
+                    self._adjust(counted, period_cpu, proc - last_proc, now - last, busy,
+                                 spare)
                     last, last_proc, last_loop, period_cpu = now, proc, loop, 0.0
+                    last_idle = idle
             except Exception:  # noqa: BLE001 - monitoring never takes serving down
                 log.exception("drift monitoring failed to count a batch")
 
     def _adjust(self, counted: int, cpu: float, process_cpu: float, wall: float,
-                loop_busy: float | None = None) -> None:
+                loop_busy: float | None = None, machine_idle: float | None = None) -> None:
         """Set the admission probability so counting costs at most ``cpu_budget`` of the
         process's CPU time while its event loop is busy (then every second counting takes
-        is a second serving loses), and may use half of the loop's idle time besides.
+        is a second serving loses), and may use half of the spare time besides: time
+        the loop was idle *and* a CPU of the machine was idle (``machine_idle``, CPU
+        seconds no process used). An idle loop on a machine whose cores are taken by
+        others (its clients, say) has no time to spare: counting would take the cores
+        from them, and on a saturated server that is throughput lost.
 
         ``process_cpu`` and ``wall`` cover the same interval as ``cpu`` (the counting
         thread's CPU for ``counted`` requests); ``loop_busy`` is the seconds the event
@@ -168,7 +178,10 @@ class Monitor:
             return
         per_request = cpu / counted
         busy = min(1.0, (process_cpu if loop_busy is None else loop_busy) / wall)
-        allowed = self.options.cpu_budget * process_cpu + 0.5 * (1.0 - busy) * wall
+        spare = (1.0 - busy) * wall
+        if machine_idle is not None:
+            spare = min(spare, max(0.0, machine_idle))
+        allowed = self.options.cpu_budget * process_cpu + 0.5 * spare
         affordable = allowed / max(per_request, 1e-9)
         target = min(1.0, affordable / offered)
         # Move part of the way: one noisy pass must not swing the sample rate.
@@ -382,6 +395,17 @@ def _loop_times() -> tuple[float, float] | None:
             ran, waited = f.read().split()[:2]
         return int(ran) / 1e9, int(waited) / 1e9
     except (OSError, ValueError):
+        return None
+
+
+def _machine_idle() -> float | None:
+    """CPU seconds the whole machine has been idle (every CPU, from Linux's /proc/stat:
+    idle and iowait); None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
         return None
 
 

@@ -21,7 +21,8 @@ class MonitorOptions:
             quarter of ``max_pending`` is queued). Each pass has a fixed cost (~1 ms), so
             fewer, larger passes cost less per request.
         cpu_budget: the share of the process's CPU time counting may use while the
-            event loop is busy (it may also use half the loop's idle time); above it,
+            event loop is busy (it may also use half the time the loop and a CPU of
+            the machine are both idle); above it,
             requests are sampled (uniformly, so the distributions and drift figures stay
             unbiased).
     """

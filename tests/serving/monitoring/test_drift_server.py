@@ -249,6 +249,17 @@ def test_the_monitor_samples_within_its_cpu_budget(profiled_model_dir: Path) -> 
         monitor._offered = 100
         monitor._adjust(100, 0.1, 0.5, 1.0, loop_busy=0.5)
     assert monitor.admit == pytest.approx(1.0, rel=0.01)
+    # ... but on a machine with no idle CPU (its clients and other processes take the
+    # cores the loop leaves) there is no spare time: the budget alone, 2% of 0.5 s
+    for _ in range(20):
+        monitor._offered = 100
+        monitor._adjust(100, 0.1, 0.5, 1.0, loop_busy=0.5, machine_idle=0.0)
+    assert monitor.admit == pytest.approx(0.1, rel=0.01)
+    # and with 0.2 CPU seconds idle machine-wide: half of those, 0.01 + 0.1 s for 100 ms
+    for _ in range(20):
+        monitor._offered = 100
+        monitor._adjust(100, 0.1, 0.5, 1.0, loop_busy=0.5, machine_idle=0.2)
+    assert monitor.admit == pytest.approx(1.0, rel=0.01)
 
     model = satchel.load_model(profiled_model_dir)
     profile = Profile.read(profiled_model_dir)
