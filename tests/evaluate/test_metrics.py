@@ -111,12 +111,17 @@ def test_past_the_score_cap_auc_comes_from_the_histogram_within_its_bound(
     monkeypatch.setattr(exact, "_CONSOLIDATE_FROM", 10_000)
     n = 60_000
     y, pred, proba = _classifier(n, 2, 21, decimals=None)
-    got = _run(y, pred, proba, batch=16_384)
+    groups = np.where(np.arange(n) < 3000, "small", "large")
+    got = _run(y, pred, proba, batch=16_384, groups=groups)
     want = skm.roc_auc_score(y, proba[:, 1])
     bound = got["roc_auc_tie_bound"]
     assert 0 < bound < 1e-2
     assert abs(got["metrics"]["roc_auc"].value - want) <= bound
     assert got["metrics"]["roc_auc"].value != want
+    # the bound covers the slices' histogram AUCs too
+    for s in got["slices"]:
+        rows = groups == s.value
+        assert abs(s.metrics["roc_auc"] - skm.roc_auc_score(y[rows], proba[rows, 1])) <= bound
     # log loss and the count figures stay scikit-learn's
     assert got["metrics"]["log_loss"].value == pytest.approx(skm.log_loss(y, proba), rel=1e-12)
     assert got["metrics"]["accuracy"].value == skm.accuracy_score(y, pred)

@@ -163,8 +163,8 @@ class EvaluationResult:
     curves: list[Curve] = field(default_factory=list)
     seconds: float = 0.0
     format_version: int = FORMAT_VERSION
-    # ROC AUC from a score histogram (only past exact.SCORE_CAP distinct scores) is within this
-    # of the exact figure; 0 when exact
+    # ROC AUC from a score histogram (only past exact.SCORE_CAP distinct scores) is within
+    # this of the exact figure, overall and in every slice; 0 when every ROC AUC is exact
     roc_auc_tie_bound: float = 0.0
 
     def metric(self, name: str) -> float:

@@ -156,17 +156,19 @@ def _classifier(s: ClassifierStream, plan: bootstrap.Plan, ev: Evaluation) -> di
                 paired["roc_auc"] = dm - db
             diffs.update(roc_auc=paired.get("roc_auc"), log_loss=paired.get("log_loss"))
         out.update(_compare(plan, metrics, base_point, base_draws, diffs))
-    out["slices"] = _classifier_slices(s, plan, ev, keys, counts, k, names)
+    out["slices"], bound = _classifier_slices(s, plan, ev, keys, counts, k, names)
+    # past the score cap the slices' ROC AUC comes from histograms too: the bound covers all
+    out["roc_auc_tie_bound"] = max(out["roc_auc_tie_bound"], bound)
     return out
 
 
 def _classifier_slices(s: ClassifierStream, plan: bootstrap.Plan, ev: Evaluation,
                        keys: np.ndarray, counts: np.ndarray, k: int, names: list[str]
-                       ) -> list[SliceResult]:
+                       ) -> tuple[list[SliceResult], float]:
     from satchel.evaluate.classifier import PACK
 
     rows = _rows_by_scope(PACK.unpack(keys)[0], counts)
-    out = []
+    out, bound = [], 0.0
     for column, wanted in ev.specs:
         for value, sid in ev.scopes.chosen(column, wanted, rows):
             cnt, mcell, _ = confusion(keys, counts, sid, k)
@@ -177,12 +179,13 @@ def _classifier_slices(s: ClassifierStream, plan: bootstrap.Plan, ev: Evaluation
                 sf = s.scores.figures(plan, sid, sid, s.distinct, s.log_loss(sid))
                 figs["roc_auc"] = (sf.roc_auc, sf.auc_draws)
                 figs["log_loss"] = (sf.log_loss, sf.loss_draws)
+                bound = max(bound, sf.tie_bound)
             predicted = conf.sum(axis=0)
             which = [1] if k == 2 else list(range(k))
             total = max(float(conf.sum()), 1.0)
             out.append(_slice(plan, column, value, rows[sid], figs,
                               {names[c]: float(predicted[c] / total) for c in which}))
-    return out
+    return out, bound
 
 
 def _regressor(s: RegressorStream, plan: bootstrap.Plan, ev: Evaluation) -> dict[str, Any]:
