@@ -121,3 +121,50 @@ def test_empty_reference_is_refused() -> None:
 
     with pytest.raises(ProfileError, match="no rows"):
         build_profile(pd.DataFrame({"x": []}))
+
+
+def test_profile_counts_nulls_keeps_the_top_categories_and_string_lengths() -> None:
+    """count and null rate per column, the top-K categories plus one "other" share, and a
+    histogram of string lengths; numeric columns keep their reference range."""
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    n = 1000
+    names = np.array([f"c{i:02d}" + "x" * (i % 7) for i in range(30)])
+    # c00..c09 common, c10..c29 rare: the top 10 cover most rows, "other" the rest
+    weights = np.r_[np.full(10, 0.09), np.full(20, 0.005)]
+    frame = pd.DataFrame({"cat": rng.choice(names, n, p=weights / weights.sum()),
+                          "x": rng.normal(0, 1, n)})
+    frame.loc[frame.index[:100], "x"] = np.nan
+    profile = build_profile(frame, top_k=10)
+    cat, x = profile.column("cat"), profile.column("x")
+    assert cat is not None and x is not None
+    assert cat.count == n and cat.null_rate == 0.0 and x.count == n
+    assert x.null_rate == pytest.approx(0.1)
+    assert len(cat.categories) == 10 and cat.truncated
+    assert set(cat.categories) == set(names[:10])
+    assert len(cat.frequencies) == 11  # ten kept and "other"
+    other = frame["cat"].isin(names[10:]).mean()
+    assert cat.frequencies[-1] == pytest.approx(other)
+    assert cat.length_edges and sum(cat.length_frequencies) == pytest.approx(1.0)
+    assert min(cat.length_edges) >= 3 and max(cat.length_edges) <= 9  # lengths 3..9
+    present = frame["x"].dropna()
+    assert x.minimum == present.min() and x.maximum == present.max()
+
+
+def test_save_refuses_reference_data_that_does_not_fit_the_signature(
+    tmp_path: Path, reference: Any
+) -> None:
+    """At save: the column is named, and nothing is left behind (saves are atomic)."""
+    from sklearn.linear_model import LinearRegression
+
+    X = reference[["income", "age"]]
+    model = LinearRegression().fit(X, reference["income"] * 2)
+    path = tmp_path / "m"
+    with pytest.raises(ProfileError, match="'age'"):  # a column the model needs is missing
+        satchel.save_model(model, path, input_example=X.head(3),
+                           reference_data=X[["income"]])
+    with pytest.raises(ProfileError, match="'age'"):  # text where it takes numbers
+        satchel.save_model(model, path, input_example=X.head(3),
+                           reference_data=X.assign(age="old"))
+    assert not path.exists() and list(tmp_path.iterdir()) == []
