@@ -69,7 +69,7 @@ def _no_requirement_inference() -> Iterator[None]:
         os.environ["SATCHEL_INFER_REQUIREMENTS"] = before
 
 
-_MUST_RUN = ("spark", "docker", "interop", "browser", "postgres")
+_MUST_RUN = ("spark", "docker", "interop", "browser", "postgres", "pandas2")
 
 
 @pytest.hookimpl(hookwrapper=True)
