@@ -44,6 +44,13 @@ def test_drift_report_renders_offline(
     flagged = page.locator("#drift tr.over td.name").all_inner_texts()
     # income feeds the model, so its predictions move too; age stays clean
     assert sorted(flagged) == ["city", "income", "prediction"]
+    # which columns moved most: the table is ranked by PSI, the largest first, and the
+    # clean column comes last
+    names = page.locator("#drift tr td.name").all_inner_texts()
+    psis = [float(row.locator("td").nth(3).inner_text())
+            for row in page.locator("#drift tr:has(td)").all()]
+    assert psis == sorted(psis, reverse=True) and len(psis) == 4
+    assert names[-1] == "age" and set(names[:3]) == {"city", "income", "prediction"}
     # the figures have a real size on screen (rendered, not just present)
     box = page.locator("figure svg").first.bounding_box()
     assert box is not None and box["width"] > 200 and box["height"] > 100
