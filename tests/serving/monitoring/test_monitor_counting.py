@@ -151,3 +151,19 @@ def test_array_and_other_outputs_of_one_model_in_one_pass_count_as_if_alone() ->
             requests.append((row, classes[i:i + 1]))
     requests.append((numeric.iloc[:0].reset_index(drop=True), classes[:0]))
     _same(_monitored(profile, requests), _one_by_one(profile, requests))
+
+
+def test_past_its_queue_bound_the_monitor_skips_and_counts() -> None:
+    """Bounded memory whatever the traffic: a thread that has not caught up holds at most
+    max_pending requests; the rest are skipped at once and reported as skipped."""
+    frame, classes = _reference()
+    numeric = frame[["income"]].assign(score=frame["age"] * 1.5)
+    monitor = Monitor(lambda name: build_profile(numeric, classes),
+                      MonitorOptions(max_pending=10))
+    for i in range(50):
+        monitor.observe("m", numeric.iloc[[i]], classes[i:i + 1])
+    assert len(monitor._pending) == 10 and monitor.skipped == {"m": 40}
+    assert monitor.drain() == 10
+    report = monitor.report("m")
+    assert report["requests_counted"] == 10 and report["requests_skipped"] == 40
+    assert report["inputs"][0]["count"] == 10
