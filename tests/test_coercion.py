@@ -323,3 +323,32 @@ def test_an_empty_uniform_frame_passes_and_an_empty_wrong_one_is_converted() -> 
     assert enforce_input(empty, s).data is empty
     ints = pd.DataFrame({"a": np.array([], dtype=np.int64), "b": np.array([], dtype=float)})
     assert str(enforce_input(ints, s).data["a"].dtype) == "float64"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["a", "b"],
+        np.array(["a", None], dtype=object),
+        np.array([1.5, np.nan]),
+        np.array([1, 2], dtype=np.int32),
+        np.array([b"x", b"y"], dtype=object),
+        np.array([1, "a"], dtype=object),
+        np.array(["2024-01-01"], dtype="datetime64[ns]"),
+    ],
+)
+def test_one_column_frame_is_what_a_dict_builds(values: object) -> None:
+    # A one-column frame is built from a 2-D array under the plan's own Index (half the
+    # time of a dict); it must be the frame the dict built, and share no memory with
+    # the caller's array.
+    from satchel import _fits, _normalize
+
+    plan = _fits.plan(Schema([ColSpec(DataType.string, "t")]))
+    got = _normalize.to_frame(values, plan.names, _fits.column_index(plan))
+    want = pd.DataFrame({"t": np.asarray(values)})
+    assert got.dtypes.tolist() == want.dtypes.tolist() and got.equals(want)
+    assert got.columns is _fits.column_index(plan)
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fi":
+        assert not np.shares_memory(got["t"].to_numpy(), values)
+    one = _normalize.to_frame("good movie", plan.names, _fits.column_index(plan))
+    assert one.equals(pd.DataFrame({"t": ["good movie"]}))

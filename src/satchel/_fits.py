@@ -40,6 +40,8 @@ class ColumnPlan:
     seen: list[Any] = field(default_factory=lambda: [None], compare=False, hash=False)
     # the names as pandas 3 stores text labels (an Arrow array), built on first use
     arrow: list[Any] = field(default_factory=list, compare=False, hash=False)
+    # a pandas Index of ``names`` for frames built here (column_index), built on first use
+    index: list[Any] = field(default_factory=list, compare=False, hash=False)
 
 
 def plan(schema: Schema) -> ColumnPlan:
@@ -75,6 +77,14 @@ def _make_plan(schema: Schema) -> ColumnPlan:
         required,
         uniform,
     )
+
+
+def column_index(plan: ColumnPlan) -> Any:
+    """A pandas Index of the plan's names, built once: frames built from non-frame input
+    share it (an Index is immutable), and then pass :func:`same_columns` by identity."""
+    if not plan.index:
+        plan.index.append(_normalize.pandas().Index(plan.name_list))
+    return plan.index[0]
 
 
 def same_columns(columns: Any, plan: ColumnPlan) -> bool:

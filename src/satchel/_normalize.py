@@ -48,8 +48,13 @@ def _is_series(data: Any) -> bool:
     return pandas_kind(data) == "series"
 
 
-def to_frame(data: Any, names: Sequence[str]) -> Any:
-    """A DataFrame from any accepted input, for a column schema with ``names``."""
+def to_frame(data: Any, names: Sequence[str], columns: Any = None) -> Any:
+    """A DataFrame from any accepted input, for a column schema with ``names``.
+
+    ``columns``: a pandas Index of ``names`` to reuse for a one-column frame (building
+    the labels is a third of a one-row frame's cost under pandas 3, and a frame that
+    carries the plan's own Index passes the column check by identity).
+    """
     if _is_frame(data):
         return data
     pd = pandas()
@@ -59,7 +64,8 @@ def to_frame(data: Any, names: Sequence[str]) -> Any:
         # A Series with named entries is one row (MLflow and pandas both read it so).
         return data.to_frame().T.reset_index(drop=True)
     if isinstance(data, str) and len(names) == 1:
-        return pd.DataFrame({names[0]: [data]})  # one text for a one-column model (MLflow too)
+        # one text for a one-column model (MLflow too)
+        return _one_column(pd, np.array([data], dtype=object), names, columns)
     if isinstance(data, dict):
         if data and all(np.ndim(v) == 0 for v in data.values()):
             return pd.DataFrame([data])
@@ -72,7 +78,7 @@ def to_frame(data: Any, names: Sequence[str]) -> Any:
         data = np.asarray(data, dtype=object if _ragged(data) else None)
     if isinstance(data, np.ndarray):
         if data.ndim == 1 and len(names) == 1:
-            return pd.DataFrame({names[0]: data})
+            return _one_column(pd, data, names, columns)
         if data.ndim == 2 and data.shape[1] == len(names):
             # Positional: an array's columns are taken in the signature's order.
             return pd.DataFrame({n: data[:, i] for i, n in enumerate(names)})
@@ -150,6 +156,15 @@ def without_schema(data: Any) -> Any:
             return pandas().DataFrame.from_records(data)
         return np.asarray(data)
     return data
+
+
+def _one_column(pd: Any, values: np.ndarray, names: Sequence[str], columns: Any) -> Any:
+    # The same frame as pd.DataFrame({name: values}) (dtypes and values, pandas 2 and 3;
+    # tests/test_coercion.py) in half the time: a 2-D array under a ready Index. copy=True
+    # as a dict's values are copied: a model that writes to its input never reaches the
+    # caller's array.
+    labels = columns if columns is not None else [names[0]]
+    return pd.DataFrame(values.reshape(-1, 1), columns=labels, copy=True)
 
 
 def output(result: Any) -> Any:

@@ -62,7 +62,10 @@ def enforce_input(data: Any, schema: Schema | None) -> Enforced:
 
 def _enforce_columns(data: Any, schema: Schema) -> Enforced:
     plan = _fits.plan(schema)
-    df = _normalize.to_frame(data, plan.names)
+    if _normalize.pandas_kind(data) == "frame":
+        df = data
+    else:
+        df = _normalize.to_frame(data, plan.names, _fits.column_index(plan))
     if _fits.same_columns(df.columns, plan):
         # the common case: a frame of the signature's columns, and usually of its types
         if _fits.fits(df, plan):
