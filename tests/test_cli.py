@@ -70,3 +70,29 @@ def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
 def test_version() -> None:
     r = run("--version")
     assert r.returncode == 0 and r.stdout.startswith("satchel ")
+
+
+def test_serve_defaults_are_the_options_classes_defaults(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """Issue 12: every serve default is written once, in the options dataclasses; the
+    CLI (and its environment variables' fallback) derive theirs from them."""
+    from satchel.cli import build_parser
+    from satchel.cli.serve import ENV, _from_env
+    from satchel.serving.server.options import BatchOptions, Limits, ProcessOptions, ServeOptions
+
+    for _, (variable, _) in ENV.items():
+        monkeypatch.delenv(variable, raising=False)
+    args = build_parser().parse_args(["serve", "-m", "x"])
+    _from_env(args)
+    batch, limits, process, serve = BatchOptions(), Limits(), ProcessOptions(), ServeOptions()
+    assert (args.max_batch_size, args.max_batch_delay_ms) == (batch.max_batch_size,
+                                                              batch.max_batch_delay_ms)
+    assert (args.port, args.host, args.workers) == (process.port, process.host,
+                                                    process.workers)
+    assert (args.timeout, args.max_queue, args.max_body_size, args.predict_threads) == (
+        limits.timeout, limits.max_queue, limits.max_body_size, limits.predict_threads)
+    assert (args.batching, args.grpc_port) == (serve.batching, serve.grpc_port)
+    # the help text shows the same number, not a copy of it
+    helptext = subprocess.run([sys.executable, "-m", "satchel", "serve", "--help"],
+                              capture_output=True, text=True, check=True).stdout
+    assert f"default {batch.max_batch_size}" in " ".join(helptext.split())

@@ -183,3 +183,15 @@ def test_load_model_does_not_import_serving_libraries(iris_model_dir: Path) -> N
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_module_names_say_what_they_hold() -> None:
+    """Issue 12: no ``codecs.py`` (it shadows the stdlib module and said nothing of which
+    protocol), and no ``X.py`` beside ``Xing.py`` in one folder (``batch.py`` next to
+    ``batching.py``), anywhere in the three trees."""
+    every = CORE + FLAVORS + SERVING
+    assert not [p for p in every if p.name == "codecs.py"]
+    for folder in {p.parent for p in every}:
+        stems = {p.stem for p in folder.glob("*.py")}
+        clashes = sorted(s for s in stems if f"{s}ing" in stems or f"{s[:-1]}ing" in stems)
+        assert not clashes, f"{folder}: {clashes} beside their -ing namesakes"

@@ -400,3 +400,29 @@ def test_string_input_graph(tmp_path: Path) -> None:
     assert loaded.predict(df)["out"].tolist() == ["a", "b"]
     with pytest.raises(SignatureError, match="input 's': expected tensor\\(string\\)"):
         loaded._predictor.predict({"s": np.ones((2, 1))})
+
+
+def test_input_fitted_by_the_coercion_policy_is_not_fitted_again(
+        logreg_onnx: Any, iris: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12: the predictor trusts input that the one coercion function has already
+    fitted to a signature that says what the graph says (no second cast and check)."""
+    onnx_flavor.save_model(logreg_onnx, tmp_path / "m")
+    model = satchel.load_model(tmp_path / "m")
+    x64 = iris[0].to_numpy()
+    expected = model.predict(x64)
+    fitted: list[str] = []
+    cls = onnx_flavor.OnnxPredictor
+    real_fit = cls._fit
+
+    def spy(self: Any, spec: Any, arr: Any) -> Any:  # counts, then does the real work
+        fitted.append(spec.name)
+        return real_fit(self, spec, arr)
+
+    monkeypatch.setattr(cls, "_fit", spy)
+    for data in (x64, {"input": x64}):  # float64: the policy rounds it to float32 first
+        out = model.predict(data)
+        np.testing.assert_array_equal(out["label"], expected["label"])
+    assert fitted == []
+    # a frame, which the predictor routes itself, is still fitted there (the spy works)
+    model.predict_prepared(iris[0])
+    assert fitted == ["input"]
