@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,6 +48,10 @@ PredictFn = Callable[[Any, "dict[str, Any] | None"], Prediction]
 BatchObserver = Callable[[int, int, float, float, float], None]
 # what _outcomes records per predict call: the observer's arguments
 _Call = tuple[int, int, float, float, float]
+AsyncPredictFn = Callable[[Any, "dict[str, Any] | None"], Awaitable[Prediction]]
+# what a merged call's plan asks for next: (input, params) in, a Prediction sent back
+Calls = Generator[tuple[Any, "dict[str, Any] | None"], Prediction,
+                  "list[Prediction | BaseException]"]
 
 
 @dataclass(eq=False)
@@ -72,12 +76,17 @@ class Batcher:
         name: the model's name, for logs.
         observer: called once per ``predict`` call with (requests, rows, seconds, and
             the seconds spent merging the inputs and cutting the output).
+        predict_async: ``predict`` as a coroutine, for a model that predicts in another
+            process: the call is awaited on the event loop instead of run in a thread.
     """
 
     def __init__(self, predict: PredictFn, options: BatchOptions | None = None, *,
                  name: str = "model", observer: BatchObserver | None = None,
-                 inline_seconds: float = 0.0) -> None:
+                 inline_seconds: float = 0.0,
+                 predict_async: AsyncPredictFn | None = None) -> None:
         self._predict = predict
+        self._predict_async = predict_async
+        self._calls: set[asyncio.Task[None]] = set()  # predict_async calls running
         self.options = options or BatchOptions()
         self.name = name
         self._observer = observer
@@ -179,6 +188,8 @@ class Batcher:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        for call in list(self._calls):
+            call.cancel()
         while self._queue:
             self._queue.popleft().future.cancel()
         if self._pool is not None:
@@ -217,10 +228,15 @@ class Batcher:
             if not batch:
                 continue
             self._busy += 1
+            if self._predict_async is not None:
+                call = loop.create_task(self._run_async(batch))
+                self._calls.add(call)
+                call.add_done_callback(self._calls.discard)
+                continue
             if self._runs_inline(batch[0].key, sum(item.rows for item in batch)):
                 calls: list[_Call] = []
                 try:
-                    outcomes = self._outcomes(batch, calls)
+                    outcomes = self._drive(self._outcomes(batch, calls))
                 except Exception as exc:  # noqa: BLE001 - every waiter must hear back
                     outcomes = [exc] * len(batch)
                 self._settle(batch, outcomes, calls)
@@ -293,10 +309,53 @@ class Batcher:
         outcomes: Sequence[Prediction | BaseException]
         calls: list[_Call] = []
         try:
-            outcomes = self._outcomes(batch, calls)
+            outcomes = self._drive(self._outcomes(batch, calls))
         except BaseException as exc:  # noqa: BLE001 - every waiter must hear back
             outcomes = [exc] * len(batch)
         loop.call_soon_threadsafe(self._settle, batch, outcomes, calls)
+
+    async def _run_async(self, batch: list[_Item]) -> None:
+        # on the event loop: the model's own process predicts meanwhile
+        outcomes: Sequence[Prediction | BaseException]
+        calls: list[_Call] = []
+        try:
+            outcomes = await self._drive_async(self._outcomes(batch, calls))
+        except asyncio.CancelledError:  # the batcher is closing
+            outcomes = [asyncio.CancelledError()] * len(batch)
+            for item in batch:
+                item.future.cancel()
+        except Exception as exc:  # noqa: BLE001 - every waiter must hear back
+            outcomes = [exc] * len(batch)
+        self._settle(batch, outcomes, calls)
+
+    def _drive(self, plan: Calls) -> list[Prediction | BaseException]:
+        """Run a plan's calls with ``predict`` in this thread; the plan's outcomes."""
+        try:
+            call = next(plan)
+            while True:
+                try:
+                    result = self._predict(*call)
+                except Exception as exc:  # noqa: BLE001 - the plan decides what it means
+                    call = plan.throw(exc)
+                else:
+                    call = plan.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def _drive_async(self, plan: Calls) -> list[Prediction | BaseException]:
+        """:meth:`_drive` with ``predict_async``, awaited on the event loop."""
+        assert self._predict_async is not None
+        try:
+            call = next(plan)
+            while True:
+                try:
+                    result = await self._predict_async(*call)
+                except Exception as exc:  # noqa: BLE001 - the plan decides what it means
+                    call = plan.throw(exc)
+                else:
+                    call = plan.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     def _settle(self, batch: list[_Item], outcomes: Sequence[Prediction | BaseException],
                 calls: list[_Call]) -> None:
@@ -318,18 +377,21 @@ class Batcher:
         if self._wakeup is not None:
             self._wakeup.set()
 
-    def _outcomes(self, batch: list[_Item], calls: list[_Call]
-                  ) -> Sequence[Prediction | BaseException]:
+    def _outcomes(self, batch: list[_Item], calls: list[_Call]) -> Calls:
+        """The plan of a batch's predict calls: it yields each call's (input, params) and
+        is sent its prediction (or thrown its exception), whoever makes the call (a
+        thread, :meth:`_drive`, or the event loop, :meth:`_drive_async`); it returns
+        each request's outcome."""
         if len(batch) == 1:
-            return [self._call_alone(batch[0], calls)]
+            return [(yield from self._call_alone(batch[0], calls))]
         counts = [item.rows for item in batch]
         try:
             begin = time.perf_counter()
             merged = concat([item.data for item in batch])
             start = time.perf_counter()
-            result = self._predict(merged, batch[0].params)
+            result = yield merged, batch[0].params
             end = time.perf_counter()
-            parts = list(split(result, counts))
+            parts: list[Prediction | BaseException] = list(split(result, counts))
             calls.append((len(batch), sum(counts), end - start, start - begin,
                           time.perf_counter() - end))
             for item in batch:
@@ -340,12 +402,17 @@ class Batcher:
             log.warning("model '%s' is no longer batched: %s", self.name, exc)
         except Exception:  # noqa: BLE001 - some request in it is bad: retry each alone
             pass
-        return [self._call_alone(item, calls) for item in batch]
+        outcomes: list[Prediction | BaseException] = []
+        for item in batch:
+            outcomes.append((yield from self._call_alone(item, calls)))
+        return outcomes
 
-    def _call_alone(self, item: _Item, calls: list[_Call]) -> Prediction | BaseException:
+    def _call_alone(self, item: _Item, calls: list[_Call]
+                    ) -> Generator[tuple[Any, dict[str, Any] | None], Prediction,
+                                   Prediction | BaseException]:
         start = time.perf_counter()
         try:
-            result = self._predict(item.data, item.params)
+            result = yield item.data, item.params
         except Exception as exc:  # noqa: BLE001 - handed to the request's own future
             return exc
         item.started, item.seconds = start, time.perf_counter() - start

@@ -19,7 +19,11 @@ import hmac
 import pickle
 import socket
 import struct
-from typing import Any
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the model worker never needs asyncio: not imported at its start
+    import asyncio
 
 KEY_BYTES = 32
 _HEAD = struct.Struct("<QI")  # pickle length, number of out-of-band buffers
@@ -62,21 +66,48 @@ def accept_key(sock: socket.socket, key: bytes, timeout: float = 10.0) -> bool:
     return hmac.compare_digest(got, key)
 
 
-def send(sock: socket.socket, obj: Any) -> None:
-    """Send one message: header, pickle and out-of-band buffers in one ``sendmsg``."""
+def _frame(obj: Any) -> tuple[list[Any], int]:
+    """The parts of one message (header, pickle, out-of-band buffers) and its length."""
     buffers: list[pickle.PickleBuffer] = []
     body = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
     raws = [b.raw() for b in buffers]
     head = _HEAD.pack(len(body), len(raws))
     if raws:
         head += struct.pack(f"<{len(raws)}Q", *(r.nbytes for r in raws))
-    parts: list[Any] = [head, body, *raws]
-    total = len(head) + len(body) + sum(r.nbytes for r in raws)
-    sent = sock.sendmsg(parts) if len(parts) < 1000 else 0
+    return [head, body, *raws], len(head) + len(body) + sum(r.nbytes for r in raws)
+
+
+def _first_send(sock: socket.socket, parts: list[Any]) -> int:
+    """Bytes the kernel took in one ``sendmsg`` (0 when it would block or there are too
+    many parts for one call)."""
+    if len(parts) >= 1000:
+        return 0
+    try:
+        return sock.sendmsg(parts)
+    except BlockingIOError:
+        return 0
+
+
+def _rest(parts: list[Any], sent: int) -> memoryview:
+    return memoryview(b"".join(bytes(p) for p in parts))[sent:]
+
+
+def send(sock: socket.socket, obj: Any) -> None:
+    """Send one message: header, pickle and out-of-band buffers in one ``sendmsg``."""
+    parts, total = _frame(obj)
+    sent = _first_send(sock, parts)
     if sent < total:
         # A partial send (a large message, a signal) or too many parts: send the rest.
-        rest = memoryview(b"".join(bytes(p) for p in parts))[sent:]
-        sock.sendall(rest)
+        sock.sendall(_rest(parts, sent))
+
+
+async def send_async(loop: asyncio.AbstractEventLoop, sock: socket.socket, obj: Any) -> None:
+    """:func:`send` on a non-blocking socket, from the event loop: the kernel takes a
+    small message at once; the rest of a large one is written as the socket drains."""
+    parts, total = _frame(obj)
+    sent = _first_send(sock, parts)
+    if sent < total:
+        await loop.sock_sendall(sock, _rest(parts, sent))
 
 
 def recv(sock: socket.socket) -> Any:
@@ -86,18 +117,43 @@ def recv(sock: socket.socket) -> Any:
         EOFError: the connection closed before a message started.
         ChannelError: it closed mid-message, or the header is not a channel header.
     """
+    parser = _parser()
+    into = next(parser)
+    try:
+        while True:
+            into = parser.send(sock.recv_into(into))
+    except StopIteration as done:
+        return done.value
+
+
+async def recv_async(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Any:
+    """:func:`recv` on a non-blocking socket, from the event loop: the reply wakes the
+    loop's own poll, no thread waits for it (same errors as :func:`recv`)."""
+    parser = _parser()
+    into = next(parser)
+    try:
+        while True:
+            into = parser.send(await loop.sock_recv_into(sock, into))
+    except StopIteration as done:
+        return done.value
+
+
+def _parser() -> Generator[memoryview, int, Any]:
+    """Reads one message: yields where the next bytes go, is sent how many came (0: the
+    peer closed), returns the message. One parser serves the blocking and the asyncio
+    reader."""
     first = bytearray(_FIRST)
-    n = sock.recv_into(first)
+    n = yield memoryview(first)
     if n == 0:
         raise EOFError("the channel closed")
     while n < _HEAD.size:
-        n += _more(sock, memoryview(first)[n:])
+        n += _more((yield memoryview(first)[n:]))
     plen, nbuf = _HEAD.unpack_from(first)
     if nbuf > _MAX_BUFFERS:
         raise ChannelError(f"a channel message with {nbuf} buffers")
     hlen = _HEAD.size + _LEN.size * nbuf
     while n < hlen:
-        n += _more(sock, memoryview(first)[n:])
+        n += _more((yield memoryview(first)[n:]))
     lens = struct.unpack_from(f"<{nbuf}Q", first, _HEAD.size) if nbuf else ()
     size = plen + sum(lens)
     if n - hlen > size:
@@ -110,7 +166,7 @@ def recv(sock: socket.socket) -> Any:
         got = n - hlen
         msg[:got] = memoryview(first)[hlen:n]
     while got < size:
-        got += _more(sock, msg[got:])
+        got += _more((yield msg[got:]))
     offset = plen
     views = []
     for length in lens:
@@ -119,8 +175,7 @@ def recv(sock: socket.socket) -> Any:
     return pickle.loads(msg[:plen], buffers=views)
 
 
-def _more(sock: socket.socket, into: memoryview) -> int:
-    n = sock.recv_into(into)
+def _more(n: int) -> int:
     if n == 0:
         raise ChannelError("the channel closed in the middle of a message")
     return n

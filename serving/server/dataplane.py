@@ -28,7 +28,7 @@ from satchel.serving.protocols import budget
 from satchel.serving.protocols.base import Decoded, Inbound, Protocol, Reply
 from satchel.serving.server import deadline
 from satchel.serving.server.batching import Batcher
-from satchel.serving.server.execution import Executor, predict
+from satchel.serving.server.execution import Executor, predict, predict_async
 from satchel.serving.server.metrics import Metrics
 from satchel.serving.server.options import ServeOptions
 from satchel.serving.server.repository import ModelRepository, ServedModel
@@ -174,7 +174,12 @@ class DataPlane:
             batcher = Batcher(lambda data, params: predict(served, data, params),
                               self.options.batch, name=name,
                               observer=lambda *call: self.metrics.batch(name, *call),
-                              inline_seconds=self.executor.inline_seconds)
+                              # a worker's round trip is awaited on the loop, never
+                              # run there as a blocking call nor handed to a thread
+                              inline_seconds=(0.0 if model.out_of_process
+                                              else self.executor.inline_seconds),
+                              predict_async=((lambda data, params: predict_async(
+                                  served, data, params)) if model.out_of_process else None))
         self._batchers[served] = batcher
         return batcher
 

@@ -73,7 +73,11 @@ class Executor:
     def inline(self, served: ServedModel, size: int) -> bool:
         """True when this request should run on the event loop."""
         cpu, wall = served.predict_cpu_seconds, served.predict_seconds
-        return (cpu is not None and wall is not None and size <= self.inline_bytes
+        # A model in a worker process is cheap here in CPU but the loop would sit idle for
+        # the round trip, the time the worker predicts: no overlap of HTTP and predict.
+        model = served.model
+        return (model is not None and not model.out_of_process and cpu is not None
+                and wall is not None and size <= self.inline_bytes
                 and cpu < self.inline_seconds and wall < 4 * self.inline_seconds)
 
     async def run(self, served: ServedModel, size: int, fn: Callable[..., T], *args: Any) -> T:
@@ -186,19 +190,47 @@ def predict(served: ServedModel, data: Any, params: dict[str, Any] | None) -> Pr
     start, start_cpu = time.perf_counter(), time.process_time() if timed else 0.0
     try:
         result = model.predict_detailed(data, params)
-    except SatchelError:
-        raise
-    except (KeyboardInterrupt, SystemExit) as exc:
-        # Raised by the model's own code (uvicorn handles the server's signals, so a
-        # real Ctrl-C never arrives here): the model failed, the server stays up.
-        raise PredictionError(f"the model raised {type(exc).__name__}",
-                              error_class=type(exc).__name__) from None
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        # Model errors arrive as PredictionError; anything else escaped while reading
-        # the input (pandas or numpy refusing its shape) and is the client's to fix.
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
-        raise InputFormatError(f"the input cannot be read as this model's input: "
-                               f"{first}") from None
+    except BaseException as exc:
+        typed = _typed(exc)
+        if typed is exc:
+            raise
+        raise typed from None
     served.note_predict(time.perf_counter() - start,
                         time.process_time() - start_cpu if timed else None)
     return result
+
+
+async def predict_async(served: ServedModel, data: Any, params: dict[str, Any] | None
+                        ) -> Prediction:
+    """:func:`predict` on the event loop, for a model that predicts in another process
+    (``Model.out_of_process``): the loop awaits the worker's reply. Only its wall time is
+    noted (the loop's CPU meanwhile is other requests')."""
+    model = served.require()
+    served.calls += 1
+    start = time.perf_counter()
+    try:
+        result = await model.predict_detailed_async(data, params)
+    except BaseException as exc:
+        typed = _typed(exc)
+        if typed is exc:
+            raise
+        raise typed from None
+    served.note_predict(time.perf_counter() - start, None)
+    return result
+
+
+def _typed(exc: BaseException) -> BaseException:
+    """What a request sees of an exception a predict call raised."""
+    if isinstance(exc, SatchelError):
+        return exc
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        # Raised by the model's own code (uvicorn handles the server's signals, so a
+        # real Ctrl-C never arrives here): the model failed, the server stays up.
+        return PredictionError(f"the model raised {type(exc).__name__}",
+                               error_class=type(exc).__name__)
+    if isinstance(exc, (ValueError, TypeError, KeyError, IndexError)):
+        # Model errors arrive as PredictionError; anything else escaped while reading
+        # the input (pandas or numpy refusing its shape) and is the client's to fix.
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+        return InputFormatError(f"the input cannot be read as this model's input: {first}")
+    return exc

@@ -100,6 +100,13 @@ class Model:
             return bool(own)
         return bool(getattr(self.flavor, "row_independent", True))
 
+    @property
+    def out_of_process(self) -> bool:
+        """True when predictions run in another process (the model worker of
+        ``env_manager="venv"``): the caller's time in them is spent waiting, so a server
+        waits for them off its event loop, however quick they are."""
+        return bool(getattr(self._predictor, "out_of_process", False))
+
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         """Predict on ``data`` after fitting it to the signature (docs/coercion.md).
 
@@ -151,17 +158,37 @@ class Model:
 
     def predict_detailed(self, data: Any, params: dict[str, Any] | None = None) -> Prediction:
         """Like :meth:`predict`, but return dropped columns and unknown params, not warn."""
-        enforced = enforce_input(data, self._inputs)
-        if self._has_signature:
-            checked, unknown = enforce_params(params, self._params)
-        else:
-            checked, unknown = (params or None), []
+        enforced, checked, unknown = self._enforce(data, params)
         return Prediction(
             self.predict_prepared(enforced.data, checked),
             enforced.dropped,
             tuple(unknown),
             _normalize.num_rows(enforced.data),
         )
+
+    async def predict_detailed_async(self, data: Any, params: dict[str, Any] | None = None
+                                     ) -> Prediction:
+        """:meth:`predict_detailed` for an event loop: a model that predicts in another
+        process (:attr:`out_of_process`) is awaited there, no thread blocks on it; any
+        other model predicts in the caller's thread, as :meth:`predict_detailed` does."""
+        call = getattr(self._predictor, "predict_async", None)
+        if call is None:
+            return self.predict_detailed(data, params)
+        enforced, checked, unknown = self._enforce(data, params)
+        return Prediction(
+            _normalize.output(await call(enforced.data, checked)),
+            enforced.dropped,
+            tuple(unknown),
+            _normalize.num_rows(enforced.data),
+        )
+
+    def _enforce(self, data: Any, params: dict[str, Any] | None) -> tuple[Any, Any, list[str]]:
+        enforced = enforce_input(data, self._inputs)
+        if self._has_signature:
+            checked, unknown = enforce_params(params, self._params)
+        else:
+            checked, unknown = (params or None), []
+        return enforced, checked, list(unknown)
 
     def predict_prepared(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         """Predict on input another satchel already fitted to this model's signature.

@@ -103,3 +103,57 @@ def test_a_header_with_absurd_buffer_count_is_refused() -> None:
         a.sendall(struct.pack("<QI", 1, 10**9))
         with pytest.raises(channel.ChannelError, match="buffers"):
             channel.recv(b)
+
+
+def _async_round_trip(obj: Any) -> Any:
+    """send_async/recv_async on non-blocking sockets, both ends on one event loop."""
+    import asyncio
+
+    async def go() -> Any:
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        with a, b:
+            a.setblocking(False)
+            b.setblocking(False)
+            # both at once: a large message only fits as the reader drains it
+            _, got = await asyncio.gather(channel.send_async(loop, a, obj),
+                                          channel.recv_async(loop, b))
+            return got
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("obj", [
+    ("predict", "m", ("raw", 1), None),
+    {"big": np.arange(3_000_000, dtype=np.float64)},  # 24 MB: many partial writes and reads
+    [np.arange(i, dtype=np.int16) for i in range(1200)],  # too many parts for one sendmsg
+])
+def test_the_asyncio_ends_carry_what_the_blocking_ends_carry(obj: Any) -> None:
+    got = _async_round_trip(obj)
+    expected = _round_trip(obj)
+    for one in (got, expected):
+        assert type(one) is type(obj)
+    if isinstance(obj, dict):
+        assert np.array_equal(got["big"], obj["big"])
+    elif isinstance(obj, list):
+        assert all(np.array_equal(g, o) for g, o in zip(got, obj, strict=True))
+    else:
+        assert got == obj == expected
+
+
+def test_the_asyncio_reader_sees_a_peer_closing_mid_message() -> None:
+    import asyncio
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        with a, b:
+            b.setblocking(False)
+            a.sendall(struct.pack("<QI", 1000, 0) + b"\x80\x05")
+            a.shutdown(socket.SHUT_WR)
+            with pytest.raises(channel.ChannelError, match="middle of a message"):
+                await channel.recv_async(loop, b)
+            with pytest.raises(EOFError):
+                await channel.recv_async(loop, b)
+
+    asyncio.run(go())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,34 @@ def test_evaluate_refuses_env_manager_with_spark_and_a_stray_wheelhouse(
         main([*base, "--env-manager", "venv", "--spark", "local[1]"])
     with pytest.raises(SystemExit, match="--wheelhouse is only used"):
         main([*base, "--wheelhouse", str(tmp_path)])
+
+
+def test_calls_from_an_event_loop_overlap_and_each_gets_its_own_answer(
+    tabulate_model_dir: Path,
+) -> None:
+    import asyncio
+    import signal
+
+    from satchel.errors import ModelNotReadyError
+
+    with satchel.load_model(tabulate_model_dir, env_manager="venv") as model:
+        assert model.out_of_process
+        worker = model._predictor.worker
+
+        async def go() -> list[Any]:
+            calls = [model.predict_detailed_async({"x": np.array([i], dtype=np.int32)})
+                     for i in range(24)]
+            return await asyncio.gather(*calls)
+
+        results = asyncio.run(go())
+        assert [r.output[0].split(":")[2] for r in results] == [str(2 * i) for i in range(24)]
+        # several requests were in flight at once, each on its own connection
+        assert len(worker._idle_async) > 1
+        # the signature is still enforced in this process, before the channel
+        with pytest.raises(SignatureError, match="'x'"):
+            asyncio.run(model.predict_detailed_async({"x": ["nope"]}))
+        os.kill(worker.pid, signal.SIGKILL)
+        with pytest.raises(ModelNotReadyError, match="restarting"):
+            for _ in range(50):  # until the dead worker is seen
+                asyncio.run(model.predict_detailed_async({"x": np.array([1], np.int32)}))
+                time.sleep(0.05)

@@ -416,3 +416,47 @@ def test_a_call_with_other_params_is_measured_in_the_thread_first() -> None:
 
     asyncio.run(run())
     assert [t.startswith("satchel-predict") for t in threads] == [True, False, True], threads
+
+
+def _awaited(model: Recorder) -> Any:
+    """``model`` as a coroutine that yields to the loop, as a model worker's reply does;
+    the thread-side predict must never be called then."""
+
+    def in_thread(data: Any, params: dict[str, Any] | None) -> Prediction:
+        raise AssertionError("an awaited model was called in a thread")
+
+    async def predict_async(data: Any, params: dict[str, Any] | None) -> Prediction:
+        await asyncio.sleep(0.001)
+        assert threading.current_thread() is threading.main_thread()
+        return model(data, params)
+
+    return in_thread, predict_async
+
+
+def test_an_awaited_model_is_merged_and_retried_on_the_event_loop() -> None:
+    model = Recorder()
+    in_thread, predict_async = _awaited(model)
+    batcher = Batcher(in_thread, BatchOptions(max_batch_size=100, max_batch_delay_ms=200),
+                      predict_async=predict_async)
+    inputs = [frame([float(i)]) for i in range(5)] + [frame([-1.0])]
+    results = asyncio.run(_gather(batcher, inputs))
+    assert [r.output["y"].tolist() for r in results[:5]] == [[2.0 * i] for i in range(5)]
+    assert isinstance(results[5], ValueError) and "negative" in str(results[5])
+    # one merged call that failed on the bad row, then each request alone
+    assert [n for n, _ in model.calls] == [6, 1, 1, 1, 1, 1, 1]
+
+
+def test_closing_cancels_an_awaited_call_in_flight() -> None:
+    async def never(data: Any, params: dict[str, Any] | None) -> Prediction:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def go() -> None:
+        batcher = Batcher(Recorder(), BatchOptions(max_batch_delay_ms=0), predict_async=never)
+        task = asyncio.ensure_future(batcher.predict(frame([1.0])))
+        await asyncio.sleep(0.05)
+        await batcher.aclose()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(go())
