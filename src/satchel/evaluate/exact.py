@@ -132,7 +132,7 @@ class DistinctScores:
                 sj, pj = s[rows], pos[rows]
                 for want, v in ((1, sj[pj]), (0, sj[~pj])):
                     if len(v):
-                        self._put((scope, j, want), np.array(v, dtype=np.float64), None)
+                        self._put((scope, j, want), np.asarray(v, dtype=np.float64), None)
         self._maybe_consolidate()
 
     def _put(self, key: tuple[int, int, int], u: np.ndarray, c: np.ndarray | None) -> None:
