@@ -40,15 +40,21 @@ from satchel.serving.offline.spark_session import (
 )
 
 
-def _side(spark: Any, model_uri: str | os.PathLike[str], tag: str) -> tuple[Side, list[Any]]:
-    """The model shipped as for ``spark_udf``, and its input columns (the signature's
+def _side(spark: Any, model_uri: str | os.PathLike[str], tag: str, env_manager: str,
+          wheelhouse: str | os.PathLike[str] | None) -> tuple[Side, list[Any]]:
+    """The model shipped as for ``spark_udf`` (with ``env_manager="venv"``, its
+    environment built on the driver and each executor predicting in a worker of it, as
+    ``spark_udf(env_manager="venv")`` does), and its input columns (the signature's
     inputs by name, bound as ``spark_udf(...)()`` binds them)."""
+    from satchel.serving.offline import spark_env
+
     root = _local_dir(model_uri)
     manifest = Manifest.read(root)
     if manifest.artifact_digests:
         verify_digests(root, manifest.artifact_digests)
+    env_python = spark_env.prepare(root, env_manager, wheelhouse)
     archive, digest = _ship(spark, root, manifest)
-    plan = _Plan(archive, digest, None, None, "evaluation")
+    plan = _Plan(archive, digest, None, None, "evaluation", (), env_python)
     sig = manifest.signature
     names, cols = SparkUDF(plan, None, sig.inputs if sig is not None else None,
                            root.name)._bind(())
@@ -58,9 +64,17 @@ def _side(spark: Any, model_uri: str | os.PathLike[str], tag: str) -> tuple[Side
 
 def fold_on_spark(master: str, data_path: str, fmt: str, target: str,
                   slice_by: Sequence[str], model_path: str | os.PathLike[str],
-                  baseline_path: str | os.PathLike[str] | None, empty: Any) -> Any:
+                  baseline_path: str | os.PathLike[str] | None, empty: Any,
+                  env_manager: str = "local",
+                  wheelhouse: str | os.PathLike[str] | None = None) -> Any:
     """``empty`` (a ``satchel.evaluate.stream.Evaluation`` with no rows) after every row
-    of the table at ``data_path`` was folded into it on the executors."""
+    of the table at ``data_path`` was folded into it on the executors; with
+    ``env_manager="venv"`` each model predicts in its own environment there.
+
+    Raises:
+        EvaluationError: a named column is missing; EnvironmentBuildError,
+            PythonMismatchError: a model's environment cannot be built.
+    """
     from pyspark.sql import functions as F
 
     from satchel.errors import EvaluationError
@@ -73,8 +87,8 @@ def fold_on_spark(master: str, data_path: str, fmt: str, target: str,
             if c not in df.columns:
                 raise EvaluationError(f"column '{c}' is not in the data (it has: "
                                       f"{', '.join(df.columns[:30])})", column=c)
-        model, model_cols = _side(spark, model_path, "m")
-        baseline, base_cols = _side(spark, baseline_path, "b") \
+        model, model_cols = _side(spark, model_path, "m", env_manager, wheelhouse)
+        baseline, base_cols = _side(spark, baseline_path, "b", env_manager, wheelhouse) \
             if baseline_path is not None else (None, [])
         counts = dict(df.select(F.spark_partition_id().alias("p")).groupBy("p").count()
                       .collect())

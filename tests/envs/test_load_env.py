@@ -101,17 +101,87 @@ def test_evaluate_with_env_manager_gives_the_local_figures(
     assert runs["venv"]["task"] == "classifier"
 
 
-def test_evaluate_refuses_env_manager_with_spark_and_a_stray_wheelhouse(
-    iris_model_dir: Path, iris: tuple[Any, Any], tmp_path: Path
-) -> None:
+def test_evaluate_refuses_a_stray_wheelhouse(iris_model_dir: Path, iris: tuple[Any, Any],
+                                             tmp_path: Path) -> None:
     from satchel.cli import main
 
     data = _table(iris, tmp_path / "iris.csv")
     base = ["evaluate", str(iris_model_dir), "--data", str(data), "--target", "species"]
-    with pytest.raises(SystemExit, match="not supported with --spark"):
-        main([*base, "--env-manager", "venv", "--spark", "local[1]"])
     with pytest.raises(SystemExit, match="--wheelhouse is only used"):
         main([*base, "--wheelhouse", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--wheelhouse is only used"):
+        main([*base, "--wheelhouse", str(tmp_path), "--spark", "local[1]"])
+
+
+@pytest.fixture(scope="module")
+def tabulate_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A classifier whose predict imports tabulate, which this interpreter (the driver's
+    and Spark's Python workers') lacks: it can only predict in its environment."""
+    import sys
+    import textwrap
+
+    from satchel.schema import ColSpec, DataType, Schema, Signature
+
+    from .conftest import ABSENT_PIN
+
+    root = tmp_path_factory.mktemp("tabclf")
+    code = root / "tabclf.py"
+    code.write_text(textwrap.dedent('''
+        import satchel
+
+        class Parity(satchel.PythonModel):
+            def predict(self, model_input, params=None):
+                import tabulate  # noqa: F401 - absent outside the model's environment
+                return ["even" if x % 2 == 0 else "odd" for x in model_input["x"]]
+    '''))
+    sys.path.insert(0, str(root))
+    try:
+        import tabclf  # type: ignore[import-not-found]
+
+        sig = Signature(Schema([ColSpec(DataType.long, "x")]),
+                        Schema([ColSpec(DataType.string)]))
+        path = root / "model"
+        satchel.save_model(tabclf.Parity(), path, signature=sig, code_paths=[code],
+                           extra_pip_requirements=[ABSENT_PIN])
+    finally:
+        sys.path.remove(str(root))
+        sys.modules.pop("tabclf", None)
+    return path
+
+
+@pytest.mark.spark
+def test_evaluate_on_spark_predicts_in_the_models_environment(
+    tabulate_classifier: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from satchel.cli import main
+
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    # the model is right on 3 rows in 4: the figures say the worker's predictions came back
+    xs = list(range(400))
+    truth = ["even" if x % 2 == 0 else "odd" for x in xs]
+    truth = [("odd" if t == "even" else "even") if x % 4 == 3 else t for x, t in zip(xs, truth)]
+    data = tmp_path / "t.csv"
+    pd.DataFrame({"x": xs, "y": truth}).to_csv(data, index=False)
+    base = ["evaluate", str(tabulate_classifier), "--data", str(data), "--target", "y",
+            "--task", "classifier", "--resamples", "20", "-q"]
+    runs = {}
+    for label, extra in (("memory", ["--env-manager", "venv"]),
+                         ("spark", ["--env-manager", "venv", "--spark", "local[2]"])):
+        out = tmp_path / f"{label}.json"
+        assert main([*base, "--json", str(out), *extra]) == 0
+        runs[label] = json.loads(out.read_text())["metrics"]
+    assert runs["spark"]["accuracy"]["value"] == pytest.approx(0.75)
+    assert runs["spark"].keys() == runs["memory"].keys()
+    for name, got in runs["spark"].items():
+        assert got["value"] == pytest.approx(runs["memory"][name]["value"], rel=1e-12), name
+    # without its environment the executors cannot import the model's library
+    capsys.readouterr()
+    assert main([*base, "--spark", "local[2]"]) == 1
+    assert "No module named 'tabulate'" in capsys.readouterr().err
 
 
 def test_calls_from_an_event_loop_overlap_and_each_gets_its_own_answer(

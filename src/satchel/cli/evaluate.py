@@ -71,13 +71,9 @@ def run(args: argparse.Namespace) -> int:
     if args.wheelhouse and not venv:
         raise SystemExit("satchel evaluate: --wheelhouse is only used with --env-manager venv")
     if args.spark:
-        if venv:
-            raise SystemExit("satchel evaluate: --env-manager venv is not supported with "
-                             "--spark yet (the executors load the model locally); evaluate "
-                             "in memory, or score with spark_udf(env_manager='venv')")
         from satchel.cli import _evaluate_spark
 
-        result = _evaluate_spark.run(args)
+        result = _evaluate_spark.run(args, venv)
     else:
         from satchel.evaluate.engine import evaluate
 
