@@ -64,10 +64,11 @@ class Server:
 
 
 def start_server(model: Path | str, *args: str, log: Path, env: dict[str, str] | None = None,
-                 timeout: float = 60.0) -> Server:
-    """``satchel serve -m MODEL ARGS`` on a free port; returns once /ping answers 200."""
+                 timeout: float = 60.0, prefix: tuple[str, ...] = ()) -> Server:
+    """``satchel serve -m MODEL ARGS`` on a free port; returns once /ping answers 200.
+    ``prefix`` runs it under a command that execs it (e.g. ``setarch -R``: same pid)."""
     port = free_port()
-    cmd = [str(VENV_BIN / "satchel"), "serve", "-m", str(model), "--port", str(port),
+    cmd = [*prefix, str(VENV_BIN / "satchel"), "serve", "-m", str(model), "--port", str(port),
            "--no-access-log", "--log-level", "warning", *args]
     t0 = time.perf_counter()
     with open(log, "ab") as out:

@@ -5,15 +5,16 @@ requests from wrk at 8 and 32 connections, rounds interleaving the servers
 (``--no-monitor`` is the baseline; the order rotates every round, so each server runs
 first, middle and last equally often). A second, identical ``--no-monitor`` server (the
 control) is paired with the baseline the same way: its ratio is the benchmark's own
-noise and bias, the yardstick for the monitor's ratio. Prints req/s, p50, p99, the
-server's CPU time per request (from /proc: steadier than req/s on a shared machine,
-where other processes take the cores), the event loop thread's CPU per request (the
-request path itself), the monitor's own CPU per request
+noise and bias, the yardstick for the monitor's ratio. Every server runs with one hash
+seed and no address randomisation (``--random-layout`` to let each draw its own).
+Prints req/s, p50, p99, the server's CPU time per request (from /proc: steadier than
+req/s on a shared machine, where other processes take the cores), the event loop
+thread's CPU per request (the request path itself), the monitor's own CPU per request
 (``satchel_monitor_cpu_seconds_total``) and its share of the server's CPU, and the
 paired ratios: the median and the spread (quartiles, min-max) of the per-round ratios,
 with the load average before and after. ``--simultaneous`` loads every server at once
-each round instead. Then
-the monitor's own cost per request in-process, and the memory of the sketches: one
+each round instead. Then the monitor's own cost per request in-process, and the
+memory of the sketches: one
 model's monitor fed 1,000,000 one-row requests in-process (``--requests``), its state
 measured as JSON and by tracemalloc.
 
@@ -23,8 +24,11 @@ measured as JSON and by tracemalloc.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -282,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-load", action="store_true", help="only the sketch memory")
     ap.add_argument("--simultaneous", action="store_true",
                     help="load every server at once each round instead of in turn")
+    ap.add_argument("--random-layout", dest="same_layout", action="store_false",
+                    help="let each server draw its own hash seed and address layout")
     ap.add_argument("--no-control", action="store_true",
                     help="without the second --no-monitor server (the noise yardstick)")
     args = ap.parse_args(argv)
@@ -308,11 +314,19 @@ def main(argv: list[str] | None = None) -> int:
 def load(args: argparse.Namespace, work: Path, model_dir: Path) -> None:
     script = lg.wrk_script(work, lg.split_body(1))
     log = work / "server.log"
-    servers = {"monitor off": lg.start_server(f"iris={model_dir}", "--no-monitor", log=log),
-               "monitor on": lg.start_server(f"iris={model_dir}", log=log)}
+    # Two processes of one program differ by several percent with the hash seed and the
+    # address layout they draw (an identical control server ran 5-17% apart from the
+    # baseline): every server gets the same seed and, where setarch exists, no address
+    # randomisation, so what differs is the monitor.
+    env = {"PYTHONHASHSEED": "0"} if args.same_layout else {}
+    prefix: tuple[str, ...] = ()
+    if args.same_layout and shutil.which("setarch"):
+        prefix = ("setarch", platform.machine(), "-R")
+    start = functools.partial(lg.start_server, log=log, env=env, prefix=prefix)
+    servers = {"monitor off": start(f"iris={model_dir}", "--no-monitor"),
+               "monitor on": start(f"iris={model_dir}")}
     if not args.no_control:
-        servers["off (control)"] = lg.start_server(f"iris={model_dir}", "--no-monitor",
-                                                   log=log)
+        servers["off (control)"] = start(f"iris={model_dir}", "--no-monitor")
     load_before = _loadavg()
     rows: list[list[object]] = []
     try:
@@ -325,7 +339,8 @@ def load(args: argparse.Namespace, work: Path, model_dir: Path) -> None:
         for srv in servers.values():
             lg.stop(srv.proc)
     how = "simultaneous" if args.simultaneous else "interleaved"
-    print(f"1-row requests, {args.rounds} {how} rounds of {args.duration:g} s "
+    layout = "one hash seed, no ASLR" if args.same_layout else "each its own layout"
+    print(f"1-row requests ({layout}), {args.rounds} {how} rounds of {args.duration:g} s "
           "(ratios: medians of paired runs against 'monitor off'; spread: quartiles "
           f"(min-max) of the per-round ratios); load average {load_before} before, "
           f"{_loadavg()} after")
