@@ -4,8 +4,8 @@ worker channel.
 1. ``satchel serve --env-manager venv`` on an iris LogisticRegression: seconds from
    launch to the first ``/ping`` 200 and to the first ``/invocations`` answer, with an
    empty environment cache (cold: the venv is built, satchel's wheel and the model's
-   requirements installed) and again with the cache it left (warm), against plain
-   ``satchel serve`` (in-process) measured in the same run. With ``--mlflow PYTHON``
+   requirements installed) and then with the cache it left (warm), ``--warm-runs``
+   times alternating with plain ``satchel serve`` (in-process). With ``--mlflow PYTHON``
    (an interpreter with mlflow and virtualenv), ``mlflow models serve --env-manager
    virtualenv`` on the same directory, cold (its own empty env root) and warm.
 2. ``Model.predict`` in a loop: the model loaded in this process against the same model
@@ -121,13 +121,25 @@ def part1(model: Path, work: Path, args: argparse.Namespace) -> Path:
                 "127.0.0.1", "--port", str(port), *extra]
 
     port = free_port()
-    local = startup(satchel_cmd(port), port, base_env, work / "local.log")
-    rows.append(["satchel serve (in-process)", "-", *(f"{t:.2f}" for t in local)])
-    for label in ("cold", "warm"):
-        port = free_port()
-        t = startup(satchel_cmd(port, "--env-manager", "venv"), port, base_env,
-                    work / f"venv-{label}.log")
-        rows.append(["satchel serve --env-manager venv", label, *(f"{x:.2f}" for x in t)])
+    cold = startup(satchel_cmd(port, "--env-manager", "venv"), port, base_env,
+                   work / "venv-cold.log")
+    # warm starts alternate with in-process ones: both see the same moments of a
+    # shared machine; medians (and the range) of --warm-runs pairs
+    runs: dict[str, list[tuple[float, float]]] = {"local": [], "warm": []}
+    for _ in range(args.warm_runs):
+        for label, extra in (("local", ()), ("warm", ("--env-manager", "venv"))):
+            port = free_port()
+            runs[label].append(startup(satchel_cmd(port, *extra), port, base_env,
+                                       work / f"{label}.log"))
+
+    def cells(ts: list[tuple[float, float]]) -> list[str]:
+        return [f"{statistics.median(t[i] for t in ts):.2f} ({min(t[i] for t in ts):.2f}-"
+                f"{max(t[i] for t in ts):.2f})" for i in (0, 1)]
+
+    rows.append(["satchel serve (in-process)", "-", *cells(runs["local"])])
+    rows.append(["satchel serve --env-manager venv", "cold", *(f"{x:.2f}" for x in cold)])
+    rows.append(["satchel serve --env-manager venv", "warm", *cells(runs["warm"])])
+    print(f"load average after satchel's starts: {os.getloadavg()}", file=sys.stderr)
     installer = json.loads(next(cache.glob("*/satchel-env.json")).read_text())["installer"]
     print(table(rows, ["server", "cache", "s to /ping 200", "s to 1st prediction"]),
           file=sys.stderr)
@@ -159,7 +171,9 @@ def part1(model: Path, work: Path, args: argparse.Namespace) -> Path:
                              "failed", "see stderr"])
                 break
     print(f"\n1. Start-up, iris LogisticRegression (satchel's environment installer: "
-          f"{installer}; {os.cpu_count()} shared cores)\n")
+          f"{installer}; {os.cpu_count()} shared cores; warm and in-process: median "
+          f"(range) of {args.warm_runs} alternating starts; load average now "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})\n")
     print(table(rows, ["server", "cache", "s to /ping 200", "s to 1st prediction"]))
     return cache
 
@@ -269,6 +283,9 @@ def main() -> None:
     ap.add_argument("--mlflow", metavar="PYTHON",
                     help="an interpreter with mlflow and virtualenv installed")
     ap.add_argument("--skip-startup", action="store_true")
+    ap.add_argument("--warm-runs", type=int, default=5,
+                    help="alternating in-process / warm venv starts in part 1")
+    ap.add_argument("--skip-calls", action="store_true", help="part 1 only")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="satchel-envbench-"))
     try:
@@ -276,7 +293,8 @@ def main() -> None:
         cache = work / "envcache"
         if not args.skip_startup:
             cache = part1(model, work, args)
-        part2(model, cache, args)
+        if not args.skip_calls:
+            part2(model, cache, args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

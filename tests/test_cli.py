@@ -96,3 +96,23 @@ def test_serve_defaults_are_the_options_classes_defaults(monkeypatch: pytest.Mon
     helptext = subprocess.run([sys.executable, "-m", "satchel", "serve", "--help"],
                               capture_output=True, text=True, check=True).stdout
     assert f"default {batch.max_batch_size}" in " ".join(helptext.split())
+
+
+def test_a_command_named_first_builds_only_its_own_parser() -> None:
+    # `serve --env-manager venv` starts its model workers right after parsing: the other
+    # twelve commands' modules are not imported for it; anything else gets them all
+    probe = ("import sys\nfrom satchel.cli import main\n"
+             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in sys.modules if m.startswith('satchel.cli.')))")
+    def modules(*argv: str) -> list[str]:
+        out = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True,
+                             text=True, check=True).stdout
+        return list(json.loads(out.strip().splitlines()[-1].replace("'", '"')))
+
+    assert "satchel.cli.registry" not in modules("generate-dockerfile", "--help")
+    assert "satchel.cli.generate_dockerfile" in modules("generate-dockerfile", "--help")
+    assert "satchel.cli.registry" in modules("--debug", "info", "--help")
+    # an unknown command still lists every command
+    done = subprocess.run([sys.executable, "-m", "satchel", "servee"], capture_output=True,
+                          text=True)
+    assert done.returncode == 2 and "'serve'" in done.stderr and "'registry'" in done.stderr
