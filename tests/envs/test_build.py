@@ -143,3 +143,33 @@ def test_env_prepare_writes_a_wheelhouse_that_builds_offline(
     assert main(["validate", str(m), "--env-manager", "venv", "--wheelhouse", str(house)]) == 0
     assert "built the environment of m" in capsys.readouterr().err
     assert os.listdir(tmp_path / "c2")
+
+
+def test_batch_and_validate_run_in_the_models_environment(
+    tabulate_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pandas as pd
+
+    data = tmp_path / "in.csv"
+    pd.DataFrame({"x": [1, 5, 7]}).to_csv(data, index=False)
+    out = tmp_path / "out.csv"
+    # locally the batch fails on the missing library, inside its environment it scores
+    assert main(["batch", "-m", str(tabulate_model_dir), "-i", str(data), "-o", str(out),
+                 "-q"]) == 1
+    assert "tabulate" in capsys.readouterr().err
+    assert main(["batch", "-m", str(tabulate_model_dir), "-i", str(data), "-o", str(out),
+                 "-q", "--env-manager", "venv"]) == 0
+    scored = pd.read_csv(out)
+    assert [p.split(":")[0] for p in scored.iloc[:, -1]] == ["0.9.0"] * 3
+    assert [p.split(":")[2] for p in scored.iloc[:, -1]] == ["2", "10", "14"]
+    # validate re-runs itself with the environment's interpreter (digests, load)
+    good = subprocess.run(
+        [sys.executable, "-m", "satchel", "validate", str(tabulate_model_dir),
+         "--env-manager", "venv"], capture_output=True, text=True, check=True)
+    assert good.stdout.startswith("ok: digests verified")
+    tampered = copy_model(tabulate_model_dir, tmp_path / "t")
+    pickled = next(tampered.rglob("*.pkl"))
+    pickled.write_bytes(pickled.read_bytes() + b"x")
+    bad = subprocess.run([sys.executable, "-m", "satchel", "validate", str(tampered),
+                          "--env-manager", "venv"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "digest" in bad.stderr.lower()

@@ -194,3 +194,25 @@ def test_a_model_failing_to_load_in_its_worker_is_one_clear_error(
     assert main(["serve", "-m", str(bad), "--env-manager", "venv"]) == 1
     err = capsys.readouterr().err
     assert "could not load bad" in err and "Traceback" not in err
+
+
+def test_models_sharing_an_environment_share_one_worker(
+    iris_model_dir: Path, iris: Any, tmp_path: Path, start_server: Any
+) -> None:
+    import satchel
+
+    twin = copy_model(iris_model_dir, tmp_path / "twin")  # same requirements: same env
+    X = iris[0].head(5)
+    expected = satchel.load_model(iris_model_dir).predict(X).tolist()
+    _cache().ensure(EnvSpec.from_model(iris_model_dir))
+    body = {"dataframe_split": json.loads(X.to_json(orient="split", index=False))}
+    with start_server(f"a={iris_model_dir}", "-m", f"b={twin}",
+                      "--env-manager", "venv") as server:
+        assert len(_workers_of(server.proc.pid)) == 1
+        for name in ("a", "b"):
+            reply = server.post_json(f"/v2/models/{name}/infer", {"inputs": [
+                {"name": c, "datatype": "FP64", "shape": [len(X)], "data": X[c].tolist()}
+                for c in X.columns]})
+            assert reply.status == 200, reply.body
+            assert reply.json()["outputs"][0]["data"] == expected
+        assert server.post_json("/invocations", body).json()["predictions"] == expected
