@@ -309,6 +309,9 @@ def _scale_one(work: Path, label: str, db: str) -> list[list[Any]]:
     assert total == 10000, total
     query = (select(*_LISTED_COLUMNS).select_from(_VERSIONS_JOIN)
              .order_by(M.c.name, V.c.version.desc()).limit(10000))
+    old = old_tree(work / f"old-{label}", BEFORE)
+    # (before the floor's connection is opened: PostgreSQL copies an idle database only)
+    before_db = downgraded_copy(db, work, label) if old else db
     engine = reg.store.engine
     sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
     raw = engine.raw_connection()
@@ -330,9 +333,7 @@ def _scale_one(work: Path, label: str, db: str) -> list[list[Any]]:
             lambda: reg.search_versions(max_results=10000),
         "  the same, then every version's signature (details read)": with_details,
     }
-    old = old_tree(work / f"old-{label}", BEFORE)
     before: list[float] = []
-    before_db = downgraded_copy(db, work, label) if old else db
     if old:
         # the same call on a copy of the database at the old schema, by satchel at
         # --before, in a subprocess (its own interpreter), once per round
