@@ -382,3 +382,22 @@ def test_payload_logger_drops_and_counts_when_behind(tmp_path: Path) -> None:
     assert len(files) == 1
     written = pd.read_parquet(files[0])
     assert written["income"].tolist() == frame["income"].iloc[:3].tolist()
+
+
+def test_payload_logger_writes_the_sample_it_is_given(tmp_path: Path) -> None:
+    """--log-sample 0.25 logs about a quarter of the requests (a binomial draw: 2,000
+    requests give 500 +- 19; the bounds are 5 standard deviations)."""
+    from satchel.serving.monitoring.options import PayloadLogOptions
+    from satchel.serving.monitoring.payloads import PayloadLogger
+
+    logger = PayloadLogger(PayloadLogOptions(str(tmp_path / "logs"), sample=0.25,
+                                             max_pending=10_000))
+    frame = make_frame(2000, seed=35)
+    for i in range(2000):
+        logger.observe("credit", frame.iloc[[i]], np.array([i % 2]))
+    logger.start()
+    logger.stop()
+    written = logger.written.get("credit", 0)
+    assert 400 < written < 600 and not logger.dropped
+    files = list((tmp_path / "logs").rglob("*.parquet"))
+    assert sum(len(pd.read_parquet(f)) for f in files) == written
