@@ -62,6 +62,7 @@ class _Plan:
     type_name: str
     load_options: tuple[tuple[str, Any], ...] = ()
     env_python: str | None = None  # env_manager="venv": the environment's interpreter
+    env_wheels: str | None = None  # and the shipped wheelhouse to build it from elsewhere
 
 
 def spark_udf(spark: Any, model_uri: str | os.PathLike[str], result_type: Any = None,
@@ -83,7 +84,9 @@ def spark_udf(spark: Any, model_uri: str | os.PathLike[str], result_type: Any = 
             ``"venv"``: the model's own environment is built (or reused) once here, on
             the driver, and each Python worker predicts through one model worker running
             in it (see :mod:`satchel.serving.offline.spark_env` for where that works).
-        wheelhouse: with ``"venv"``, build offline from this directory of wheels.
+        wheelhouse: with ``"venv"``, build offline from this directory of wheels; it is
+            also shipped to the executors, and one whose host lacks the environment
+            builds it there from these wheels (``satchel env prepare --wheelhouse``).
         **load_options: as :func:`satchel.load_model` (``allow_code``, ``trusted_types``,
             ``allow_mlflow`` ...), checked here and used by every executor's load.
 
@@ -107,6 +110,8 @@ def spark_udf(spark: Any, model_uri: str | os.PathLike[str], result_type: Any = 
     from satchel.serving.offline import spark_env
 
     env_python = spark_env.prepare(root, env_manager, wheelhouse)
+    env_wheels = (spark_env.ship_wheelhouse(spark, wheelhouse)
+                  if env_python is not None and wheelhouse is not None else None)
     sig = manifest.signature
     checked: dict[str, Any] | None = dict(params) if params else None
     if sig is not None:
@@ -119,7 +124,7 @@ def spark_udf(spark: Any, model_uri: str | os.PathLike[str], result_type: Any = 
     arrow_type = _arrow_type(spark_type, spark_type.simpleString())  # OutputError if unsupported
     archive, digest = _ship(spark, root, manifest)
     plan = _Plan(archive, digest, checked, arrow_type, spark_type.simpleString(),
-                 tuple(sorted(load_options.items())), env_python)
+                 tuple(sorted(load_options.items())), env_python, env_wheels)
     return SparkUDF(plan, spark_type, sig.inputs if sig is not None else None, root.name)
 
 
@@ -252,7 +257,7 @@ def _worker_model(plan: _Plan) -> Model:
         from satchel.serving.offline import spark_env
 
         return spark_env.remote_model(plan.env_python, SparkFiles.get(plan.archive),  # type: ignore[no-any-return]
-                                      dict(plan.load_options))
+                                      dict(plan.load_options), plan.env_wheels)
     key = f"{plan.digest}:{plan.load_options!r}"  # the same model loaded another way differs
     model = _MODELS.get(key)
     if model is None:

@@ -53,8 +53,10 @@ def _side(spark: Any, model_uri: str | os.PathLike[str], tag: str, env_manager: 
     if manifest.artifact_digests:
         verify_digests(root, manifest.artifact_digests)
     env_python = spark_env.prepare(root, env_manager, wheelhouse)
+    wheels = (spark_env.ship_wheelhouse(spark, wheelhouse)
+              if env_python is not None and wheelhouse is not None else None)
     archive, digest = _ship(spark, root, manifest)
-    plan = _Plan(archive, digest, None, None, "evaluation", (), env_python)
+    plan = _Plan(archive, digest, None, None, "evaluation", (), env_python, wheels)
     sig = manifest.signature
     names, cols = SparkUDF(plan, None, sig.inputs if sig is not None else None,
                            root.name)._bind(())

@@ -91,3 +91,36 @@ def test_an_executor_without_the_environment_names_the_missing_interpreter(
     df = spark.createDataFrame([(1,)], "x long")
     with _job_error("does not exist on this executor"):
         df.select(broken("x")).collect()
+
+
+def test_an_executor_without_the_environment_builds_it_from_the_shipped_wheelhouse(
+        spark: Any, tabulate_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from satchel.cli import main
+
+    from .conftest import ABSENT_PIN, copy_model, set_requirements
+
+    model = copy_model(tabulate_model_dir, tmp_path / "m")
+    set_requirements(model, [ABSENT_PIN, "six==1.14.0"])  # a key no other test builds
+    house = tmp_path / "house"
+    assert main(["env", "prepare", str(model), "--wheelhouse", str(house)]) == 0
+    udf = spark_udf(spark, model, env_manager="venv", wheelhouse=house)
+    assert udf._plan.env_wheels is not None
+    # the executors' host lacks the environment: the interpreter the plan names is
+    # nowhere, and their own cache (wherever their Python workers keep it) has no entry
+    key = Path(udf._plan.env_python).parent.parent.name
+    executor_cache = Path(spark.sparkContext.parallelize([0], 1).map(
+        lambda _: str(__import__("satchel.envs.cache", fromlist=["_"]).default_cache_dir())
+    ).first())
+    shutil.rmtree(executor_cache / key, ignore_errors=True)
+    missing = tmp_path / "driver-only" / "bin" / "python"
+    plan = dataclasses.replace(udf._plan, env_python=str(missing))
+    remote = SparkUDF(plan, udf.returnType, udf._inputs, "m")
+    df = spark.createDataFrame([(i,) for i in range(6)], "x long").repartition(2)
+    got = sorted(r["p"] for r in df.select(remote("x").alias("p")).collect())
+    assert [p.split(":")[0] for p in got] == ["0.9.0"] * 6
+    # built on the executor, offline, from the wheelhouse, into its cache at the same key
+    built = executor_cache / key
+    assert (built / "bin" / "python").exists()
+    assert "six==1.14.0" in (built / "satchel-env.json").read_text()
