@@ -42,8 +42,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--batch-rows", type=int, default=65_536, metavar="N",
                    help="rows per batch read (default 65536)")
     p.add_argument("--spark", metavar="MASTER",
-                   help="read and predict on Spark (e.g. local[4]); the driver keeps only "
-                   "targets, predictions and slice values; figures as in memory")
+                   help="read, predict and fold each partition on Spark's executors (e.g. "
+                   "local[4]); the driver merges one small state per partition; figures "
+                   "as in memory")
     p.add_argument("--register-results", nargs="?", const="", default=None,
                    metavar="NAME/VERSION",
                    help="attach the result to a registry version (default: MODEL's, when "
