@@ -86,11 +86,12 @@ def decoded_bytes(data: Any) -> int:
 
     pd = _normalize.pandas()
     if isinstance(data, pd.DataFrame):
-        total = 0
-        for dtype in data.dtypes:
-            width = dtype.itemsize if dtype.kind != "O" else _OBJECT_BYTES
-            total += len(data) * int(width)
-        return total
+        # the block manager lists the column dtypes in ~1 us; DataFrame.dtypes builds a
+        # Series first (~15 us, a tenth of a 1-row request's decode)
+        get = getattr(getattr(data, "_mgr", None), "get_dtypes", None)
+        dtypes = get() if get is not None else data.dtypes
+        width = sum(int(t.itemsize) if t.kind != "O" else _OBJECT_BYTES for t in dtypes)
+        return len(data) * width
     if isinstance(data, np.ndarray):
         return int(data.size) * (data.itemsize if data.dtype.kind != "O" else _OBJECT_BYTES)
     if isinstance(data, dict):

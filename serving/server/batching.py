@@ -479,8 +479,25 @@ def batch_key(data: Any, params: dict[str, Any] | None) -> tuple[Hashable | None
         dtypes = _dtypes(data)
         if any(isinstance(t, pd.CategoricalDtype) for t in dtypes):
             return None, rows  # categories differ between requests
-        return ("df", pkey, tuple(cols), dtypes), rows
+        return ("df", pkey, _names(cols), dtypes), rows
     return None, _normalize.num_rows(data)
+
+
+# column Index object -> (that Index, its labels as a tuple). The decoders share one
+# Index per set of names (protocols/frames.py), and listing an Arrow-backed pandas 3
+# Index costs ~10 us a request; an Index is immutable, so its labels are listed once.
+_LABELS: dict[int, tuple[Any, tuple[Any, ...]]] = {}
+
+
+def _names(cols: Any) -> tuple[Any, ...]:
+    hit = _LABELS.get(id(cols))
+    if hit is not None and hit[0] is cols:
+        return hit[1]
+    labels = tuple(cols)
+    if len(_LABELS) >= 256:
+        _LABELS.clear()
+    _LABELS[id(cols)] = (cols, labels)  # the reference keeps the id from being reused
+    return labels
 
 
 def _dtypes(frame: Any) -> tuple[Any, ...]:

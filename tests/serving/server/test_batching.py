@@ -460,3 +460,21 @@ def test_closing_cancels_an_awaited_call_in_flight() -> None:
             await task
 
     asyncio.run(go())
+
+
+def test_batch_keys_of_frames_list_their_labels_once_per_index() -> None:
+    import pandas as pd
+
+    from satchel.serving.server import batching
+
+    shared = pd.Index(["a", "b"])
+    one = pd.DataFrame([[1.0, 2.0]], columns=shared)
+    two = pd.DataFrame([[3.0, 4.0]], columns=shared)
+    apart = pd.DataFrame([[5.0, 6.0]], columns=pd.Index(["a", "b"]))  # equal, not shared
+    other = pd.DataFrame([[5.0, 6.0]], columns=["a", "c"])
+    keys = [batching.batch_key(f, None)[0] for f in (one, two, apart, other)]
+    assert keys[0] == keys[1] == keys[2] != keys[3]
+    for i in range(300):  # many distinct column sets: the label cache stays bounded
+        batching.batch_key(pd.DataFrame([[1.0]], columns=[f"c{i}"]), None)
+    assert len(batching._LABELS) <= 256
+    assert batching.batch_key(one, None)[0] == keys[0]
