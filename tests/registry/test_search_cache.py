@@ -43,17 +43,26 @@ def _three_versions(registry: Any, model_dir: Path) -> None:
     registry.set_alias("fraud", "challenger", 1)
 
 
+@pytest.mark.parametrize("in_chunk", [900, 2])
 def test_a_listing_selects_no_blobs_and_reads_details_once_on_first_use(
-    registry: Any, iris_model_dir: Path
+    registry: Any, iris_model_dir: Path, monkeypatch: pytest.MonkeyPatch, in_chunk: int
 ) -> None:
+    from satchel.registry import convert
+
+    # in_chunk=2 makes the listing "long": its details are one query over the listing's
+    # filters instead of IN lists of ids.
+    monkeypatch.setattr(convert, "IN_CHUNK", in_chunk)
     _three_versions(registry, iris_model_dir)
     full = [registry.get_version("churn", 1), registry.get_version("fraud", 2),
             registry.get_version("fraud", 1)]
     seen = _statements(registry)
-    listed = registry.search_versions()
+    listed = registry.search_versions(name_like="*r*")
     listing_sql = " ".join(seen).lower()
     for blob in ("signature", "metadata", "model_uuid", "flavors", "size_bytes"):
         assert blob not in listing_sql, blob
+    # Registered after the listing: it matches the listing's filters, which its details
+    # are read with when it is long, but it is not part of it.
+    registry.register(iris_model_dir, "fraud", metadata={"owner": "late"})
     # What a listing shows is there without another query.
     before = len(seen)
     assert [(v.name, v.version, v.aliases, v.tags, v.description, v.run_id) for v in listed] \

@@ -147,24 +147,25 @@ class Searches:
             result.close()
             if not rows:
                 return []
+            matching = None
             if (skip == 0 and len(rows) < size) or len(rows) > convert.IN_CHUNK:
                 # The page is every match (or too long for IN lists): fetch the tags and
                 # aliases of all matching versions with the same filters, one query each,
                 # instead of one IN list per 900 ids. On a clipped page this may read a
                 # few more tag rows than it returns (bounded by the page's first and last
                 # model names, as the page is ordered by name); they are dropped by id.
-                found = _related(s, [*where, M.c.name.between(rows[0][0], rows[-1][0])])
+                matching = [*where, M.c.name.between(rows[0][0], rows[-1][0])]
+                found = _related(s, matching)
             else:
                 found = _related_ids(s, rows)
-        return _build(rows, *found, self)
+        return _build(rows, *found, _Details(self, matching))
 
 
 _VERSIONS_JOIN = V.join(M, M.c.id == V.c.model_id)
 
 
 def _build(rows: Sequence[tuple[Any, ...]], tags: Tags, aliases: Aliases,
-           store: Any) -> list[ModelVersion]:
-    details = _Details(store)
+           details: _Details) -> list[ModelVersion]:
     # ModelVersion._of inlined: a Python call per row is a tenth of the loop's time.
     new = object.__new__
     set_dict = object.__setattr__
@@ -209,8 +210,11 @@ class _Details:
     make every listing a reference cycle, left to the cyclic collector).
     """
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, matching: list[Any] | None) -> None:
         self._store = store
+        # The listing's filters when it was read with them (a long or complete listing):
+        # its details are then one query over the same filters, not one per 900 ids.
+        self._matching = matching
         self._lock = threading.Lock()
         self._ids: list[int] = []
         self._refs: list[weakref.ReferenceType[ModelVersion]] = []
@@ -226,13 +230,22 @@ class _Details:
             found: dict[int, tuple[Any, ...]] = {}
             parsed: dict[str, Any] = {}
             with self._store._reader() as s:
-                for chunk in convert._chunks(self._ids):
-                    for row in s.execute(
-                        select(*_DETAIL_COLUMNS)
-                        .join(convert.T, convert.T.c.digest == V.c.digest)
-                        .where(V.c.id.in_(chunk))
-                    ):
-                        found[row[0]] = tuple(row)
+                if self._matching is not None and len(self._ids) > convert.IN_CHUNK:
+                    # Versions registered since match too: only listed ids are used.
+                    result = s.execute(select(*_DETAIL_COLUMNS).select_from(
+                        _VERSIONS_JOIN.join(convert.T, convert.T.c.digest == V.c.digest))
+                        .where(*self._matching))
+                    rows = result.cursor.fetchall() if result.cursor is not None else []
+                    result.close()
+                    found = {row[0]: row for row in rows}
+                else:
+                    for chunk in convert._chunks(self._ids):
+                        for row in s.execute(
+                            select(*_DETAIL_COLUMNS)
+                            .join(convert.T, convert.T.c.digest == V.c.digest)
+                            .where(V.c.id.in_(chunk))
+                        ):
+                            found[row[0]] = tuple(row)
             for vid, ref in zip(self._ids, self._refs):
                 version = ref()
                 if version is None:
