@@ -1,7 +1,8 @@
 """Drift measured while serving, off the request path.
 
 The data plane calls :meth:`Monitor.observe` for every scored request; that appends to a
-bounded queue and returns (no task, no copy). A background thread stacks the queued
+bounded queue and returns (no task, no copy; a frame of one number dtype is queued as
+its bare array, so the frame dies with its request). A background thread stacks the queued
 requests every 50 ms (so the requests' own objects die young) and once a second counts
 each model's inputs and predictions into its sliding :class:`Window` against the
 model's reference profile, one vectorised pass per column over all of them, with the
@@ -105,7 +106,12 @@ class Monitor:
                 queued >= self.options.max_pending):
             self.skipped[name] = self.skipped.get(name, 0) + 1
             return
-        self._pending.append((name, data, output))
+        # A frame of one number dtype is queued as its bare array (see _compact): the
+        # frame itself then dies with its request, as it does with monitoring off. Held
+        # for the thread, a request's ~20 collector-tracked pandas objects outlived the
+        # young generation: 40x the young collections, and ~10% more CPU per request
+        # on the event loop in 3-second benchmark rounds.
+        self._pending.append((name, self._compact(data), output))
         if queued == self._wake_at:  # busy: count before the queue fills up
             self._loop.wake_event.set()
 
@@ -214,7 +220,6 @@ class Monitor:
             rows, staged, requests = self._rows, self._staged, self._staged_requests
             for _ in range(size):
                 name, data, output = pending.popleft()
-                data = self._compact(data)
                 requests[name] = requests.get(name, 0) + 1
                 if type(output) is np.ndarray and _is_rows(data):
                     key = (name, data[1], data[2].dtype, output.dtype, output.shape[1:])
@@ -235,7 +240,9 @@ class Monitor:
 
     def _compact(self, data: Any) -> Any:
         """A frame of one number dtype as its 2-D array and column names (a tuple the
-        collector soon stops tracking); anything else as it is."""
+        collector soon stops tracking); anything else as it is. Runs in ``observe``, on
+        the event loop: a few microseconds (the columns known by their Index's
+        identity, the dtype once per set of columns)."""
         import pandas as pd
 
         if not isinstance(data, pd.DataFrame):

@@ -167,3 +167,28 @@ def test_past_its_queue_bound_the_monitor_skips_and_counts() -> None:
     report = monitor.report("m")
     assert report["requests_counted"] == 10 and report["requests_skipped"] == 40
     assert report["inputs"][0]["count"] == 10
+
+
+def test_a_queued_number_frame_does_not_keep_the_request_frame_alive() -> None:
+    """The monitor queues a frame of one number dtype as its bare array: the request's
+    DataFrame (about twenty collector-tracked pandas objects) dies with the request, as
+    with monitoring off, instead of outliving the young generation in the queue."""
+    import gc
+    import weakref
+
+    from satchel.serving.protocols.frames import column_index
+
+    frame, classes = _reference()
+    numeric = frame[["income"]].assign(score=frame["age"] * 1.5)
+    monitor = Monitor(lambda name: build_profile(numeric, classes), MonitorOptions())
+    request = pd.DataFrame(numeric.to_numpy()[:1], columns=column_index(["income", "score"]))
+    alive = weakref.ref(request)
+    monitor.observe("m", request, classes[:1])
+    mixed = numeric.iloc[:1].assign(city="paris")  # a mixed frame is queued as it is
+    mixed_alive = weakref.ref(mixed)
+    monitor.observe("m", mixed, classes[:1])
+    del request, mixed
+    gc.collect()
+    assert alive() is None and mixed_alive() is not None
+    assert monitor.drain() == 2
+    assert monitor.report("m")["requests_counted"] == 2
