@@ -195,3 +195,22 @@ def test_module_names_say_what_they_hold() -> None:
         stems = {p.stem for p in folder.glob("*.py")}
         clashes = sorted(s for s in stems if f"{s}ing" in stems or f"{s[:-1]}ing" in stems)
         assert not clashes, f"{folder}: {clashes} beside their -ing namesakes"
+
+
+# what a second copy of core's pandas probe or row count would be called (issue 12: five
+# copies were folded into satchel._normalize)
+_PROBES = {"num_rows", "n_rows", "row_count", "count_rows", "rows_of", "pandas_kind",
+           "is_pandas", "is_dataframe", "is_frame", "is_series", "pandas"}
+
+
+def test_one_pandas_probe_and_one_row_count() -> None:
+    home = ROOT / "src" / "satchel" / "_normalize.py"
+    copies = []
+    for path in CORE + FLAVORS + SERVING:
+        if path == home:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    and node.name.lstrip("_") in _PROBES):
+                copies.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert not copies, f"use satchel._normalize instead of: {copies}"
