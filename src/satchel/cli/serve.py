@@ -436,7 +436,10 @@ def _add_env_models(args: argparse.Namespace, repository: Any,
         launch = launch_workers(specs, env_cache(args), load_options(args))
         for w in launch.workers:
             atexit.register(w.stop)
-    models, _ = launch.wait(while_loading=_import_front)
+    imports: list[Any] = []
+    models, _ = launch.wait(while_loading=lambda: imports.append(_import_front()))
+    if (args.workers or 1) > 1:
+        imports[0].join()  # HTTP workers are forked next: no import half done in a thread
     for name, _ in specs:
         repository.add(name, models[name])
     _exit_cleanly_on_sigterm()
@@ -478,13 +481,30 @@ def _launch_env_workers(args: argparse.Namespace) -> None:
         atexit.register(w.stop)
 
 
-def _import_front() -> None:
+def _import_front() -> Any:
     """Import the transports while the model workers load (the two overlap on separate
-    cores; serially they were most of a warm start)."""
+    cores; serially they were most of a warm start); returns the thread that imports
+    what the first scoring request needs."""
     import importlib
+    import threading
 
     for name in ("uvicorn", "satchel.serving.server.app", "satchel.serving.server.run"):
         importlib.import_module(name)
+
+    def first_request() -> None:
+        # What the first scoring request would import (pandas, the coercion policy, the
+        # MLflow codec: ~0.7 s between /ping and the first prediction, measured): loaded
+        # in a thread so /ping never waits for it; a request that comes sooner waits on
+        # the import lock as it would have.
+        for name in ("pandas", "satchel.coercion", "satchel.serving.protocols.mlflow"):
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the request path reports it, if ever
+                return
+
+    thread = threading.Thread(target=first_request, name="satchel-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def _follow(args: argparse.Namespace) -> dict[str, Any]:
