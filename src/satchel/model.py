@@ -304,6 +304,11 @@ def load_model(
     given = Path(path).expanduser()
     for attempt in range(_LOAD_ATTEMPTS):
         root = given.resolve()
+        # A plain directory (never overwritten yet) is read through the path itself, and
+        # the first overwrite turns that path into a symlink to the new version: files
+        # read after the swap come from the new version, those before from the old one.
+        # A version directory (the symlink's target) never changes while it exists.
+        direct = root == given.parent.resolve() / given.name
         try:
             model = _load(root, allow_code, verify, require_digests, options)
         except Exception:
@@ -312,6 +317,8 @@ def load_model(
             if attempt + 1 < _LOAD_ATTEMPTS and _moved(given, root):
                 continue
             raise
+        if direct and attempt + 1 < _LOAD_ATTEMPTS and _moved(given, root):
+            continue  # swapped during the read: it may mix two versions; read the new one
         model.registry_version = registry_version
         return model
     raise AssertionError("unreachable")  # pragma: no cover

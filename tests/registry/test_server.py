@@ -156,8 +156,8 @@ def test_two_editors_move_one_alias_at_once(server: RegistryServer, tmp_path: Pa
                                             iris_model_dir: Path) -> None:
     a = _remote(server, "editor", tmp_path / "a")
     b = _remote(server, "editor2", tmp_path / "b")
-    a.register(iris_model_dir, "m")
-    a.register(iris_model_dir, "m")
+    for _ in range(4):
+        a.register(iris_model_dir, "m")
     a.set_alias("m", "champion", 1)
     barrier = threading.Barrier(2)
     failures: list[BaseException] = []
@@ -170,8 +170,11 @@ def test_two_editors_move_one_alias_at_once(server: RegistryServer, tmp_path: Pa
         except BaseException as exc:  # noqa: BLE001
             failures.append(exc)
 
-    threads = [threading.Thread(target=move, args=(a, [2, 1] * 5)),
-               threading.Thread(target=move, args=(b, [1, 2] * 5))]
+    # Each editor moves the alias between two versions of its own, so every move is a
+    # change whatever the interleaving (a move to where the alias already points is not
+    # one, and is not audited): both editors' moves must be in the trail.
+    threads = [threading.Thread(target=move, args=(a, [2, 3] * 5)),
+               threading.Thread(target=move, args=(b, [4, 1] * 5))]
     for t in threads:
         t.start()
     for t in threads:
@@ -179,6 +182,7 @@ def test_two_editors_move_one_alias_at_once(server: RegistryServer, tmp_path: Pa
     assert not failures
     moves = [e for e in a.audit("m") if e.action == "set_alias"][1:]
     assert {e.actor for e in moves} == {"erin", "ed"}
+    assert len(moves) == 20
     state = 1
     for e in moves:
         assert e.before == {"champion": state}

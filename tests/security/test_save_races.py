@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import satchel
 
@@ -16,6 +17,7 @@ import satchel
 _SAVER = """
 import os, sys, time
 from pathlib import Path
+from typing import Any
 import satchel
 from satchel.errors import ModelExistsError
 path, value, start, overwrite = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4] == "1"
@@ -42,6 +44,7 @@ for i in range(rounds):
 _LOADER = """
 import sys, time, collections, json
 from pathlib import Path
+from typing import Any
 import pandas as pd
 import satchel
 path, stop, ready = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
@@ -117,6 +120,7 @@ def test_loads_during_overwrites_see_a_whole_model(tmp_path: Path) -> None:
 _SLOW_SAVER = """
 import sys, time
 from pathlib import Path
+from typing import Any
 import satchel
 
 class Slow:
@@ -154,3 +158,46 @@ def test_killed_overwrite_leaves_old_model_and_next_save_cleans_up(tmp_path: Pat
     satchel.save_model(lambda df: df, tmp_path / "other")
     assert not [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]
     assert satchel.load_model(path).metadata["value"] == 7
+
+
+# Set by the test below: an overwrite that lands while a model loads (run once).
+_MID_LOAD: list[Any] = []
+
+
+class _ReadsItsArtifact(satchel.PythonModel):
+    """Predicts the number in its artifact, read at load after the manifest was read."""
+
+    def load_context(self, context: Any) -> None:
+        while _MID_LOAD:
+            _MID_LOAD.pop()()
+        self.value = int(Path(context.artifacts["v"]).read_text())
+
+    def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+        return model_input.assign(out=self.value)[["out"]]
+
+
+def _save_value(path: Path, value: int, *, overwrite: bool = False) -> None:
+    src = path.parent / f"src{value}" / "v.txt"  # one artifact name in both versions
+    src.parent.mkdir()
+    src.write_text(str(value))
+    from satchel.flavors import python as python_flavor
+
+    python_flavor.save_model(path, _ReadsItsArtifact(), artifacts={"v": str(src)},
+                                      metadata={"value": value}, overwrite=overwrite)
+
+
+def test_the_first_overwrite_of_a_plain_directory_mid_load_is_not_mixed(
+        tmp_path: Path) -> None:
+    """A model saved once is a plain directory, read through its own path; the first
+    overwrite turns that path into a symlink to the new version. A load that read the
+    old manifest before the swap and the artifact after it would mix the two versions."""
+    import pandas as pd
+
+    path = tmp_path / "model"
+    _save_value(path, 0)
+    assert not path.is_symlink()
+    _MID_LOAD.append(lambda: _save_value(path, 1, overwrite=True))
+    model = satchel.load_model(path)
+    assert not _MID_LOAD and path.is_symlink()  # the overwrite did land mid-load
+    out = int(model.predict(pd.DataFrame({"a": [1.0]}))["out"].iloc[0])
+    assert (out, model.metadata["value"]) == (1, 1)
