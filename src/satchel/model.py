@@ -135,12 +135,7 @@ class Model:
             # in ~40 us) each microsecond of satchel's own work shows.
             defaults = self._param_defaults
             return self.predict_prepared(data, None if defaults is None else dict(defaults))
-        # predict_detailed's steps written out: no Prediction object per call
-        enforced = enforce_input(data, self._inputs)
-        if self._has_signature:
-            checked, unknown = enforce_params(params, self._params)
-        else:
-            checked, unknown = (params or None), []
+        enforced, checked, unknown = self._enforce(data, params)  # no Prediction per call
         output = self.predict_prepared(enforced.data, checked)
         if enforced.dropped:
             warnings.warn(
