@@ -17,7 +17,9 @@ PredictionError (the model refused it)
 ModelLoadError, ModelFormatError,       FAILED_PRECONDITION (a load that fails; the old
 FlavorNotFoundError                     model keeps serving)
 no or a wrong bearer token              UNAUTHENTICATED
-a message over the size limit           RESOURCE_EXHAUSTED (grpcio's own check)
+a message over the size limit           RESOURCE_EXHAUSTED (on a stream: that message's
+                                        answer; see :mod:`.grpc_messages`)
+a message that does not parse           INVALID_ARGUMENT (the same)
 too many requests held                  UNAVAILABLE
 over the time limit                     DEADLINE_EXCEEDED
 anything else (the server's fault)      INTERNAL
@@ -61,6 +63,7 @@ from satchel.errors import (
 from satchel.serving.protocols import grpc as codec
 from satchel.serving.protocols.grpc import pb
 from satchel.serving.server import deadline
+from satchel.serving.server.grpc_messages import Unreadable, grpcio_receive_limit, reader
 
 log = logging.getLogger("satchel.serving")
 access_log = logging.getLogger("satchel.access")
@@ -104,8 +107,9 @@ class GrpcLimits:
     """What the transport enforces, taken from the HTTP server's limits.
 
     Attributes:
-        max_message_size: largest request message in bytes (None: grpcio's 4 MiB default
-            is lifted to 2 GiB, protobuf's own limit).
+        max_message_size: largest request message in bytes, checked by satchel (None: no
+            limit but protobuf's own 2 GiB); grpcio's own limit is set above it
+            (:func:`~satchel.serving.server.grpc_messages.grpcio_receive_limit`).
         timeout: seconds a call may take (None: no limit; a client deadline still holds).
         max_queue: most ModelInfer calls held at once (None: no limit).
         auth_token: the bearer token every call but ServerLive must carry (None: open).
@@ -159,15 +163,16 @@ class Transport:
             "RepositoryModelUnload": (b.repository_unload, pb.RepositoryModelUnloadRequest,
                                       False),
         }
+        limit = self.limits.max_message_size
         handlers: dict[str, grpc.RpcMethodHandler] = {
             name: grpc.unary_unary_rpc_method_handler(
-                self._wrap(name, fn, scoring), request_deserializer=message.FromString,
+                self._wrap(name, fn, scoring), request_deserializer=reader(message, limit),
                 response_serializer=_serialize)
             for name, (fn, message, scoring) in methods.items()
         }
         handlers["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
             self._wrap_stream("ModelStreamInfer", b.model_infer),
-            request_deserializer=pb.ModelInferRequest.FromString,
+            request_deserializer=reader(pb.ModelInferRequest, limit, peek=True),
             response_serializer=_serialize)
         return grpc.method_handlers_generic_handler(codec.SERVICE, handlers)
 
@@ -190,8 +195,9 @@ class Transport:
         of its own (same limits, errors and metrics as ``ModelInfer``), up to
         ``STREAM_WINDOW`` of them at once so that they can share batches, and answered
         in the order it came. A request that fails answers with its error message; the
-        stream goes on. Only a bad token ends the stream before it starts (and grpcio
-        ends it for a message over the size limit, before satchel sees the message)."""
+        stream goes on, also after a message over the size limit or one that does not
+        parse. Only a bad token ends the stream before it starts (and grpcio ends it for
+        a message over its own, higher limit)."""
         route = f"/{codec.SERVICE}/{name}"
         check_token = self._token is not None
 
@@ -242,6 +248,8 @@ class Transport:
         limits = self.limits
         held = False
         try:
+            if isinstance(request, Unreadable):  # over the size limit, or not a message
+                raise request.error
             if scoring:
                 if limits.max_queue is not None and self._held >= limits.max_queue:
                     raise Refused(grpc.StatusCode.UNAVAILABLE,
@@ -331,8 +339,8 @@ def _serialize(message: Any) -> bytes:
 
 def server_options(limits: GrpcLimits) -> list[tuple[str, Any]]:
     """grpcio channel arguments for the server (message size limit, port sharing)."""
-    size = limits.max_message_size if limits.max_message_size is not None else 2**31 - 1
-    return [("grpc.max_receive_message_length", min(size, 2**31 - 1)),
+    return [("grpc.max_receive_message_length",
+             grpcio_receive_limit(limits.max_message_size)),
             ("grpc.max_send_message_length", -1),
             ("grpc.so_reuseport", 1)]
 

@@ -201,8 +201,22 @@ def test_message_over_the_limit(server: GrpcServer) -> None:
     with pytest.raises(InferenceServerException) as info:
         server.client.infer("onnx", [t], headers=AUTH)
     assert _status(info) == "StatusCode.RESOURCE_EXHAUSTED"
-    assert "larger than max" in info.value.message() and "65536" in info.value.message()
+    message = info.value.message()
+    assert "(80" in message and "over the limit of 64 KiB (65536 bytes" in message
     assert server.client.is_server_live()  # the server is still there
+    # bytes that are no message at all: INVALID_ARGUMENT, never INTERNAL or UNKNOWN
+    with grpc.insecure_channel(server.url) as channel:
+        call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
+                                   request_serializer=lambda b: b,
+                                   response_deserializer=lambda b: b)
+        with pytest.raises(grpc.RpcError) as bad:
+            call(b"\xff\xff\xff", metadata=tuple(AUTH.items()), timeout=10)
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "not a valid ModelInferRequest" in str(bad.value.details())
+        with pytest.raises(grpc.RpcError) as big:  # over grpcio's own cap (limit + 1 MiB)
+            call(b"\x0a" + b"\x80\x80\x48" + b"m" * (1 << 20) * 2,
+                 metadata=tuple(AUTH.items()), timeout=10)
+        assert big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 def test_unknown_model_and_version(server: GrpcServer) -> None:

@@ -148,23 +148,103 @@ def test_a_bad_request_fails_its_answer_not_the_stream(servers: Servers) -> None
     assert answers[6][0].get_response().id == "ok-3"
 
 
-def test_stream_message_over_the_limit_ends_that_stream_only(servers: Servers) -> None:
-    """grpcio refuses a message over --max-body-size before satchel sees it: the stream
-    ends with RESOURCE_EXHAUSTED, the server and new streams carry on."""
+def test_stream_message_over_the_limit_fails_that_message_only(servers: Servers) -> None:
+    """A message over --max-body-size is answered in the stream with an error naming the
+    limit; the same stream answers the requests after it."""
+    stream = Stream(servers.grpc_url)
+    try:
+        stream.send("scale", _scale([1.0]), "before")
+        stream.send("scale", _city("a" * 60_000), "under")  # 60 KB plus framing: fine
+        stream.send("scale", _city("a" * 70_000), "over")  # over 64 KiB
+        stream.send("scale", _scale([5.0]), "after")
+        stream.send("nope", _scale([1.0]), "unknown-model")
+        stream.send("scale", _city("b" * 500_000), "far-over")  # 7x the limit
+        stream.send("scale", _scale([6.0]), "last")
+        answers = stream.take(7)
+    finally:
+        stream.close()
+    (before, e0), (under, e1), (over, e2), (after, e3), (unknown, e4), (far, e5), \
+        (last, e6) = answers
+    assert (e0, e1, e3, e6) == (None, None, None, None)
+    assert before.get_response().id == "before"
+    assert len(under.as_numpy("city")[0]) == 60_000
+    assert over is None and far is None and unknown is None
+    for error in (e2, e5):
+        assert "over the limit of 64 KiB (65536 bytes" in error.message()
+        assert "aaaa" not in error.message() and "bbbb" not in error.message()
+    assert "nope" in e4.message()
+    assert after.as_numpy("y").tolist() == [5.0] and after.get_response().id == "after"
+    assert last.as_numpy("y").tolist() == [6.0] and last.get_response().id == "last"
+
+
+def _raw_stream(url: str, messages: list[bytes]) -> list[Any]:
+    """Send ``messages`` (wire bytes, sent as they are) on one ModelStreamInfer stream
+    through grpcio's own channel; the answers, parsed by tritonclient's message types."""
+    import grpc
+    from tritonclient.grpc import service_pb2
+
+    with grpc.insecure_channel(url) as channel:
+        call = channel.stream_stream(
+            "/inference.GRPCInferenceService/ModelStreamInfer",
+            request_serializer=lambda b: b,
+            response_deserializer=service_pb2.ModelStreamInferResponse.FromString)
+        return list(call(iter(messages), metadata=tuple(AUTH.items()), timeout=30))
+
+
+def _request_bytes(model: str, request_id: str, x: float) -> bytes:
+    from tritonclient.grpc import service_pb2
+
+    req = service_pb2.ModelInferRequest(model_name=model, id=request_id)
+    for name, datatype, raw in (("x", "FP64", np.array([x]).tobytes()),
+                                ("city", "BYTES", b"\x01\x00\x00\x00a"),
+                                ("n", "INT64", np.array([1], dtype=np.int64).tobytes())):
+        req.inputs.add(name=name, datatype=datatype, shape=[1])
+        req.raw_input_contents.append(raw)
+    return bytes(req.SerializeToString())
+
+
+def test_stream_malformed_message_fails_that_message_only(servers: Servers) -> None:
+    """Bytes that are no ModelInferRequest, a message cut short, an unknown model and a
+    message over the limit, between good requests of one stream: each bad one answered
+    with its error, naming the request where its bytes say which it was."""
+    good = _request_bytes("scale", "ok-1", 1.0)
+    over = _request_bytes("scale", "too-big", 1.0) + b"\x0a" + b"\x80\x80\x04" + b"m" * 65536
+    answers = _raw_stream(servers.grpc_url, [
+        good, b"\xff\xff\xff\xff", _request_bytes("scale", "ok-2", 2.0),
+        good[:-3], _request_bytes("ghost", "who", 1.0), over,
+        _request_bytes("scale", "ok-3", 3.0)])
+    assert len(answers) == 7
+    errors = [a.error_message for a in answers]
+    ok = [np.frombuffer(a.infer_response.raw_output_contents[0]).tolist()
+          for i, a in enumerate(answers) if i in (0, 2, 6)]
+    assert ok == [[1.0], [2.0], [3.0]]
+    assert [answers[i].infer_response.id for i in (0, 2, 6)] == ["ok-1", "ok-2", "ok-3"]
+    assert (errors[0], errors[2], errors[6]) == ("", "", "")
+    assert "not a valid ModelInferRequest" in errors[1]
+    assert "not a valid ModelInferRequest" in errors[3]
+    assert answers[3].infer_response.id == "ok-1"  # its name fields were whole
+    assert "ghost" in errors[4] and answers[4].infer_response.id == "who"
+    assert "over the limit of 64 KiB" in errors[5]
+    assert answers[5].infer_response.model_name == "scale"
+    assert answers[5].infer_response.id == "too-big"
+    assert "mmmm" not in errors[5]
+
+
+def test_stream_message_over_grpcios_cap_ends_that_stream_only(servers: Servers) -> None:
+    """grpcio's own limit, set to the --max-body-size plus 1 MiB here, bounds what one
+    message makes the server buffer: a message over it ends its stream with
+    RESOURCE_EXHAUSTED, and the server and new streams carry on."""
     stream = Stream(servers.grpc_url)
     try:
         stream.send("scale", _scale([1.0]), "before")
         (ok, error), = stream.take(1)
         assert error is None and ok.get_response().id == "before"
-        stream.send("scale", _city("a" * 60_000), "under")  # 60 KB plus framing: fine
-        (ok, error), = stream.take(1)
-        assert error is None and len(ok.as_numpy("city")[0]) == 60_000
-        stream.send("scale", _city("a" * 70_000), "over")  # over 64 KiB
+        stream.send("scale", _city("a" * (65536 + (1 << 20))), "way-over")
         (result, error), = stream.take(1)
     finally:
         stream.close()
     assert result is None and "RESOURCE_EXHAUSTED" in str(error.status())
-    assert "65536" in error.message()
+    assert str(65536 + (1 << 20)) in error.message()
     again = Stream(servers.grpc_url)
     try:
         again.send("scale", _scale([5.0]), "after")
