@@ -19,6 +19,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from importlib import metadata
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,26 @@ def resolve_platform(platform: str | None = None) -> tuple[str, str]:
             raise ImageBuildError(f"unsupported image platform {platform!r}: use linux/amd64 "
                                   "or linux/arm64")
     return ("linux/amd64" if arch == "x86_64" else "linux/arm64"), f"{MANYLINUX}_{arch}"
+
+
+def compatible_tags(pip_platform: str) -> list[str]:
+    """Every manylinux platform tag a system of ``pip_platform``'s glibc runs, newest first
+    (for ``pip download --platform``, which matches tags exactly: given only
+    ``manylinux_2_28_x86_64`` it skips a wheel tagged ``manylinux_2_17_x86_64`` alone, as
+    orjson's are, and falls back to an old release that carried the newer tag).
+
+    Older glibc tags run on a newer glibc (PEP 600); the legacy aliases (manylinux2014,
+    2010, 1) are listed too, for wheels tagged with them only.
+    """
+    m = re.fullmatch(r"manylinux_2_(\d+)_(\w+)", pip_platform)
+    if m is None:
+        return [pip_platform]
+    glibc, arch = int(m.group(1)), m.group(2)
+    oldest = 5 if arch == "x86_64" else 17  # manylinux1 / manylinux2014 (aarch64's first)
+    tags = [f"manylinux_2_{minor}_{arch}" for minor in range(glibc, oldest - 1, -1)]
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    tags += [f"{name}_{arch}" for minor, name in legacy.items() if oldest <= minor <= glibc]
+    return tags
 
 
 def image_requirements(lines: list[str], say: Callable[[str], None], *,
@@ -117,7 +138,8 @@ def download_wheels(requirements: list[str], satchel_whl: Path, dest: Path, *,
         lines = [*requirements, *_satchel_lines(satchel_whl, parquet)]
         req_file.write_text("".join(f"{ln}\n" for ln in lines), "utf-8")
         cmd = [sys.executable, "-m", "pip", "download", "--only-binary=:all:",
-               "--platform", pip_platform, "--python-version", python_version,
+               *chain.from_iterable(("--platform", tag) for tag in compatible_tags(pip_platform)),
+               "--python-version", python_version,
                "--implementation", "cp", "--dest", str(dest), "--requirement", str(req_file),
                "--disable-pip-version-check", "--progress-bar", "off"]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from satchel.errors import ModelLoadError, ModelNotFoundError, SatchelError
+from satchel.errors import InputFormatError, ModelLoadError, ModelNotFoundError, SatchelError
 from satchel.serving.protocols import budget
 from satchel.serving.protocols.base import Decoded, Inbound, Protocol, Reply
 from satchel.serving.server import deadline
@@ -341,7 +341,14 @@ class _Timing:
 def _decode(served: ServedModel, protocol: Protocol, message: Any, inbound: Inbound
             ) -> tuple[Decoded, float]:
     start = time.perf_counter()
-    decoded = protocol.decode(served, message, inbound)
+    try:
+        decoded = protocol.decode(served, message, inbound)
+    except UnicodeEncodeError as exc:
+        # JSON may spell a lone surrogate (\ud800), which no UTF-8 text holds: pandas 3
+        # keeps column labels and text columns as Arrow (UTF-8) strings and refuses it.
+        raise InputFormatError(f"the request holds text that is not valid Unicode ({exc.reason}"
+                               f", character {exc.start} of a string): send UTF-8 text "
+                               "without lone surrogate escapes") from None
     budget.current().check_decoded(decoded.data)  # whatever the protocol or format
     return decoded, time.perf_counter() - start
 

@@ -100,6 +100,16 @@ def test_platforms() -> None:
         wheels.resolve_platform("windows/amd64")
 
 
+def test_older_glibc_tags_are_asked_for_too() -> None:
+    tags = wheels.compatible_tags("manylinux_2_28_x86_64")
+    assert tags[0] == "manylinux_2_28_x86_64" and "manylinux_2_17_x86_64" in tags
+    assert {"manylinux2014_x86_64", "manylinux1_x86_64"} <= set(tags)
+    assert not any(t.startswith("manylinux_2_29") for t in tags)
+    arm = wheels.compatible_tags("manylinux_2_28_aarch64")
+    assert arm[-1] == "manylinux2014_aarch64" and "manylinux_2_16_aarch64" not in arm
+    assert wheels.compatible_tags("linux_x86_64") == ["linux_x86_64"]
+
+
 # --- build contexts (pip downloads wheels from the index; its cache makes reruns fast) ------
 
 @pytest.fixture(scope="module")
@@ -126,7 +136,10 @@ def test_context_is_self_contained(context: Path, iris_model_dir: Path) -> None:
         assert f"{name.replace('_', '-').lower()}=={version}" in pins
         assert whl.endswith("-none-any.whl") or "cp311" in whl and "x86_64" in whl, whl
     pinned = {p.split("==")[0] for p in pins}
-    assert {"scikit-learn", "starlette", "uvicorn", "pyarrow", "numpy", "pandas"} <= pinned
+    # orjson (the serve extra's JSON reader) publishes manylinux_2_17 wheels only: found
+    # because every glibc tag up to 2.28 is asked for
+    assert {"scikit-learn", "starlette", "uvicorn", "pyarrow", "numpy", "pandas",
+            "orjson"} <= pinned
     assert "satchel" not in pinned
     # satchel's own wheel: the running version, with the code this test runs.
     (own,) = (context / "satchel").iterdir()
