@@ -266,7 +266,7 @@ class PipelinePredictor:
         del include_prompt  # only for instruction pipelines MLflow special-cases
         collapse = bool(options.pop("collapse_whitespace", False))
         inputs = self._inputs(data)
-        raw = self.pipeline(inputs, **options)
+        raw = self._run(inputs, options)
         task = self.task
         if task == "text-classification":
             import pandas as pd
@@ -291,6 +291,30 @@ class PipelinePredictor:
         else:  # token-classification
             out = _entities(raw)
         return _as_list(_strip(out, inputs, task))
+
+    def predict_texts(self, texts: list[str], params: dict[str, Any] | None = None) -> Any:
+        """:meth:`predict` on a one-column frame of ``texts``, without building it: what
+        ``Model.predict`` calls with a list of texts (its frame would be this list again)."""
+        return self.predict(texts, params)
+
+    def _run(self, inputs: Any, options: dict[str, Any]) -> Any:
+        """The pipeline's answer for ``inputs``, as a call with ``inputs`` gives it.
+
+        A list of one text for a text classifier takes the pipeline's single-input path:
+        a list goes through the pipeline's iterator (a torch DataLoader built per call),
+        which at one row costs about as much as the model itself, and for this task the
+        single-input answer is the list answer (one result per text; with ``top_k`` the
+        single input's result is that one text's list, so it is wrapped once more).
+        """
+        if (
+            self.task == "text-classification"
+            and type(inputs) is list
+            and len(inputs) == 1
+            and type(inputs[0]) is str
+        ):
+            one = self.pipeline(inputs[0], **options)
+            return [one] if "top_k" in options else one
+        return self.pipeline(inputs, **options)
 
     def _inputs(self, data: Any) -> Any:
         pd = sys.modules.get("pandas")

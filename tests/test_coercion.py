@@ -352,3 +352,107 @@ def test_one_column_frame_is_what_a_dict_builds(values: object) -> None:
         assert not np.shares_memory(got["t"].to_numpy(), values)
     one = _normalize.to_frame("good movie", plan.names, _fits.column_index(plan))
     assert one.equals(pd.DataFrame({"t": ["good movie"]}))
+
+
+# --- a list of texts for a predictor that takes texts (Model.predict) ---------------
+
+
+class _Recorder:
+    """A predictor of one string column that records which entry point got what."""
+
+    def __init__(self, with_texts: bool) -> None:
+        self.calls: list[tuple[str, list[object]]] = []
+        if with_texts:
+            self.predict_texts = self._texts
+
+    def predict(self, data: object, params: dict[str, object] | None = None) -> object:
+        assert isinstance(data, pd.DataFrame)
+        texts = data.to_numpy().ravel().tolist()
+        self.calls.append(("frame", texts))
+        return np.array([len(t) for t in texts])
+
+    def _texts(self, texts: list[str], params: dict[str, object] | None = None) -> object:
+        self.calls.append(("texts", list(texts)))
+        if texts == ["boom"]:
+            raise RuntimeError("model failed")
+        return np.array([len(t) for t in texts])
+
+
+def _text_model(with_texts: bool, schema: Schema | None = None) -> tuple[object, _Recorder]:
+    from pathlib import Path
+
+    from satchel.flavor import LoadConfig
+    from satchel.manifest import Manifest
+    from satchel.model import Model
+    from satchel.schema import Signature
+
+    sig = Signature(schema or Schema([ColSpec(DataType.string)]), None)
+    rec = _Recorder(with_texts)
+    model = Model(Path("."), Manifest(signature=sig), object(), LoadConfig({}, {}), rec)  # type: ignore[arg-type]
+    return model, rec
+
+
+@pytest.mark.parametrize(
+    "texts", [["good movie"], ["a", "", "b c"], ["naïve café", "日本語"], ["tab\there"]]
+)
+def test_a_list_of_texts_reaches_predict_texts_as_the_frame_path_gives_it(texts: list) -> None:
+    frame_model, frame_rec = _text_model(with_texts=False)
+    texts_model, texts_rec = _text_model(with_texts=True)
+    want = frame_model.predict(texts)  # type: ignore[attr-defined]
+    got = texts_model.predict(texts)  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(got, want)
+    assert texts_rec.calls == [("texts", texts)]
+    assert frame_rec.calls == [("frame", texts)]  # the frame held exactly these texts
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        ["ab\x00"],  # numpy's str_ dtype drops a trailing NUL: the frame path decides
+        ["\ud800"],  # pandas 3 stores UTF-8 and refuses a lone surrogate
+        [],
+        ["a", None],
+        ["a", np.nan],
+        [1],
+        ("a", "b"),  # not a list
+        "a",
+    ],
+)
+def test_other_input_takes_the_frame_path_with_its_result_or_error(given: object) -> None:
+    frame_model, _ = _text_model(with_texts=False)
+    texts_model, rec = _text_model(with_texts=True)
+    try:
+        want: object = frame_model.predict(given)  # type: ignore[attr-defined]
+    except Exception as exc:  # the same error, whatever the path
+        with pytest.raises(type(exc)) as info:
+            texts_model.predict(given)  # type: ignore[attr-defined]
+        assert str(info.value) == str(exc)
+    else:
+        np.testing.assert_array_equal(texts_model.predict(given), want)  # type: ignore[attr-defined]
+    assert all(kind == "frame" for kind, _ in rec.calls)
+
+
+def test_texts_path_only_for_one_string_column_and_no_params() -> None:
+    model, rec = _text_model(with_texts=True)
+    from satchel.errors import UnknownParamsWarning
+
+    with pytest.warns(UnknownParamsWarning):  # params: the frame path, which reports them
+        model.predict(["a"], params={"x": 1})  # type: ignore[attr-defined]
+    assert [k for k, _ in rec.calls] == ["frame"]
+    two = Schema([ColSpec(DataType.string, "a"), ColSpec(DataType.string, "b")])
+    model2, rec2 = _text_model(with_texts=True, schema=two)
+    with pytest.raises(SignatureError):
+        model2.predict(["a"])  # type: ignore[attr-defined]
+    assert rec2.calls == []
+    model3, rec3 = _text_model(with_texts=True, schema=Schema([ColSpec(DataType.long)]))
+    with pytest.raises(SignatureError, match="expected long"):
+        model3.predict(["a"])  # type: ignore[attr-defined]
+    assert rec3.calls == []
+
+
+def test_a_failing_predict_texts_is_a_prediction_error() -> None:
+    from satchel.errors import PredictionError
+
+    model, _ = _text_model(with_texts=True)
+    with pytest.raises(PredictionError, match="RuntimeError: model failed"):
+        model.predict(["boom"])  # type: ignore[attr-defined]

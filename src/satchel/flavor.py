@@ -51,6 +51,11 @@ class Predictor(Protocol):
         """Predict on input already fitted to the signature."""
         ...
 
+    # Optional: ``predict_texts(texts: list[str], params) -> output`` for a model whose
+    # signature is one string column: ``Model.predict`` hands it a list of texts given as
+    # such (no frame built). It must return what ``predict`` returns on the one-column
+    # frame of those texts.
+
 
 class Flavor(Protocol):
     """A library integration. Optional attributes are read with defaults:

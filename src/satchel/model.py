@@ -75,6 +75,13 @@ class Model:
             else None
         )
         self._param_defaults = enforce_params(None, self._params)[0] if sig is not None else None
+        # A model of one string column whose predictor takes the texts themselves
+        # (predict_texts): a list of texts needs no DataFrame built and taken apart again.
+        self._texts = (
+            getattr(predictor, "predict_texts", None)
+            if self._plan is not None and len(self._plan.specs) == 1 and self._plan.text[0]
+            else None
+        )
         #: The registry version this model was loaded from (``models:/`` URIs), else None.
         self.registry_version: Any = None
 
@@ -121,6 +128,13 @@ class Model:
             SignatureError: the input or params do not fit the signature.
             PredictionError: the model itself raised.
         """
+        texts = self._texts
+        if texts is not None and params is None and type(data) is list and _plain_texts(data):
+            # What enforce_input gives a list of texts for a one-string-column signature
+            # is a frame of those same texts, which the predictor would turn back into
+            # this list: hand it the list (docs/coercion.md; the policy is unchanged).
+            defaults = self._param_defaults
+            return self._predict_with(texts, data, None if defaults is None else dict(defaults))
         plan = self._plan
         if (
             plan is not None
@@ -198,8 +212,11 @@ class Model:
         Raises:
             PredictionError: the model itself raised.
         """
+        return self._predict_with(self._predictor.predict, data, params)
+
+    def _predict_with(self, call: Any, data: Any, params: dict[str, Any] | None) -> Any:
         try:
-            out = self._predictor.predict(data, params)
+            out = call(data, params)
         except (SatchelError, MemoryError, RecursionError):
             raise
         except Exception as exc:
@@ -457,3 +474,21 @@ def _warn_python_version(manifest: Manifest) -> None:
             PythonVersionWarning(f"model was saved with Python {saved}; running Python {running}"),
             stacklevel=3,
         )
+
+
+def _plain_texts(data: list[Any]) -> bool:
+    """True for a non-empty list of ``str`` that the coercion policy passes unchanged into
+    a one-string-column frame, under pandas 2 and 3 alike. The list goes through numpy's
+    ``str_`` dtype, which drops trailing NULs, and pandas 3 stores text as UTF-8, so it
+    refuses a lone surrogate: such texts take the frame path, with its result or error."""
+    return bool(data) and all(
+        type(x) is str and not x.endswith("\x00") and (x.isascii() or _utf8(x)) for x in data
+    )
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

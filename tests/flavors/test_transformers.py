@@ -24,6 +24,7 @@ from satchel.errors import (  # noqa: E402
     FlavorLoadError,
     LibraryVersionWarning,
     ModelFormatError,
+    PredictionError,
     SignatureError,
 )
 from satchel.flavors import transformers as hf_flavor  # noqa: E402
@@ -273,3 +274,54 @@ def test_model_saved_without_weights_is_refused(classifier: Any, tmp_path: Path)
     _edit(tmp_path / "m", model_binary="absent")
     with pytest.raises(ModelFormatError, match="Hugging Face Hub"):
         satchel.load_model(tmp_path / "m", verify=False)
+
+
+def _no_iterator(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("the pipeline's list (DataLoader) path was taken")
+
+
+@pytest.mark.parametrize("config", [None, {"top_k": 2}, {"function_to_apply": "sigmoid"}])
+def test_one_text_takes_the_single_input_path_with_the_list_answer(
+    classifier: Any, tmp_path: Path, config: dict[str, Any] | None, monkeypatch: Any
+) -> None:
+    hf_flavor.save_model(classifier, tmp_path / "m")
+    options = {"model_config": config} if config else {}
+    m = satchel.load_model(tmp_path / "m", **options)
+    pipe = m._predictor.pipeline
+    # what the pipeline gives for a list of one text, as MLflow's pyfunc calls it
+    want = pd.DataFrame(pipe(["good movie"], **(config or {})))
+    by_frame = m.predict(pd.DataFrame({"text": ["good movie"]}))
+    # the list answer, through the pipeline's single-input path only
+    monkeypatch.setattr(pipe, "get_iterator", _no_iterator)
+    for got in (m.predict(["good movie"]), m.predict("good movie"), by_frame):
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+    with pytest.raises(PredictionError, match="list .DataLoader. path"):
+        m.predict(TEXTS)  # two or more texts still go through the list path
+    monkeypatch.undo()
+    pd.testing.assert_frame_equal(
+        m.predict(TEXTS), pd.DataFrame(pipe(TEXTS, **(config or {}))), check_exact=True
+    )
+
+
+def test_hostile_one_row_inputs_give_what_they_gave(classifier: Any, tmp_path: Path) -> None:
+    hf_flavor.save_model(classifier, tmp_path / "m")
+    m = satchel.load_model(tmp_path / "m")
+    # an empty frame never reaches the single-input path: the pipeline refuses it
+    with pytest.raises(PredictionError, match="IndexError"):
+        m.predict(pd.DataFrame({"text": pd.Series([], dtype=str)}))
+    with pytest.raises(SignatureError, match="null"):
+        m.predict([np.nan])
+    with pytest.raises(SignatureError, match="expected string, given int64"):
+        m.predict([1])
+    # the predictor on its own: a non-string or NaN never reaches the pipeline
+    for bad in ([np.nan], [1], [None]):
+        with pytest.raises(SignatureError, match="takes a string"):
+            m._predictor.predict(bad)
+    # texts the frame path changes (a trailing NUL dropped by numpy) give what it gives
+    pd.testing.assert_frame_equal(
+        m.predict(["good\x00"]), m.predict(pd.DataFrame({"text": ["good"]})), check_exact=True
+    )
+    accented = ["goodé movie"]
+    pd.testing.assert_frame_equal(
+        m.predict(accented), pd.DataFrame(classifier(accented)), check_exact=True
+    )
