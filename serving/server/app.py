@@ -18,7 +18,12 @@ from satchel.model import Model
 from satchel.serving.monitoring.attach import attach as attach_monitoring
 from satchel.serving.server.dataplane import DataPlane
 from satchel.serving.server.execution import Executor
-from satchel.serving.server.http import exception_handlers, mlflow_routes, v2_routes
+from satchel.serving.server.http import (
+    exception_handlers,
+    mlflow_routes,
+    scoring_first,
+    v2_routes,
+)
 from satchel.serving.server.middleware import ServingMiddleware
 from satchel.serving.server.options import ServeOptions
 from satchel.serving.server.pages import page_routes, route_template
@@ -101,7 +106,8 @@ def create_app(model_or_path: Model | str | os.PathLike[str] | ModelRepository, 
     route_of: list[Any] = []  # filled once the app exists (the middleware is built first)
     app = Starlette(
         debug=False,
-        routes=[*routes, *page_routes(plane), *mlflow_routes(plane), *v2_routes(plane)],
+        routes=[*routes, *scoring_first([*page_routes(plane), *mlflow_routes(plane),
+                                         *v2_routes(plane)])],
         middleware=[Middleware(ServingMiddleware, limits=plane.options.limits,
                                metrics=plane.metrics,
                                route_of=lambda scope: route_of[0](scope) if route_of

@@ -157,6 +157,23 @@ def mlflow_routes(plane: DataPlane) -> list[BaseRoute]:
     ]
 
 
+# The routes that score: nearly every request a busy server gets.
+SCORING_PATHS = ("/invocations", "/v2/models/{name}/infer",
+                 "/v2/models/{name}/versions/{version}/infer")
+
+
+def scoring_first(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """``routes`` with the scoring routes moved to the front, the rest in their order.
+
+    starlette tries routes in order, a regular expression each, until one matches: the
+    V2 infer route came 22nd (about 10 us of a 1-row request's CPU spent failing to match
+    the others). No other route's path matches a scoring path, so the order changes
+    nothing else.
+    """
+    first = [r for r in routes if getattr(r, "path", None) in SCORING_PATHS]
+    return first + [r for r in routes if r not in first]
+
+
 async def v2_server(request: Request) -> Response:
     return JSONResponse(v2.server_metadata())
 
