@@ -8,6 +8,7 @@ answered with a clear error here, as are an empty body, bad UTF-8 and nesting to
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -78,18 +79,33 @@ def _orjson() -> Any:
 _ORJSON = _orjson()
 
 
-def _key_count(value: Any) -> int:
-    """Keys of every object in a parsed JSON value."""
-    items: Iterable[Any]
-    if type(value) is dict:
-        count, items = len(value), value.values()
-    elif type(value) is list:
-        count, items = 0, value
-    else:
-        return 0
-    types = set(map(type, items))  # one C pass; a list of numbers ends here
-    if dict in types or list in types:
-        count += sum(_key_count(v) for v in items if type(v) is dict or type(v) is list)
+def _key_count(value: Any, objects: int = -1) -> int:
+    """Keys of every object in a parsed JSON value.
+
+    ``objects``, when given, is how many ``{`` the body holds: at least as many as it has
+    objects, so once the walk has found that many no other is left and it stops. The walk
+    is breadth first, so it finds the objects of a body such as ``dataframe_split`` or
+    V2 tensors before it would look into the long lists of numbers beside them (a 100-row
+    body: 1 us instead of 60 us going through every row).
+    """
+    count = found = 0
+    queue: deque[Any] = deque([value])
+    while queue:
+        node = queue.popleft()
+        items: Iterable[Any]
+        if type(node) is dict:
+            count += len(node)
+            found += 1
+            if found == objects:
+                return count
+            items = node.values()
+        elif type(node) is list:
+            items = node
+        else:
+            continue
+        types = set(map(type, items))  # one C pass; a list of numbers ends here
+        if dict in types or list in types:
+            queue.extend(v for v in items if type(v) is dict or type(v) is list)
     return count
 
 
@@ -136,7 +152,7 @@ def _keys_in(value: Any, body: bytes) -> int:
             return int(_ORJSON.dumps(value).count(b":"))
         except _ORJSON.JSONEncodeError:
             pass
-    return _key_count(value)
+    return _key_count(value, body.count(b"{"))
 
 
 _UNREAD = object()

@@ -92,6 +92,12 @@ def _nested(depth: int, inner: bytes) -> bytes:
     b'{"x": "\\u003A\\u003a", "k": {"a": 1, "a": 2}}',
     _nested(300, b'{"b": 1, "b": 2}'),  # deeper than orjson writes back
     b'{"big": [' + b",".join([b"1.5"] * 5000) + b'], "k": 1, "k": 2}',  # past 16 KiB
+    # past 16 KiB, the key walk stops once it has found as many objects as the body has
+    # '{': a duplicate in the last object found, after long lists, in a list of rows
+    b'{"a": {"rows": [' + b",".join([b"[1.5, 2.5]"] * 3000) + b'], "b": {"c": 1, "c": 2}}}',
+    b'{"rows": [' + b",".join([b"[1.5]"] * 3000) + b'], "tail": [[[{"d": 1, "d": 1}]]]}',
+    # a '{' inside a string: more '{' than objects, so the walk goes through everything
+    b'{"s": "{{{", "rows": [' + b",".join([b"[1.5]"] * 4000) + b'], "r": [{"e": 1, "e": 2}]}',
 ])
 def test_duplicates_are_refused_whichever_way_keys_are_counted(body: bytes) -> None:
     with pytest.raises(InputFormatError, match="duplicate key"):
@@ -102,6 +108,9 @@ def test_duplicates_are_refused_whichever_way_keys_are_counted(body: bytes) -> N
     b'{"inputs": [{"name": "a:b", "shape": [1], "datatype": "FP64", "data": [1.5]}]}',
     b'{"x": "\\u003a", "y": {"z": [1, 2]}}',
     _nested(300, b"1"),
+    b'{"dataframe_split": {"columns": ["a"], "data": [' + b",".join([b"[0.25]"] * 4000)
+    + b"]}}",
+    b'{"s": "{", "rows": [' + b",".join([b'[{"k": 1.5}]'] * 2000) + b"]}",
 ])
 def test_bodies_without_duplicates_read_the_same_on_every_path(body: bytes) -> None:
     import json
@@ -111,3 +120,15 @@ def test_bodies_without_duplicates_read_the_same_on_every_path(body: bytes) -> N
     if strict_json._ORJSON is not None and b"\\u" not in body and len(body) < 1000:
         assert strict_json._read_fast(body) is not strict_json._UNREAD  # orjson's answer
     assert loads(body) == json.loads(body)
+
+
+def test_the_key_walk_stops_once_every_object_is_found() -> None:
+    from satchel.serving.protocols import strict_json
+
+    rows = [[1.5, [2.5]]] * 1000
+    value = {"a": {"b": 1, "rows": rows}, "c": 2}
+    assert strict_json._key_count(value) == 4 == strict_json._key_count(value, 2)
+    # told of fewer objects than there are, it stops early and undercounts: the count of
+    # '{' in the body is what makes the early stop exact
+    assert strict_json._key_count(value, 1) == 2
+    assert strict_json._key_count([{"x": [{"y": 1}]}], 5) == 2  # more told: walks it all
