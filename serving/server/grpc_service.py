@@ -106,17 +106,18 @@ class InferenceService:
         if not request.model_name:
             raise InputFormatError("the request needs a model_name")
         version = request.model_version or None
-        gather = self.gather_seconds if self._expect_more(context) else 0.0
+        gather = self.gather_seconds
 
         async def receive() -> pb.ModelInferRequest:
             # The message is here already, but calls behind it are still being delivered
             # (grpcio hands the loop one call at a time). While other calls are in flight,
             # waiting a moment here, counted by the batcher as incoming, lets them join
             # this call's batch, as HTTP requests do while their bodies are read. A model
-            # that is not batched has nothing to wait for.
-            batched = gather and self.plane.batcher(self.plane.model(request.model_name,
-                                                                     version)) is not None
-            await asyncio.sleep(gather if batched else 0)
+            # that is not batched has nothing to wait for, and a call that does not wait
+            # does not yield to the loop either (a loop turn costs each call CPU).
+            if (gather and self.plane.batcher(self.plane.model(request.model_name, version))
+                    is not None and self._expect_more(context)):
+                await asyncio.sleep(gather)
             return request
 
         self._calls += 1

@@ -206,6 +206,50 @@ def test_tritonclient_raw_request_decodes_to_a_frame() -> None:
     assert decoded.id == "r1" and decoded.params is None
 
 
+NUMBERS = Schema([ColSpec(DataType.double, "a"), ColSpec(DataType.double, "b"),
+                  ColSpec(DataType.double, "c")])
+
+
+@pytest.mark.parametrize("rows", [0, 1, 7])
+def test_raw_numeric_columns_decode_in_one_block(rows: int) -> None:
+    """tritonclient's request for a numeric column model: one block of the columns in the
+    order sent, the values as sent, and a writable frame the model may change."""
+    data = np.arange(rows * 3, dtype=np.float64).reshape(3, rows) + 0.5
+    request = _ours(_triton_request(c=data[0], a=data[1], b=data[2]))
+    frame = codec.decode_infer(request, NUMBERS).data
+    expected = pd.DataFrame({"c": data[0], "a": data[1], "b": data[2]})
+    pd.testing.assert_frame_equal(frame, expected)
+    assert frame._mgr.nblocks == 1  # one array for the model, as _one_block_frame gives
+    frame.iloc[:, 0] = 1.0  # not a read-only view of the message's bytes
+    column = _ours(_triton_request(a=data[0].reshape(rows, 1), b=data[1].reshape(rows, 1)))
+    assert codec.decode_infer(column, NUMBERS).data["b"].tolist() == data[1].tolist()
+
+
+@pytest.mark.parametrize(("mutate", "outcome"), [
+    # each of these leaves the one-block path; the general path decodes or names the error
+    (lambda r: setattr(r.inputs[1], "name", "a"), "'a' is given twice"),
+    (lambda r: setattr(r.inputs[1], "name", ""), "inputs[1] needs a 'name'"),
+    (lambda r: r.inputs[1].shape.__setitem__(0, 3), "takes 24 bytes, but its raw contents"),
+    (lambda r: r.inputs[1].shape.__setitem__(0, -2), "negative dimension"),
+    (lambda r: r.raw_input_contents.__setitem__(2, bytes(8)), "takes 16 bytes"),
+    (lambda r: setattr(r.inputs[2], "datatype", "INT64"), None),  # mixed types: columns
+    (lambda r: setattr(r.inputs[2], "name", "zzz"), None),  # not in the signature
+    (lambda r: r.inputs[0].parameters["content_type"].MergeFrom(
+        pb.InferParameter(string_param="str")), None),
+])
+def test_raw_numeric_columns_off_the_one_block_path(mutate: Any, outcome: str | None
+                                                    ) -> None:
+    request = _ours(_triton_request(a=np.array([1.0, 2.0]), b=np.array([3.0, 4.0]),
+                                    c=np.array([5.0, 6.0])))
+    mutate(request)
+    if outcome is not None:
+        with pytest.raises(InputFormatError, match=outcome.replace("[", r"\[")):
+            codec.decode_infer(request, NUMBERS)
+        return
+    frame = codec.decode_infer(request, NUMBERS).data
+    assert frame.iloc[:, 0].tolist() == [1.0, 2.0] and len(frame.columns) == 3
+
+
 def test_typed_contents_decode_like_raw() -> None:
     request = pb.ModelInferRequest(model_name="m")
     t = request.inputs.add(name="input-0", datatype="INT32", shape=[2, 2])
