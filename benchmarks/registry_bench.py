@@ -390,7 +390,11 @@ def _scale_one(work: Path, label: str, db: str) -> list[list[Any]]:
     return out
 
 
+# MLflow's client asks for 10,000 versions per page (SEARCH_MODEL_VERSION_MAX_RESULTS_DEFAULT
+# in mlflow 3.17: MlflowClient.search_model_versions' default, and the page size of
+# mlflow.search_model_versions), so the full listing is what its users wait for.
 SEARCH_ALL = "/api/2.0/mlflow/model-versions/search?max_results=10000"
+SEARCH_PAGE = "/api/2.0/mlflow/model-versions/search?max_results=1000"
 SEARCH_TAG = ("/api/2.0/mlflow/model-versions/search?filter=tags.validated%3D%27yes%27"
               "&max_results=10000")
 
@@ -403,20 +407,34 @@ def _scale_server(work: Path, label: str, db: str, art: Path, old: str | None,
     at --before beside it."""
     import http.client
 
-    from satchel.registry import Registry
+    import sqlalchemy as sa
+
     from satchel.registry.api import close_all
 
-    reg = Registry(db, actor="bench", artifact_root=art)
     servers = {"current": start_registry_server(db, art)}
+    dbs = {"current": db}
     if old:
         servers[f"before ({BEFORE})"] = start_registry_server(before_db, art, pythonpath=old)
+        dbs[f"before ({BEFORE})"] = before_db
+    engines = {who: sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+               for who, url in dbs.items()}
     flip = [0]
 
-    def write() -> None:
+    def write(who: str) -> None:
+        # The same change on either database (the server at --before runs on a copy at
+        # its own schema, which this satchel would upgrade): one version's description
+        # and the generation (the audit head's sequence number) advanced, in one
+        # transaction, as a registry write does. Raw SQL, so the audit chain's hashes
+        # are not kept: the benchmark never verifies them.
         flip[0] += 1
-        reg.set_model_tag("fraud-000", "bench", str(flip[0]))
+        with engines[who].begin() as conn:
+            conn.execute(sa.text(
+                "UPDATE registry_versions SET description = :v WHERE version = 77 AND "
+                "model_id = (SELECT id FROM registry_models WHERE name = 'fraud-042')"),
+                {"v": f"edit {flip[0]}"})
+            conn.execute(sa.text("UPDATE registry_audit_head SET seq = seq + 1"))
 
-    def timed(port: int, path: str, cold: bool) -> float:
+    def timed(who: str, port: int, path: str, cold: bool) -> float:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         try:
             conn.request("GET", path)
@@ -424,7 +442,7 @@ def _scale_server(work: Path, label: str, db: str, art: Path, old: str | None,
             times = []
             for _ in range(n):
                 if cold:
-                    write()
+                    write(who)
                 t = time.perf_counter()
                 conn.request("GET", path)
                 resp = conn.getresponse()
@@ -440,15 +458,19 @@ def _scale_server(work: Path, label: str, db: str, art: Path, old: str | None,
         samples: dict[str, list[float]] = {}
         for _ in range(3):
             for who, (_proc, port) in servers.items():
-                for path, what in ((SEARCH_ALL, "all 10,000"), (SEARCH_TAG, "by tag")):
+                for path, what in ((SEARCH_ALL, "all 10,000"),
+                                   (SEARCH_PAGE, "first page of 1,000"),
+                                   (SEARCH_TAG, "by tag")):
                     for cold in (True, False):
                         key = (f"server {who}: GET model-versions/search {what}, "
                                f"{'cold (after a write)' if cold else 'warm (unchanged)'}")
-                        samples.setdefault(key, []).append(timed(port, path, cold))
+                        samples.setdefault(key, []).append(timed(who, port, path, cold))
         rows = [[label, k, f"{statistics.median(v):.2f}"] for k, v in samples.items()]
     finally:
         for proc, _ in servers.values():
             stop(proc)
+        for engine in engines.values():
+            engine.dispose()
         close_all()
     return rows
 

@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from satchel.serving.registry.app_errors import BadRequest
 from satchel.serving.registry.auth import Identity, TokenTable
+from satchel.serving.registry.fragments import VersionFragments
 from satchel.serving.registry.generation import Generations
 from satchel.serving.registry.response_cache import ResponseCache
 
@@ -18,12 +19,14 @@ MAX_JSON = 4 << 20
 
 @dataclass
 class Context:
-    """The store (a :class:`satchel.registry.sqlstore.SqlStore`), who may use it, and the
-    read routes' reply cache (per process: each worker keeps its own)."""
+    """The store (a :class:`satchel.registry.sqlstore.SqlStore`), who may use it, the
+    read routes' reply cache and the search replies' per-version fragments (per
+    process: each worker keeps its own)."""
 
     store: Any
     tokens: TokenTable
     cache: ResponseCache = field(default_factory=ResponseCache)
+    fragments: VersionFragments = field(default_factory=VersionFragments)
     generations: Generations = field(init=False)
 
     def __post_init__(self) -> None:

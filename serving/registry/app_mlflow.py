@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from satchel.registry.entities import ModelVersion, RegisteredModel
+from satchel.registry.search import LISTED, ROW_ID
 from satchel.serving.registry import mlflow_filter
 from satchel.serving.registry.app_context import Context
 from satchel.serving.registry.app_errors import BadRequest
@@ -79,14 +80,27 @@ def _tags(raw: Any) -> dict[str, str]:
 
 
 def _page(params: dict[str, Any]) -> tuple[int, int]:
+    raw_size = params.get("max_results") or DEFAULT_PAGE
+    raw_token = params.get("page_token") or 0
     try:
-        size = int(params.get("max_results") or DEFAULT_PAGE)
-        offset = int(params.get("page_token") or 0)
+        size = int(raw_size)
     except (TypeError, ValueError):
-        raise BadRequest("max_results and page_token must be integers") from None
-    if size < 1 or size > 10_000 or offset < 0:
-        raise BadRequest("max_results must be 1..10000 and page_token not negative")
+        raise BadRequest("max_results must be an integer from 1 to 10000") from None
+    if size < 1 or size > 10_000:
+        raise BadRequest("max_results must be an integer from 1 to 10000")
+    # A page token is the offset this server put in next_page_token; anything else
+    # (including a number too long for the database's OFFSET) is refused by name.
+    try:
+        offset = int(raw_token) if len(str(raw_token)) <= _TOKEN_DIGITS else -1
+    except (TypeError, ValueError):
+        offset = -1
+    if offset < 0:
+        raise BadRequest("page_token is not a page token this server returned "
+                         "(a non-negative integer from next_page_token)")
     return size, offset
+
+
+_TOKEN_DIGITS = 15
 
 
 def _latest(store: Any, name: str) -> list[ModelVersion]:
@@ -208,20 +222,29 @@ def delete_version(ctx: Context, who: Identity, p: dict[str, Any], r: Request) -
 
 
 def search_versions(ctx: Context, who: Identity, p: dict[str, Any], r: Request) -> Any:
+    # Rendered from the database's rows, each version's JSON reused while its row, tags
+    # and aliases are unchanged (see fragments): no entities are built.
     f = mlflow_filter.parse(p.get("filter"))
     size, offset = _page(p)
-    found = ctx.store.search_versions(f.name, name_like=f.name_like, run_id=f.run_id,
-                                      tags=f.tags or None, max_results=size + 1,
-                                      offset=offset)
+    found = ctx.store.version_rows(f.name, name_like=f.name_like, run_id=f.run_id,
+                                   tags=f.tags or None, max_results=size + 1,
+                                   offset=offset)
+    rows = found.rows
     if f.version is not None:
-        found = [v for v in found if v.version == f.version]
+        rows = [x for x in rows if x[_VERSION] == f.version]
     if f.source is not None:
-        found = [v for v in found if v.source == f.source]
-    out: dict[str, Any] = {"model_versions": [version_json(v, str(r.base_url))
-                                              for v in found[:size] if f.keeps(v.tags)]}
-    if len(found) > size:
-        out["next_page_token"] = str(offset + size)
-    return out
+        rows = [x for x in rows if x[_SOURCE] == f.source]
+    page = rows[:size]
+    if f.tags_not:
+        page = [x for x in page if f.keeps(found.tags.get(x[ROW_ID]) or {})]
+    body = b'{"model_versions":' + ctx.fragments.array(page, found.tags, found.aliases)
+    if len(rows) > size:
+        body += b',"next_page_token":"%d"' % (offset + size)
+    return body + b"}"
+
+
+_VERSION = LISTED.index("version")
+_SOURCE = LISTED.index("source")
 
 
 def download_uri(ctx: Context, who: Identity, p: dict[str, Any], r: Request) -> Any:
@@ -317,6 +340,8 @@ def _endpoint(ctx: Context, role: str, handler: Handler) -> Callable[[Request],
             result = handler(ctx, who, params, request)
         else:
             result = await to_thread.run_sync(lambda: handler(ctx, who, params, request))
+        if isinstance(result, bytes):  # a reply rendered by the handler itself
+            return Response(result, media_type="application/json")
         return result if isinstance(result, Response) else JSONResponse(result)
 
     def _render(who: Identity, params: dict[str, Any], request: Request, key: Any,
@@ -324,7 +349,8 @@ def _endpoint(ctx: Context, role: str, handler: Handler) -> Callable[[Request],
         # Computed after the generation was read: a change landing meanwhile is stored
         # under the older generation, which the database no longer reports, so the next
         # read computes again.
-        body = render(handler(ctx, who, params, request))
+        result = handler(ctx, who, params, request)
+        body = result if isinstance(result, bytes) else render(result)
         ctx.cache.put(key, generation, body)
         return body
 

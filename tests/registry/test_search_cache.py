@@ -130,6 +130,7 @@ def test_a_dropped_listing_is_freed_without_the_cyclic_collector(
 
 @pytest.mark.parametrize("kwargs, field", [
     ({"offset": "3"}, "offset"), ({"offset": True}, "offset"), ({"offset": 1.5}, "offset"),
+    ({"offset": 10**30}, "offset"),
     ({"max_results": "10"}, "max_results"), ({"max_results": 0}, "max_results"),
     ({"run_id": 5}, "run_id"), ({"run_id": "x" * 300}, "run_id"),
     ({"run_id": "a\x00b"}, "run_id"), ({"digest": "f" * 65}, "digest"), ({"digest": 7}, "digest"),

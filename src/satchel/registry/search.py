@@ -2,27 +2,27 @@
 
 A version listing reads only what a listing shows (:data:`LISTED`); the signature,
 metadata and other lineage (:data:`satchel.registry.entities.DETAILS`) are read on
-first use, in one query for the whole listing (:class:`_Details`). Each version is
-built from its row by a C-level ``dict(zip(...))`` instead of per-field Python code.
+first use, in one query for the whole listing (:mod:`satchel.registry.details`). Each
+version is built from its row by a C-level ``dict(zip(...))`` instead of per-field
+Python code; :meth:`Searches.version_rows` gives the rows themselves, for a caller that
+renders them without entities.
 """
 
 from __future__ import annotations
 
 import gc
-import json
-import threading
-import weakref
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 
-from satchel.errors import RegistryInputError, RegistryNotFoundError
+from satchel.errors import RegistryInputError
 from satchel.registry import convert
 from satchel.registry import validate as check
-from satchel.registry.entities import DETAILS, ModelVersion, RegisteredModel
+from satchel.registry.details import VERSIONS_JOIN, Details
+from satchel.registry.entities import ModelVersion, RegisteredModel
 
 V = convert.V
 M = convert.M
@@ -35,7 +35,13 @@ LISTED = ("name", "version", "digest", "stage", "source", "created_by", "created
 _LISTED_COLUMNS = (M.c.name, V.c.version, V.c.digest, V.c.stage, V.c.source, V.c.created_by,
                    V.c.created_at, V.c.updated_at, V.c.run_id, V.c.description, V.c.id,
                    V.c.model_id)
+
+Tags = dict[int, dict[str, str]]
+Aliases = dict[int, tuple[str, ...]]
+
 _I_ID = len(LISTED)
+#: Where a :class:`VersionRows` row holds the version's row id.
+ROW_ID = _I_ID
 _I_MODEL = _I_ID + 1
 
 
@@ -96,39 +102,33 @@ class Searches:
         flavors, model uuid, git commit, training data digest, size) are read when one
         of them is first used, for every version of the listing at once.
         """
-        where = []
-        if name is not None:
-            where.append(M.c.name == check.name(name))
-        if name_like is not None:
-            where.append(M.c.name.like(like(name_like), escape="\\"))
-        if stage is not None:
-            where.append(V.c.stage == check.stage(stage))
-        if run_id is not None:
-            check.short_text(run_id, field="run_id")  # type and length only: "" matches
-            where.append(V.c.run_id == run_id)         # nothing, as before
-        if digest is not None:
-            if not isinstance(digest, str) or len(digest) > 64:
-                raise RegistryInputError("digest must be a sha256 hex string",
-                                         field="digest")
-            where.append(V.c.digest == digest)
-        for key, value in check.tags(dict(tags or {})).items():
-            vt = convert.VT.alias()
-            where.append(
-                select(vt.c.version_id)
-                .where(vt.c.version_id == V.c.id, vt.c.key == key, vt.c.value == value)
-                .exists()
-            )
-        if alias is not None:
-            check.alias(alias)
-            # An alias of the table: _related selects from the aliases table itself, and
-            # the subquery must not correlate to it.
-            at = A.alias()
-            where.append(
-                select(at.c.model_id)
-                .where(at.c.model_id == V.c.model_id, at.c.version == V.c.version,
-                       at.c.alias == alias)
-                .exists()
-            )
+        # One pause of the collector over the fetch and the build (see _GC_PAUSE_ROWS).
+        with _gc_paused(limit(max_results) > _GC_PAUSE_ROWS):
+            found = self.version_rows(name, name_like=name_like, stage=stage, tags=tags,
+                                      alias=alias, run_id=run_id, digest=digest,
+                                      max_results=max_results, offset=offset)
+            if not found.rows:
+                return []
+            return _build(found.rows, found.tags, found.aliases,
+                          Details(self, found.matching))
+
+    def version_rows(
+        self,
+        name: str | None = None,
+        *,
+        name_like: str | None = None,
+        stage: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        alias: str | None = None,
+        run_id: str | None = None,
+        digest: str | None = None,
+        max_results: int = 1000,
+        offset: int = 0,
+    ) -> VersionRows:
+        """What :meth:`search_versions` lists, as the driver's plain tuples (no
+        entities): for a caller that renders the listing itself (the registry server's
+        search reply). Same arguments, checks and order; see :class:`VersionRows`."""
+        where = _version_filters(name, name_like, stage, tags, alias, run_id, digest)
         size = limit(max_results)
         skip = _offset(offset)
         query = (
@@ -139,14 +139,14 @@ class Searches:
             .limit(size)
             .offset(skip)
         )
-        with self._reader() as s:
+        with _gc_paused(size > _GC_PAUSE_ROWS), self._reader() as s:
             result = s.execute(query)
             # The driver's tuples as they are: no per-row Row objects (every listed
             # column is a plain int or str, with no result processing to skip).
             rows = result.cursor.fetchall() if result.cursor is not None else []
             result.close()
             if not rows:
-                return []
+                return VersionRows([], {}, {}, None)
             matching = None
             if (skip == 0 and len(rows) < size) or len(rows) > convert.IN_CHUNK:
                 # The page is every match (or too long for IN lists): fetch the tags and
@@ -158,14 +158,92 @@ class Searches:
                 found = _related(s, matching)
             else:
                 found = _related_ids(s, rows)
-        return _build(rows, *found, _Details(self, matching))
+        return VersionRows(rows, *found, matching)
 
 
-_VERSIONS_JOIN = V.join(M, M.c.id == V.c.model_id)
+class VersionRows(NamedTuple):
+    """A version listing as plain values.
+
+    ``rows``: one tuple per version, the :data:`LISTED` fields in that order, then the
+    version's row id (:data:`ROW_ID`) and its model's row id. ``tags``: by version row
+    id. ``aliases``: sorted alias names by version row id (absent: none). ``matching``:
+    the filters the listing's related rows were read with (None: by id).
+    """
+
+    rows: Sequence[tuple[Any, ...]]
+    tags: Tags
+    aliases: Aliases
+    matching: list[Any] | None
+
+
+def _version_filters(
+    name: str | None, name_like: str | None, stage: str | None,
+    tags: Mapping[str, str] | None, alias: str | None, run_id: str | None,
+    digest: str | None,
+) -> list[Any]:
+    """The WHERE clauses of a version search, every argument checked."""
+    where = []
+    if name is not None:
+        where.append(M.c.name == check.name(name))
+    if name_like is not None:
+        where.append(M.c.name.like(like(name_like), escape="\\"))
+    if stage is not None:
+        where.append(V.c.stage == check.stage(stage))
+    if run_id is not None:
+        check.short_text(run_id, field="run_id")  # type and length only: "" matches
+        where.append(V.c.run_id == run_id)         # nothing, as before
+    if digest is not None:
+        if not isinstance(digest, str) or len(digest) > 64:
+            raise RegistryInputError("digest must be a sha256 hex string", field="digest")
+        where.append(V.c.digest == digest)
+    for key, value in check.tags(dict(tags or {})).items():
+        vt = convert.VT.alias()
+        where.append(
+            select(vt.c.version_id)
+            .where(vt.c.version_id == V.c.id, vt.c.key == key, vt.c.value == value)
+            .exists()
+        )
+    if alias is not None:
+        check.alias(alias)
+        # An alias of the table: _related selects from the aliases table itself, and
+        # the subquery must not correlate to it.
+        at = A.alias()
+        where.append(
+            select(at.c.model_id)
+            .where(at.c.model_id == V.c.model_id, at.c.version == V.c.version,
+                   at.c.alias == alias)
+            .exists()
+        )
+    return where
+
+
+_VERSIONS_JOIN = VERSIONS_JOIN
+
+
+# Past this many rows, a listing pauses the cyclic garbage collector while it fetches and
+# builds: the driver's rows and the entities are tens of thousands of acyclic objects,
+# and each collection they trigger walks the process's whole heap (in a process that
+# has pandas and scikit-learn loaded, a PostgreSQL listing of 10,000 spent about a
+# tenth of its time there).
+_GC_PAUSE_ROWS = 1000
+
+
+@contextmanager
+def _gc_paused(pause: bool) -> Iterator[None]:
+    # Only the call that disabled the collector enables it again (a concurrent listing
+    # in another thread may have paused it first).
+    paused = pause and gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _build(rows: Sequence[tuple[Any, ...]], tags: Tags, aliases: Aliases,
-           details: _Details) -> list[ModelVersion]:
+           details: Details) -> list[ModelVersion]:
     # ModelVersion._of inlined: a Python call per row is a tenth of the loop's time.
     new = object.__new__
     set_dict = object.__setattr__
@@ -178,10 +256,7 @@ def _build(rows: Sequence[tuple[Any, ...]], tags: Tags, aliases: Aliases,
     append = out.append
     # Tens of thousands of acyclic objects: the cyclic collector would walk the growing
     # heap several times during the loop. Pause it for the loop only.
-    pause = len(rows) > 1000 and gc.isenabled()
-    if pause:
-        gc.disable()
-    try:
+    with _gc_paused(len(rows) > _GC_PAUSE_ROWS):
         for r in rows:
             values = dict(zip(keys, r))  # stops at the last entity field
             vid = r[_I_ID]
@@ -192,106 +267,7 @@ def _build(rows: Sequence[tuple[Any, ...]], tags: Tags, aliases: Aliases,
             set_dict(version, "__dict__", values)
             append(version)
         details.listed([r[_I_ID] for r in rows], out)
-    finally:
-        if pause:
-            gc.enable()
     return out
-
-
-_DETAIL_COLUMNS = (V.c.id, V.c.model_uuid, V.c.signature, V.c.flavors, V.c.git_commit,
-                   V.c.training_data_digest, V.c.metadata, convert.T.c.size_bytes)
-
-
-class _Details:
-    """Reads the detail fields of one listing's versions, once, on first use.
-
-    It holds the versions weakly: a listing dropped before its details are used is
-    freed at once (a version refers to its loader, so a strong reference back would
-    make every listing a reference cycle, left to the cyclic collector).
-    """
-
-    def __init__(self, store: Any, matching: list[Any] | None) -> None:
-        self._store = store
-        # The listing's filters when it was read with them (a long or complete listing):
-        # its details are then one query over the same filters, not one per 900 ids.
-        self._matching = matching
-        self._lock = threading.Lock()
-        self._ids: list[int] = []
-        self._refs: list[weakref.ReferenceType[ModelVersion]] = []
-
-    def listed(self, ids: list[int], versions: list[ModelVersion]) -> None:
-        self._ids = ids
-        self._refs = [weakref.ref(v) for v in versions]
-
-    def load(self) -> None:
-        with self._lock:
-            if not self._refs:
-                return  # another thread loaded them
-            found: dict[int, tuple[Any, ...]] = {}
-            parsed: dict[str, Any] = {}
-            with self._store._reader() as s:
-                if self._matching is not None and len(self._ids) > convert.IN_CHUNK:
-                    # Versions registered since match too: only listed ids are used.
-                    result = s.execute(select(*_DETAIL_COLUMNS).select_from(
-                        _VERSIONS_JOIN.join(convert.T, convert.T.c.digest == V.c.digest))
-                        .where(*self._matching))
-                    rows = result.cursor.fetchall() if result.cursor is not None else []
-                    result.close()
-                    found = {row[0]: row for row in rows}
-                else:
-                    for chunk in convert._chunks(self._ids):
-                        for row in s.execute(
-                            select(*_DETAIL_COLUMNS)
-                            .join(convert.T, convert.T.c.digest == V.c.digest)
-                            .where(V.c.id.in_(chunk))
-                        ):
-                            found[row[0]] = tuple(row)
-            for vid, ref in zip(self._ids, self._refs):
-                version = ref()
-                if version is None:
-                    continue
-                values = version.__dict__
-                row = found.get(vid)
-                if row is None:
-                    values["_details"] = _Deleted(version.name, version.version)
-                    continue
-                values["model_uuid"] = row[1]
-                values["signature"] = _parsed(parsed, row[2])
-                values["flavors"] = tuple(_parsed(parsed, row[3]) or ())
-                values["git_commit"] = row[4]
-                values["training_data_digest"] = row[5]
-                meta = _parsed(parsed, row[6])
-                values["metadata"] = dict(meta) if meta else {}
-                values["size_bytes"] = row[7] or 0
-                del values["_details"]
-            self._ids, self._refs = [], []
-
-
-class _Deleted:
-    """The loader of a listed version deleted before its details were read."""
-
-    def __init__(self, name: str, version: int) -> None:
-        self.name, self.version = name, version
-
-    def load(self) -> None:
-        raise RegistryNotFoundError(
-            f"version {self.version} of {self.name!r} was deleted after it was listed; "
-            f"its details ({', '.join(DETAILS)}) are gone", kind="version", name=self.name)
-
-
-def _parsed(cache: dict[str, Any], text: str | None) -> Any:
-    # Versions of one model usually share a signature and flavors: parse each distinct
-    # JSON text once per listing (the caller copies the mutable metadata per version).
-    if not text:
-        return None
-    value = cache.get(text)
-    if value is None:
-        value = cache[text] = json.loads(text)
-    return value
-
-
-Tags = dict[int, dict[str, str]]
-Aliases = dict[int, tuple[str, ...]]
 
 
 def _related(s: Any, where: list[Any]) -> tuple[Tags, Aliases]:
@@ -353,7 +329,13 @@ def limit(n: int) -> int:
     return n
 
 
+OFFSET_MAX = 10**15
+
+
 def _offset(n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise RegistryInputError("offset must be a non-negative integer", field="offset")
+    # Bounded: a number past the database's 64-bit OFFSET is a driver error, not an
+    # answer (no registry holds 10**15 versions).
+    if isinstance(n, bool) or not isinstance(n, int) or n > OFFSET_MAX:
+        raise RegistryInputError("offset must be a non-negative integer up to 10**15",
+                                 field="offset", limit=str(OFFSET_MAX))
     return max(0, n)
