@@ -86,7 +86,8 @@ def _key_count(value: Any, objects: int = -1) -> int:
     objects, so once the walk has found that many no other is left and it stops. The walk
     is breadth first, so it finds the objects of a body such as ``dataframe_split`` or
     V2 tensors before it would look into the long lists of numbers beside them (a 100-row
-    body: 1 us instead of 60 us going through every row).
+    ``dataframe_split`` body: ~20 us with counting its ``{``, against 65-90 us going
+    through every row).
     """
     count = found = 0
     queue: deque[Any] = deque([value])
