@@ -200,6 +200,16 @@ class EnvWorker:
             why = status.get("error") or _last_line(errors) or f"it exited with {proc.returncode}"
             raise SatchelError(f"the model worker of environment {self.key} could not load "
                                f"{', '.join(s['name'] for s in self.specs)}: {why}")
+        if status.get("channel") != channel.VERSION:
+            # An environment cached by another build of satchel with the same version
+            # number: its worker would misread every message.
+            proc.kill()
+            proc.wait()
+            raise SatchelError(
+                f"the model worker of environment {self.key} speaks channel version "
+                f"{status.get('channel', 1)}, this satchel speaks {channel.VERSION}: the "
+                "environment was built by another build of satchel; delete "
+                f"{self.python.parent.parent} and start again to rebuild it")
         with self._lock:
             self._proc, self.info = proc, status["ready"]
         self._ready.set()
@@ -346,7 +356,7 @@ class EnvWorker:
 
 def _result(reply: Any) -> Any:
     if reply[0] == "ok":
-        return reply[1]
+        return channel.from_wire(reply[1])
     raise _error(reply[1], reply[2], reply[3])
 
 

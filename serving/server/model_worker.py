@@ -75,8 +75,8 @@ def answer(models: dict[str, Any], op: str, name: str, data: Any, params: Any) -
 
 def serve_connection(sock: Any, models: dict[str, Any], key: bytes) -> None:
     """Answer one connection's requests until it closes: ``(op, name, packed input,
-    params)`` in, ``("ok", result)`` or ``("error", class name, message, model error
-    class)`` out."""
+    params)`` in, ``("ok", the result as channel.to_wire sends it)`` or ``("error",
+    class name, message, model error class)`` out."""
     from satchel.errors import PredictionError, SatchelError
     from satchel.serving.server import channel
 
@@ -93,8 +93,8 @@ def serve_connection(sock: Any, models: dict[str, Any], key: bytes) -> None:
                                     f"no model {name!r} in this worker", None))
                 continue
             try:
-                reply: tuple[Any, ...] = ("ok", answer(models, op, name,
-                                                       channel.unpack_input(packed), params))
+                reply: tuple[Any, ...] = ("ok", channel.to_wire(answer(
+                    models, op, name, channel.unpack_input(packed), params)))
             except SatchelError as exc:
                 error_class = exc.error_class if isinstance(exc, PredictionError) else None
                 reply = ("error", type(exc).__name__, str(exc), error_class)
@@ -158,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         pass
     listener.bind(args[0])
     listener.listen(128)
-    print(json.dumps({"ready": describe(models), "pid": os.getpid()}), flush=True)
+    from satchel.serving.server.channel import VERSION
+
+    print(json.dumps({"ready": describe(models), "pid": os.getpid(), "channel": VERSION}),
+          flush=True)
     gc.collect()  # after "ready": not on the start's critical path
     gc.freeze()
     while True:

@@ -49,9 +49,40 @@ def test_frames_arrive_exactly(frame: pd.DataFrame) -> None:
 def test_numeric_frames_travel_as_buffers_not_a_frame_pickle() -> None:
     frame = pd.DataFrame(np.ones((1000, 4)), columns=list("abcd"))
     kind, names, block = channel.pack_input(frame)
-    assert kind == "block" and names == ("a", "b", "c", "d") and block.shape == (1000, 4)
+    assert kind == "block" and names == ("a", "b", "c", "d")
+    # the block as dtype, shape, order and its raw bytes: no ndarray pickle
+    assert block[:4] == ("array", "<f8", (1000, 4), True)
+    assert block[4].raw().nbytes == 1000 * 4 * 8
     mixed = frame.astype({"a": np.int64})
-    assert channel.pack_input(mixed)[0] == "columns"
+    kind, _, columns = channel.pack_input(mixed)
+    assert kind == "columns" and [c[:3] for c in columns] == [
+        ("array", "<i8", (1000,)), *[("array", "<f8", (1000,))] * 3]
+    # an Index listed once is not listed again, but a new one with other names is
+    assert channel.pack_input(frame.rename(columns={"a": "z"}))[1] == ("z", "b", "c", "d")
+    assert channel.pack_input(frame.set_axis(["a", "a", "b", "c"], axis=1))[0] == "raw"
+
+
+@pytest.mark.parametrize("array", [
+    np.arange(12, dtype=np.float32).reshape(3, 4),
+    np.asfortranarray(np.arange(12, dtype=">i4").reshape(3, 4)),  # byte order kept
+    np.arange(10)[::3],  # not contiguous: pickled
+    np.array([True, False]), np.array([1 + 2j]), np.zeros((0, 3)), np.array(2.5),
+    np.array(["2024-01-01"], dtype="M8[ns]"),  # no buffer export: pickled
+    np.array(["x", None], dtype=object),
+])
+def test_arrays_arrive_exactly_and_writable(array: np.ndarray) -> None:
+    got = channel.from_wire(_round_trip(("ok", channel.to_wire(array)))[1])
+    assert got.dtype == array.dtype and got.shape == array.shape
+    np.testing.assert_array_equal(got, array)
+    if array.dtype.kind != "O":
+        assert got.flags.writeable
+
+
+def test_a_value_that_is_not_on_the_wire_layout_is_a_channel_error() -> None:
+    with pytest.raises(channel.ChannelError, match="neither an array nor an object"):
+        channel.from_wire(("array", "<f8", (1,)))
+    with pytest.raises(channel.ChannelError):
+        channel.from_wire(("module", "os"))
 
 
 def test_large_arrays_and_dicts_round_trip() -> None:
@@ -157,3 +188,33 @@ def test_the_asyncio_reader_sees_a_peer_closing_mid_message() -> None:
                 await channel.recv_async(loop, b)
 
     asyncio.run(go())
+
+
+def test_a_worker_of_another_channel_version_is_refused_by_name(tmp_path: Path) -> None:
+    """An environment cached by another satchel build (same version number) runs a worker
+    that would misread every message: the front refuses it when it starts, naming it."""
+    import os
+    import subprocess
+
+    from satchel.errors import SatchelError
+    from satchel.serving.server.env_workers import EnvWorker
+
+    env = tmp_path / "envs" / "abc123"
+    (env / "bin").mkdir(parents=True)
+    python = env / "bin" / "python"
+    # what an older worker prints when its models are loaded: no "channel" field
+    python.write_text("#!/bin/sh\ncat >/dev/null\n"
+                      "echo '{\"ready\": {\"m\": {\"flavor\": \"sklearn\"}}, \"pid\": 1}'\n"
+                      "exec sleep 60\n")
+    python.chmod(0o755)
+    worker = EnvWorker(python, [{"name": "m", "path": str(tmp_path), "options": {}}], "abc123")
+    with pytest.raises(SatchelError) as info:
+        worker.start()
+    message = str(info.value)
+    assert "channel version 1" in message and f"speaks {channel.VERSION}" in message
+    assert str(env) in message
+    worker.stop()
+    # the stale worker was killed, not left running
+    out = subprocess.run(["pgrep", "-P", str(os.getpid()), "-f", "sleep 60"],
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == ""

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -18,67 +16,14 @@ import pytest
 from satchel.envs import EnvSpec
 
 from ..serving.conftest import run_server
-from .conftest import copy_model, set_requirements
+from .conftest import copy_model, env_cache, workers_of
 
 pytestmark = pytest.mark.slow
-
-OLD_SKLEARN = "1.8.0"
 
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Any:
     return lambda model_dir, *args, env=None: run_server(model_dir, tmp_path, *args, env=env)
-
-
-def _cache() -> Any:
-    from satchel.envs import EnvCache
-    from satchel.serving.images.wheels import satchel_wheel
-
-    return EnvCache(satchel_wheel=satchel_wheel)
-
-
-@pytest.fixture(scope="session")
-def old_sklearn_model(iris_model_dir: Path, tmp_path_factory: pytest.TempPathFactory,
-                      env_cache_dir: Path) -> tuple[Path, np.ndarray]:
-    """A DecisionTree saved by scikit-learn 1.8 in its own environment, and what it
-    predicts there."""
-    os.environ["SATCHEL_ENV_CACHE"] = str(env_cache_dir)
-    root = tmp_path_factory.mktemp("old")
-    seed = copy_model(iris_model_dir, root / "seed")
-    set_requirements(seed, [f"scikit-learn=={OLD_SKLEARN}"])
-    env = _cache().ensure(EnvSpec.from_model(seed))
-    script = textwrap.dedent(f"""
-        import sys, numpy as np, sklearn, satchel
-        from sklearn.datasets import load_iris
-        from sklearn.tree import DecisionTreeClassifier
-        assert sklearn.__version__ == "{OLD_SKLEARN}", sklearn.__version__
-        X, y = load_iris(return_X_y=True, as_frame=True)
-        X.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-        m = DecisionTreeClassifier(max_depth=2, random_state=0).fit(X, y)
-        satchel.save_model(m, sys.argv[1], input_example=X.head(3))
-        np.save(sys.argv[2], satchel.load_model(sys.argv[1]).predict(X))
-    """)
-    path, expected = root / "old", root / "expected.npy"
-    env_vars = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    subprocess.run([str(env.python), "-c", script, str(path), str(expected)], check=True,
-                   env=env_vars)
-    assert f"scikit-learn=={OLD_SKLEARN}" in (path / "requirements.txt").read_text()
-    # The saved model pins what that environment had (numpy, scipy ...), not just the
-    # seed's one line: build its own environment now, so the servers start warm.
-    _cache().ensure(EnvSpec.from_model(path))
-    return path, np.load(expected)
-
-
-def _workers_of(pid: int) -> list[tuple[int, str]]:
-    out = []
-    # children of every thread: a restarted worker is spawned by the watcher thread
-    kids = {c for task in Path(f"/proc/{pid}/task").iterdir()
-            for c in (task / "children").read_text().split()}
-    for child in sorted(kids):
-        cmd = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        if "model_worker" in cmd:
-            out.append((int(child), cmd))
-    return out
 
 
 def test_two_sklearn_versions_in_one_server(old_sklearn_model: tuple[Path, np.ndarray],
@@ -89,11 +34,11 @@ def test_two_sklearn_versions_in_one_server(old_sklearn_model: tuple[Path, np.nd
     old_dir, old_expected = old_sklearn_model
     X = iris[0]
     new_expected = satchel.load_model(iris_model_dir).predict(X)
-    _cache().ensure(EnvSpec.from_model(iris_model_dir))  # built before: the server starts warm
+    env_cache().ensure(EnvSpec.from_model(iris_model_dir))  # built before: the server starts warm
     body = {"dataframe_split": json.loads(X.to_json(orient="split", index=False))}
     with start_server(f"new={iris_model_dir}", "-m", f"old={old_dir}",
                       "--env-manager", "venv", "--batching", "off") as server:
-        workers = _workers_of(server.proc.pid)
+        workers = workers_of(server.proc.pid)
         assert len(workers) == 2  # two environments, a worker each
         assert all(str(Path(os.environ["SATCHEL_ENV_CACHE"])) in cmd for _, cmd in workers)
         for name, expected in (("old", old_expected), ("new", new_expected)):
@@ -120,7 +65,7 @@ def test_a_dead_model_worker_is_restarted_with_503s_meanwhile(
                                            "petal_width"], "data": [[5.1, 3.5, 1.4, 0.2]]}}
     with start_server(f"old={old_dir}", "--env-manager", "venv") as server:
         assert server.post_json("/invocations", row).status == 200
-        [(pid, _)] = _workers_of(server.proc.pid)
+        [(pid, _)] = workers_of(server.proc.pid)
         os.kill(pid, signal.SIGKILL)
         statuses = []
         deadline = time.monotonic() + 120
@@ -133,7 +78,7 @@ def test_a_dead_model_worker_is_restarted_with_503s_meanwhile(
             time.sleep(0.05)
         assert statuses[-1] == 200 and 500 not in statuses
         assert 503 in statuses
-        [(new_pid, _)] = _workers_of(server.proc.pid)
+        [(new_pid, _)] = workers_of(server.proc.pid)
         assert new_pid != pid
         assert server.post_json("/invocations", row).json()["predictions"] == [
             int(expected[0])]
@@ -158,7 +103,7 @@ def test_several_http_workers_share_the_model_workers(
                                            "petal_width"], "data": [[5.1, 3.5, 1.4, 0.2]]}}
     with start_server(f"old={old_dir}", "--env-manager", "venv", "--workers", "2") as server:
         assert len(_http_children(server.proc.pid)) == 2
-        [(pid, _)] = _workers_of(server.proc.pid)  # one model worker, started before the fork
+        [(pid, _)] = workers_of(server.proc.pid)  # one model worker, started before the fork
         # each request on a new connection: the kernel spreads them over both HTTP workers
         for _ in range(40):
             reply = server.post_json("/invocations", row)
@@ -178,7 +123,7 @@ def test_several_http_workers_share_the_model_workers(
             time.sleep(0.05)
         assert statuses[-1] == 200 and 500 not in statuses
         # the supervisor restarted it; every HTTP worker reaches the new one
-        [(new_pid, _)] = _workers_of(server.proc.pid)
+        [(new_pid, _)] = workers_of(server.proc.pid)
         assert new_pid != pid
         for _ in range(20):
             assert server.post_json("/invocations", row).status == 200
@@ -204,11 +149,11 @@ def test_models_sharing_an_environment_share_one_worker(
     twin = copy_model(iris_model_dir, tmp_path / "twin")  # same requirements: same env
     X = iris[0].head(5)
     expected = satchel.load_model(iris_model_dir).predict(X).tolist()
-    _cache().ensure(EnvSpec.from_model(iris_model_dir))
+    env_cache().ensure(EnvSpec.from_model(iris_model_dir))
     body = {"dataframe_split": json.loads(X.to_json(orient="split", index=False))}
     with start_server(f"a={iris_model_dir}", "-m", f"b={twin}",
                       "--env-manager", "venv") as server:
-        assert len(_workers_of(server.proc.pid)) == 1
+        assert len(workers_of(server.proc.pid)) == 1
         for name in ("a", "b"):
             reply = server.post_json(f"/v2/models/{name}/infer", {"inputs": [
                 {"name": c, "datatype": "FP64", "shape": [len(X)], "data": X[c].tolist()}
