@@ -222,9 +222,9 @@ _VERSIONS_JOIN = VERSIONS_JOIN
 
 # Past this many rows, a listing pauses the cyclic garbage collector while it fetches and
 # builds: the driver's rows and the entities are tens of thousands of acyclic objects,
-# and each collection they trigger walks the process's whole heap (in a process that
-# has pandas and scikit-learn loaded, a PostgreSQL listing of 10,000 spent about a
-# tenth of its time there).
+# and the collections they would trigger meanwhile include full ones, which walk the
+# process's whole heap (large where pandas and scikit-learn are loaded). Paused, the
+# young generation is collected once, after the listing.
 _GC_PAUSE_ROWS = 1000
 
 
