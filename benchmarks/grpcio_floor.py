@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -166,6 +167,7 @@ def main() -> int:
     finally:
         for proc, _ in servers.values():
             lg.stop(proc)
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
