@@ -393,16 +393,28 @@ def _text_model(with_texts: bool, schema: Schema | None = None) -> tuple[object,
 
 
 @pytest.mark.parametrize(
-    "texts", [["good movie"], ["a", "", "b c"], ["naïve café", "日本語"], ["tab\there"]]
+    "texts",
+    [
+        ["good movie"],
+        ["a", "", "b c"],
+        ["naïve café", "日本語"],
+        ["tab\there"],
+        "one",
+        "ab\x00",
+        "",
+    ],
 )
-def test_a_list_of_texts_reaches_predict_texts_as_the_frame_path_gives_it(texts: list) -> None:
+def test_a_list_of_texts_reaches_predict_texts_as_the_frame_path_gives_it(
+    texts: list | str,
+) -> None:
     frame_model, frame_rec = _text_model(with_texts=False)
     texts_model, texts_rec = _text_model(with_texts=True)
     want = frame_model.predict(texts)  # type: ignore[attr-defined]
     got = texts_model.predict(texts)  # type: ignore[attr-defined]
     np.testing.assert_array_equal(got, want)
-    assert texts_rec.calls == [("texts", texts)]
-    assert frame_rec.calls == [("frame", texts)]  # the frame held exactly these texts
+    as_list = [texts] if isinstance(texts, str) else texts  # one text is one row, kept whole
+    assert texts_rec.calls == [("texts", as_list)]
+    assert frame_rec.calls == [("frame", as_list)]  # the frame held exactly these texts
 
 
 @pytest.mark.parametrize(
@@ -415,7 +427,8 @@ def test_a_list_of_texts_reaches_predict_texts_as_the_frame_path_gives_it(texts:
         ["a", np.nan],
         [1],
         ("a", "b"),  # not a list
-        "a",
+        "\ud800",
+        np.array(["a"]),
     ],
 )
 def test_other_input_takes_the_frame_path_with_its_result_or_error(given: object) -> None:

@@ -129,12 +129,22 @@ class Model:
             PredictionError: the model itself raised.
         """
         texts = self._texts
-        if texts is not None and params is None and type(data) is list and _plain_texts(data):
-            # What enforce_input gives a list of texts for a one-string-column signature
-            # is a frame of those same texts, which the predictor would turn back into
-            # this list: hand it the list (docs/coercion.md; the policy is unchanged).
-            defaults = self._param_defaults
-            return self._predict_with(texts, data, None if defaults is None else dict(defaults))
+        if texts is not None and params is None:
+            # What enforce_input gives a list of texts (or one text) for a one-string-
+            # column signature is a frame of those same texts, which the predictor would
+            # turn back into this list: hand it the list (docs/coercion.md; the policy is
+            # unchanged).
+            if type(data) is list and _plain_texts(data):
+                given: list[str] | None = data
+            elif type(data) is str and (data.isascii() or _utf8(data)):
+                given = [data]  # one text is one row (kept whole: it never meets str_)
+            else:
+                given = None
+            if given is not None:
+                defaults = self._param_defaults
+                return self._predict_with(
+                    texts, given, None if defaults is None else dict(defaults)
+                )
         plan = self._plan
         if (
             plan is not None
