@@ -102,15 +102,12 @@ class Searches:
         flavors, model uuid, git commit, training data digest, size) are read when one
         of them is first used, for every version of the listing at once.
         """
-        # One pause of the collector over the fetch and the build (see _GC_PAUSE_ROWS).
-        with _gc_paused(limit(max_results) > _GC_PAUSE_ROWS):
-            found = self.version_rows(name, name_like=name_like, stage=stage, tags=tags,
-                                      alias=alias, run_id=run_id, digest=digest,
-                                      max_results=max_results, offset=offset)
-            if not found.rows:
-                return []
-            return _build(found.rows, found.tags, found.aliases,
-                          Details(self, found.matching))
+        found = self.version_rows(name, name_like=name_like, stage=stage, tags=tags,
+                                  alias=alias, run_id=run_id, digest=digest,
+                                  max_results=max_results, offset=offset)
+        if not found.rows:
+            return []
+        return _build(found.rows, found.tags, found.aliases, Details(self, found.matching))
 
     def version_rows(
         self,
@@ -139,7 +136,7 @@ class Searches:
             .limit(size)
             .offset(skip)
         )
-        with _gc_paused(size > _GC_PAUSE_ROWS), self._reader() as s:
+        with self._reader() as s:
             result = s.execute(query)
             # The driver's tuples as they are: no per-row Row objects (every listed
             # column is a plain int or str, with no result processing to skip).
@@ -220,11 +217,10 @@ def _version_filters(
 _VERSIONS_JOIN = VERSIONS_JOIN
 
 
-# Past this many rows, a listing pauses the cyclic garbage collector while it fetches and
-# builds: the driver's rows and the entities are tens of thousands of acyclic objects,
-# and the collections they would trigger meanwhile include full ones, which walk the
-# process's whole heap (large where pandas and scikit-learn are loaded). Paused, the
-# young generation is collected once, after the listing.
+# Past this many rows, building a listing's entities pauses the cyclic garbage collector
+# (tens of thousands of acyclic objects: it would walk the growing heap several times
+# during the loop). Pausing the fetch as well was measured: no difference (PostgreSQL,
+# 10,000 versions, 53.7 against 53.0 ms), so it is not done.
 _GC_PAUSE_ROWS = 1000
 
 
@@ -254,8 +250,6 @@ def _build(rows: Sequence[tuple[Any, ...]], tags: Tags, aliases: Aliases,
     tags_of = tags.get
     out: list[ModelVersion] = []
     append = out.append
-    # Tens of thousands of acyclic objects: the cyclic collector would walk the growing
-    # heap several times during the loop. Pause it for the loop only.
     with _gc_paused(len(rows) > _GC_PAUSE_ROWS):
         for r in rows:
             values = dict(zip(keys, r))  # stops at the last entity field
