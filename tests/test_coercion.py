@@ -401,6 +401,7 @@ def _text_model(with_texts: bool, schema: Schema | None = None) -> tuple[object,
         ["tab\there"],
         "one",
         "ab\x00",
+        ["ab\x00", "c\x00\x00"],  # kept whole on both paths (numpy's str_ would drop them)
         "",
     ],
 )
@@ -420,7 +421,6 @@ def test_a_list_of_texts_reaches_predict_texts_as_the_frame_path_gives_it(
 @pytest.mark.parametrize(
     "given",
     [
-        ["ab\x00"],  # numpy's str_ dtype drops a trailing NUL: the frame path decides
         ["\ud800"],  # pandas 3 stores UTF-8 and refuses a lone surrogate
         [],
         ["a", None],
@@ -469,3 +469,50 @@ def test_a_failing_predict_texts_is_a_prediction_error() -> None:
     model, _ = _text_model(with_texts=True)
     with pytest.raises(PredictionError, match="RuntimeError: model failed"):
         model.predict(["boom"])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "given, t, want",
+    [
+        (["a\x00", "b"], DataType.string, ["a\x00", "b"]),
+        ([["a\x00", "x"]], DataType.string, ["a\x00"]),
+        ([b"a\x00", b"b"], DataType.binary, [b"a\x00", b"b"]),
+    ],
+)
+def test_a_list_keeps_its_texts_whole(given: list, t: DataType, want: list) -> None:
+    # numpy's fixed-width text and bytes drop trailing NULs: a list must not go through them
+    schema = Schema([ColSpec(t, "c"), ColSpec(DataType.string, "d")]) if isinstance(
+        given[0], list) else one(t)
+    assert enforce_input(given, schema).data["c"].tolist() == want
+
+
+@pytest.mark.parametrize("given", [["a", 1], ["a", 1.5], [1, "a"], ["a", True]])
+def test_a_list_mixing_texts_and_numbers_is_refused_for_a_string_column(given: list) -> None:
+    # numpy alone would turn ["a", 1] into ["a", "1"]: the policy refuses numbers for text
+    # whatever shape the input came in, as it does for a DataFrame
+    with pytest.raises(SignatureError, match="column 'c': expected string, given object"):
+        enforce_input(given, one(DataType.string))
+    with pytest.raises(SignatureError, match="column 'c': expected string, given object"):
+        enforce_input(pd.DataFrame({"c": given}, dtype=object), one(DataType.string))
+
+
+def test_rows_mixing_texts_and_numbers_keep_each_value_as_given() -> None:
+    schema = Schema([ColSpec(DataType.string, "s"), ColSpec(DataType.long, "n"),
+                     ColSpec(DataType.double, "x")])
+    got = enforce_input([["a", 1, 0.5], ["b", 2, 1]], schema).data
+    assert got["s"].tolist() == ["a", "b"]
+    assert got["n"].dtype == np.int64 and got["n"].tolist() == [1, 2]
+    assert got["x"].dtype == np.float64 and got["x"].tolist() == [0.5, 1.0]
+    with pytest.raises(SignatureError, match="column 's': expected string"):
+        enforce_input([[1, 1, 0.5]], schema)
+
+
+@pytest.mark.parametrize("given", [["\ud800"], ["ok", "x\udfff"], "\ud800"])
+def test_a_lone_surrogate_is_a_signature_error_not_a_unicode_error(given: object) -> None:
+    # pandas 3 keeps text as UTF-8 and refuses it; pandas 2 keeps it in an object column
+    if pd.__version__.startswith("2"):
+        assert enforce_input(given, one(DataType.string)).data["c"].iloc[-1][-1] in "\ud800\udfff"
+        return
+    with pytest.raises(SignatureError, match=r"not valid Unicode .*character \d") as info:
+        enforce_input(given, one(DataType.string))
+    assert "\ud800" not in str(info.value) and "\udfff" not in str(info.value)

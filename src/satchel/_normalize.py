@@ -75,7 +75,7 @@ def to_frame(data: Any, names: Sequence[str], columns: Any = None) -> Any:
             return pd.DataFrame({n: [] for n in names})
         if all(isinstance(r, dict) for r in data):
             return pd.DataFrame.from_records(data)
-        data = np.asarray(data, dtype=object if _ragged(data) else None)
+        data = _list_array(data)
     if isinstance(data, np.ndarray):
         if data.ndim == 1 and len(names) == 1:
             return _one_column(pd, data, names, columns)
@@ -93,6 +93,19 @@ def to_frame(data: Any, names: Sequence[str], columns: Any = None) -> Any:
         "a dict of columns, a list of records or a 2-D array",
         given=type(data).__name__,
     )
+
+
+def _list_array(items: list[Any]) -> np.ndarray:
+    """A list's values (or rows) as an array, every value as it was given."""
+    if _ragged(items):
+        return np.asarray(items, dtype=object)
+    arr = np.asarray(items)
+    if arr.dtype.kind in "US":
+        # numpy's fixed-width text drops trailing NULs and turns numbers given beside
+        # texts into texts (["a", 1] -> ["a", "1"]): the policy must see the values as
+        # given, as it does in a DataFrame, so texts stay Python objects.
+        return np.asarray(items, dtype=object)
+    return arr
 
 
 def _ragged(rows: list[Any]) -> bool:

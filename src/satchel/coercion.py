@@ -54,7 +54,19 @@ def enforce_input(data: Any, schema: Schema | None) -> Enforced:
         return Enforced(_normalize.without_schema(data))
     if schema.is_tensor:
         return _enforce_tensors(data, schema)
-    return _enforce_columns(data, schema)
+    try:
+        return _enforce_columns(data, schema)
+    except UnicodeEncodeError as exc:
+        # A Python str may hold a lone surrogate ("\ud800"), which no UTF-8 text holds:
+        # pandas 3 keeps text as Arrow (UTF-8) strings and refuses it while the frame is
+        # built or converted. The same refusal for every entry point, never a bare
+        # UnicodeEncodeError.
+        raise SignatureError(
+            f"the input holds text that is not valid Unicode ({exc.reason}, character "
+            f"{exc.start} of a string): give text without lone surrogates",
+            expected="valid Unicode text",
+            given="a lone surrogate",
+        ) from None
 
 
 # --- columns -------------------------------------------------------------------------

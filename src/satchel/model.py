@@ -488,12 +488,9 @@ def _warn_python_version(manifest: Manifest) -> None:
 
 def _plain_texts(data: list[Any]) -> bool:
     """True for a non-empty list of ``str`` that the coercion policy passes unchanged into
-    a one-string-column frame, under pandas 2 and 3 alike. The list goes through numpy's
-    ``str_`` dtype, which drops trailing NULs, and pandas 3 stores text as UTF-8, so it
-    refuses a lone surrogate: such texts take the frame path, with its result or error."""
-    return bool(data) and all(
-        type(x) is str and not x.endswith("\x00") and (x.isascii() or _utf8(x)) for x in data
-    )
+    a one-string-column frame, under pandas 2 and 3 alike. pandas 3 stores text as UTF-8,
+    so it refuses a lone surrogate: such texts take the frame path, with its error."""
+    return bool(data) and all(type(x) is str and (x.isascii() or _utf8(x)) for x in data)
 
 
 def _utf8(text: str) -> bool:
