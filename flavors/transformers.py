@@ -266,8 +266,17 @@ class PipelinePredictor:
         del include_prompt  # only for instruction pipelines MLflow special-cases
         collapse = bool(options.pop("collapse_whitespace", False))
         inputs = self._inputs(data)
-        raw = self._run(inputs, options)
         task = self.task
+        if type(inputs) is list and not inputs:
+            # No rows, no answers (an empty Spark partition, a 0-row request): the pipeline
+            # itself fails on an empty list with an IndexError from deep inside.
+            if task == "text-classification":
+                import pandas as pd
+
+                return pd.DataFrame({"label": pd.Series([], dtype=object),
+                                     "score": pd.Series([], dtype=np.float64)})
+            return np.array([], dtype=np.float64 if task == "feature-extraction" else object)
+        raw = self._run(inputs, options)
         if task == "text-classification":
             import pandas as pd
 

@@ -516,3 +516,14 @@ def test_a_lone_surrogate_is_a_signature_error_not_a_unicode_error(given: object
     with pytest.raises(SignatureError, match=r"not valid Unicode .*character \d") as info:
         enforce_input(given, one(DataType.string))
     assert "\ud800" not in str(info.value) and "\udfff" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "t, want",
+    [(DataType.string, "object"), (DataType.boolean, "bool"), (DataType.long, "int64"),
+     (DataType.binary, "object"), (DataType.double, "float64")],
+)
+def test_an_empty_list_is_zero_rows_of_every_type(t: DataType, want: str) -> None:
+    # pandas alone makes an empty list's columns float64, which text and bool refuse
+    got = enforce_input([], one(t)).data
+    assert len(got) == 0 and str(got["c"].dtype) == want

@@ -72,7 +72,9 @@ def to_frame(data: Any, names: Sequence[str], columns: Any = None) -> Any:
         return pd.DataFrame(data)
     if isinstance(data, list):
         if not data:
-            return pd.DataFrame({n: [] for n in names})
+            # object columns: an empty list says nothing about types, and pandas would make
+            # each column float64 (which a string column refuses)
+            return pd.DataFrame({n: pd.Series([], dtype=object) for n in names})
         if all(isinstance(r, dict) for r in data):
             return pd.DataFrame.from_records(data)
         data = _list_array(data)
