@@ -99,15 +99,14 @@ def to_frame(data: Any, names: Sequence[str], columns: Any = None) -> Any:
 
 def _list_array(items: list[Any]) -> np.ndarray:
     """A list's values (or rows) as an array, every value as it was given."""
-    if _ragged(items):
+    # numpy's fixed-width text drops trailing NULs and turns numbers given beside texts
+    # into texts (["a", 1] -> ["a", "1"]): the policy must see the values as given, as it
+    # does in a DataFrame, so texts stay Python objects. A list that starts with a text
+    # goes straight to object (no fixed-width array built and thrown away).
+    if isinstance(items[0], (str, bytes)) or _ragged(items):
         return np.asarray(items, dtype=object)
     arr = np.asarray(items)
-    if arr.dtype.kind in "US":
-        # numpy's fixed-width text drops trailing NULs and turns numbers given beside
-        # texts into texts (["a", 1] -> ["a", "1"]): the policy must see the values as
-        # given, as it does in a DataFrame, so texts stay Python objects.
-        return np.asarray(items, dtype=object)
-    return arr
+    return np.asarray(items, dtype=object) if arr.dtype.kind in "US" else arr
 
 
 def _ragged(rows: list[Any]) -> bool:

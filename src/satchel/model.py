@@ -134,13 +134,9 @@ class Model:
             # column signature is a frame of those same texts, which the predictor would
             # turn back into this list: hand it the list (docs/coercion.md; the policy is
             # unchanged).
-            if type(data) is list and _plain_texts(data):
-                given: list[str] | None = data
-            elif type(data) is str and (data.isascii() or _utf8(data)):
-                given = [data]  # one text is one row (kept whole: it never meets str_)
-            else:
-                given = None
-            if given is not None:
+            # one text is one row
+            given = [data] if type(data) is str else data if type(data) is list else None
+            if given is not None and _plain_texts(given):
                 defaults = self._param_defaults
                 return self._predict_with(
                     texts, given, None if defaults is None else dict(defaults)

@@ -99,19 +99,24 @@ _COLUMNS = ("id", "model_id", "version", "digest", "stage", "source", "model_uui
             "git_commit", "training_data_digest", "metadata", "description", "size_bytes")
 
 
+def parsed_once(cache: dict[str, Any], text: str | None) -> Any:
+    """``json.loads(text)`` (None for no text), each distinct text parsed once per
+    ``cache``: versions of one model usually share a signature, flavors and metadata.
+    The value is shared: a caller copies what it hands out mutable."""
+    if not text:
+        return None
+    value = cache.get(text)
+    if value is None:
+        value = cache[text] = json.loads(text)
+    return value
+
+
 def _build(rows: Sequence[Any], names: dict[int, str] | None, tags: Tags,
            aliases: Aliases) -> list[ModelVersion]:
     parsed: dict[str, Any] = {}
 
     def decoded(text: str | None) -> Any:
-        # Versions of one model usually share a signature, flavors and metadata: parse
-        # each distinct JSON text once per call (metadata is copied per version below).
-        if not text:
-            return None
-        value = parsed.get(text)
-        if value is None:
-            value = parsed[text] = json.loads(text)
-        return value
+        return parsed_once(parsed, text)  # metadata is copied per version below
 
     # Rows by position: attribute access on SQLAlchemy rows costs more than the rest of
     # the conversion at 10,000 versions.

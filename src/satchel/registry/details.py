@@ -7,7 +7,6 @@ of them is first used, in one query for every version of the listing.
 
 from __future__ import annotations
 
-import json
 import threading
 import weakref
 from typing import Any
@@ -80,11 +79,11 @@ class Details:
                     values["_details"] = _Deleted(version.name, version.version)
                     continue
                 values["model_uuid"] = row[1]
-                values["signature"] = _parsed(parsed, row[2])
-                values["flavors"] = tuple(_parsed(parsed, row[3]) or ())
+                values["signature"] = convert.parsed_once(parsed, row[2])
+                values["flavors"] = tuple(convert.parsed_once(parsed, row[3]) or ())
                 values["git_commit"] = row[4]
                 values["training_data_digest"] = row[5]
-                meta = _parsed(parsed, row[6])
+                meta = convert.parsed_once(parsed, row[6])
                 values["metadata"] = dict(meta) if meta else {}
                 values["size_bytes"] = row[7] or 0
                 del values["_details"]
@@ -101,14 +100,3 @@ class _Deleted:
         raise RegistryNotFoundError(
             f"version {self.version} of {self.name!r} was deleted after it was listed; "
             f"its details ({', '.join(DETAILS)}) are gone", kind="version", name=self.name)
-
-
-def _parsed(cache: dict[str, Any], text: str | None) -> Any:
-    # Versions of one model usually share a signature and flavors: parse each distinct
-    # JSON text once per listing (the caller copies the mutable metadata per version).
-    if not text:
-        return None
-    value = cache.get(text)
-    if value is None:
-        value = cache[text] = json.loads(text)
-    return value
