@@ -34,13 +34,16 @@ from typing import Any
 
 from satchel.monitoring import Profile, Tally
 from satchel.serving.monitoring._loop import BackgroundLoop
+from satchel.serving.monitoring.cpu_clocks import loop_times, machine_idle
 from satchel.serving.monitoring.options import MonitorOptions
+from satchel.serving.monitoring.stacking import ROWS, as_frame, is_rows, number_dtype, stack
 from satchel.serving.monitoring.window import Window, combine
 from satchel.serving.protocols import frames
 
 log = logging.getLogger("satchel.serving")
 
 _SNAPSHOT = "monitor-{pid}.json"
+_UNSEEN = object()
 # Observations counted per hold of the interpreter lock: ~2 ms of counting for 1-row
 # requests (in-process; more on a busy machine), under the 5 ms switch interval after
 # which the event loop would take the lock back anyway; each slice has a fixed cost
@@ -128,8 +131,8 @@ class Monitor:
 
     def _run(self, stop: threading.Event, wake: threading.Event) -> None:
         last_snapshot = last_count = 0.0
-        last, last_proc, last_loop = time.monotonic(), time.process_time(), _loop_times()
-        last_idle = _machine_idle()
+        last, last_proc, last_loop = time.monotonic(), time.process_time(), loop_times()
+        last_idle = machine_idle()
         period_cpu = 0.0
         while not stop.is_set():
             wake.wait(min(_STAGE_SECONDS, self.options.interval))
@@ -150,8 +153,8 @@ class Monitor:
                 self.cpu_seconds += spent
                 period_cpu += spent
                 if counted:
-                    now, proc, loop = time.monotonic(), time.process_time(), _loop_times()
-                    idle = _machine_idle()
+                    now, proc, loop = time.monotonic(), time.process_time(), loop_times()
+                    idle = machine_idle()
                     busy = None if loop is None or last_loop is None else (
                         loop[0] - last_loop[0] + loop[1] - last_loop[1])
                     spare = None if idle is None or last_idle is None else (
@@ -221,7 +224,7 @@ class Monitor:
             for _ in range(size):
                 name, data, output = pending.popleft()
                 requests[name] = requests.get(name, 0) + 1
-                if type(output) is np.ndarray and _is_rows(data):
+                if type(output) is np.ndarray and is_rows(data):
                     key = (name, data[1], data[2].dtype, output.dtype, output.shape[1:])
                     lists = rows.get(key)
                     if lists is None:
@@ -263,13 +266,13 @@ class Monitor:
         if dtype is _UNSEEN:
             if len(self._dtypes) >= 64:  # bounded, whatever column names clients send
                 self._dtypes.clear()
-            dtype = self._dtypes[columns] = _number_dtype(data)
+            dtype = self._dtypes[columns] = number_dtype(data)
         if dtype is None:
             return data
         values = data.values
         # A frame of several number dtypes converts to their common one, as pd.concat
         # would upcast it when stacked: numeric bins see the same float64 values.
-        return (_ROWS, columns, values) if values.dtype == dtype else data
+        return (ROWS, columns, values) if values.dtype == dtype else data
 
     def _count_staged(self) -> int:
         """Count every model's staged stacks into its window (one pass per column)."""
@@ -285,7 +288,7 @@ class Monitor:
                  np.concatenate(outputs)))
         for name, pieces in staged.items():
             batches.setdefault(name, []).extend(
-                (_frame(data), output) for data, output in stack(pieces))
+                (as_frame(data), output) for data, output in stack(pieces))
         now = time.time()
         for name, stacked in batches.items():
             window = self._window(name)
@@ -392,156 +395,6 @@ class Monitor:
         out.update(model=name, window_seconds=self.options.window,
                    requests_counted=totals["counted"], requests_skipped=totals["skipped"])
         return out
-
-
-def _loop_times() -> tuple[float, float] | None:
-    """Seconds the main thread (the event loop's) has run and has waited to run, from
-    Linux's schedstat of the thread group leader; None elsewhere."""
-    try:
-        with open("/proc/self/schedstat") as f:
-            ran, waited = f.read().split()[:2]
-        return int(ran) / 1e9, int(waited) / 1e9
-    except (OSError, ValueError):
-        return None
-
-
-def _machine_idle() -> float | None:
-    """CPU seconds the whole machine has been idle (every CPU, from Linux's /proc/stat:
-    idle and iowait); None elsewhere."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
-        return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-# A staged frame of one number dtype: (_ROWS, column names, 2-D values).
-_ROWS = "satchel-monitor-rows"
-_UNSEEN = object()
-
-
-def _is_rows(value: Any) -> bool:
-    return type(value) is tuple and len(value) == 3 and value[0] is _ROWS
-
-
-def _frame(value: Any) -> Any:
-    """A staged rows tuple as the DataFrame it was; anything else as it is."""
-    if _is_rows(value):
-        import pandas as pd
-
-        return pd.DataFrame(value[2], columns=list(value[1]))
-    return value
-
-
-def _number_dtype(frame: Any) -> Any:
-    """The frame's dtype when all its columns have one numpy number or bool dtype."""
-    import numpy as np
-
-    dtypes = set(frame.dtypes) if len(frame.columns) else set()
-    if len(dtypes) != 1:
-        return None
-    (dtype,) = dtypes
-    return dtype if isinstance(dtype, np.dtype) and dtype.kind in "iufb" else None
-
-
-def stack(items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
-    """Many small requests as few batches (one pass over each column instead of one per
-    request): requests with the same columns are stacked together, so a column one
-    request lacks is not counted as nulls of another; what does not stack stays as it
-    came."""
-    if len(items) < 2:
-        return items
-    import numpy as np
-    import pandas as pd
-
-    def layout(value: Any) -> Any:
-        """What must match for values to stack: a frame's columns, an array's row
-        shape (isinstance first: a missing attribute costs an exception)."""
-        if isinstance(value, np.ndarray):
-            return value.shape[1:]
-        if _is_rows(value):
-            return ("frame", *value[1])
-        if isinstance(value, pd.DataFrame):
-            return ("frame", *value.columns.tolist())
-        if isinstance(value, pd.Series):
-            return ("series", value.name)
-        return type(value).__name__
-
-    groups: dict[tuple[Any, Any], list[tuple[Any, Any]]] = {}
-    for item in items:
-        groups.setdefault((layout(item[0]), layout(item[1])), []).append(item)
-    out: list[tuple[Any, Any]] = []
-    for group in groups.values():
-        out += _stack_group(group)
-    return out
-
-
-def _stack_group(items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
-    if len(items) < 2:
-        return items
-    try:
-        data = _concat([d for d, _ in items])
-        output = _concat([o for _, o in items])
-    except (ValueError, TypeError):
-        return items
-    if data is _UNSTACKABLE or output is _UNSTACKABLE:
-        return items
-    return [(data, output)]
-
-
-_UNSTACKABLE = object()
-
-
-def _concat(parts: list[Any]) -> Any:
-    """``parts`` end to end, or ``_UNSTACKABLE`` (mixed kinds)."""
-    import numpy as np
-    import pandas as pd
-
-    if all(p is None for p in parts):
-        return None
-    if any(_is_rows(p) for p in parts):
-        if all(_is_rows(p) for p in parts):  # staged with one dtype per set of columns
-            return pd.DataFrame(np.concatenate([p[2] for p in parts]), columns=list(parts[0][1]))
-        parts = [_frame(p) for p in parts]
-    if all(isinstance(p, pd.DataFrame) for p in parts):
-        fast = _uniform_frames(parts)
-        return fast if fast is not None else pd.concat(parts, ignore_index=True, copy=False)
-    if all(isinstance(p, np.ndarray) for p in parts):
-        return np.concatenate(parts)
-    if all(isinstance(p, pd.Series) for p in parts):
-        first = parts[0]
-        if isinstance(first.dtype, np.dtype) and all(
-                p.dtype == first.dtype and p.name == first.name for p in parts):
-            return pd.Series(np.concatenate([p.to_numpy() for p in parts]), name=first.name)
-        return pd.concat(parts, ignore_index=True, copy=False)
-    if all(isinstance(p, (pd.DataFrame, pd.Series)) for p in parts):
-        return pd.concat(parts, ignore_index=True, copy=False)
-    return _UNSTACKABLE
-
-
-def _uniform_frames(frames: list[Any]) -> Any:
-    """Frames with the same columns (see :func:`stack`), all of one numpy number or bool
-    dtype, stacked as one 2-D array (about 2 us a frame; ``pd.concat`` takes 4-40 us per
-    1-row frame, the more the more blocks it has). None when they are not like that
-    (then ``pd.concat`` does it, column by column)."""
-    import numpy as np
-    import pandas as pd
-
-    first = frames[0]
-    dtype = _number_dtype(first)  # once per batch: ~50 us
-    if dtype is None:
-        return None
-    arrays = []
-    for frame in frames:
-        # A different array dtype sends the batch to pd.concat. A frame of several
-        # number dtypes converts to their common one, as pd.concat would upcast it too:
-        # numeric bins see the same float64 values either way.
-        arr = frame.values  # as to_numpy(), a microsecond sooner
-        if arr.dtype != dtype:
-            return None
-        arrays.append(arr)
-    return pd.DataFrame(np.concatenate(arrays), columns=first.columns)
 
 
 def with_suppressed_unlink(path: str) -> None:

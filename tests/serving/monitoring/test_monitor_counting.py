@@ -11,8 +11,9 @@ import pytest
 
 from satchel.monitoring import Tally
 from satchel.monitoring.profile import build_profile
-from satchel.serving.monitoring.monitor import Monitor, stack
+from satchel.serving.monitoring.monitor import Monitor
 from satchel.serving.monitoring.options import MonitorOptions
+from satchel.serving.monitoring.stacking import stack
 
 
 def _reference(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
