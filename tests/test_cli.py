@@ -77,7 +77,8 @@ def test_serve_defaults_are_the_options_classes_defaults(monkeypatch: pytest.Mon
     """Issue 12: every serve default is written once, in the options dataclasses; the
     CLI (and its environment variables' fallback) derive theirs from them."""
     from satchel.cli import build_parser
-    from satchel.cli.serve import ENV, _from_env
+    from satchel.cli._serve_args import ENV
+    from satchel.cli._serve_args import from_env as _from_env
     from satchel.serving.server.options import BatchOptions, Limits, ProcessOptions, ServeOptions
 
     for _, (variable, _) in ENV.items():
