@@ -23,9 +23,9 @@ from typing import Any
 from satchel import env
 from satchel._fs import atomic_directory, check_symlinks, copy_model_tree, verify_digests
 from satchel._version import __version__
+from satchel.code_policy import check_load_options
 from satchel.errors import DockerUnavailableError, ImageBuildError
 from satchel.manifest import Manifest
-from satchel.model import check_load_options
 from satchel.serving.images.wheels import (
     download_wheels,
     image_requirements,

@@ -30,6 +30,7 @@ from typing import Any
 
 from satchel import plugins
 from satchel._fs import MANIFEST_NAME, compute_digests, verify_digests
+from satchel.code_policy import check_load_options
 from satchel.coercion import enforce_params
 from satchel.errors import (
     ModelFormatError,
@@ -38,7 +39,7 @@ from satchel.errors import (
     UnknownParamsWarning,
 )
 from satchel.manifest import Manifest
-from satchel.model import Model, check_load_options, load_model
+from satchel.model import Model, load_model
 from satchel.schema import Schema
 from satchel.serving.offline import spark_types, tabular
 from satchel.serving.offline.spark_session import pandas3_notice_handled, quote
