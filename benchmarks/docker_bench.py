@@ -103,7 +103,7 @@ def prune(client: Any, tags: list[str]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base-image",
-                    default=os.environ.get("SATCHEL_TEST_BASE_IMAGE", "local/python:3.11-bookworm"))
+                    default=os.environ.get("SATCHEL_TEST_BASE_IMAGE", "local/python:3.11-bookworm-slim"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="sklearn only, no baseline")
     args = ap.parse_args()

@@ -21,7 +21,7 @@ from satchel.serving.images import docker as sd
 
 pytestmark = [pytest.mark.interop, pytest.mark.docker]
 
-BASE_IMAGE = os.environ.get("SATCHEL_TEST_BASE_IMAGE", "local/python:3.11-bookworm")
+BASE_IMAGE = os.environ.get("SATCHEL_TEST_BASE_IMAGE", "local/python:3.11-bookworm-slim")
 
 SAVE = r'''
 import json, sys

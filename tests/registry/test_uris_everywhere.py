@@ -101,7 +101,7 @@ def test_build_docker_from_a_models_uri_records_and_serves_that_version(
         pytest.fail("DOCKER_HOST is not set: start an engine with eval \"$(.ci/docker-up.sh)\"")
     from satchel.serving.images import docker as sd
 
-    base = os.environ.get("SATCHEL_TEST_BASE_IMAGE", "local/python:3.11-bookworm")
+    base = os.environ.get("SATCHEL_TEST_BASE_IMAGE", "local/python:3.11-bookworm-slim")
     client = sd.docker_client()
     tag = f"satchel-test/registry:{uuid.uuid4().hex[:8]}"
     container = None
