@@ -38,7 +38,8 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
 
     import satchel
-    from satchel.serving.server.env_workers import EnvWorker, remote_model
+    from satchel.serving.server.env_models import remote_model
+    from satchel.serving.server.env_workers import EnvWorker
 
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--calls", type=int, default=1500, help="calls per block")

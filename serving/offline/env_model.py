@@ -32,7 +32,8 @@ def load_in_env(root: Path, options: dict[str, Any], *,
     """
     from satchel.envs import EnvCache, EnvSpec
     from satchel.serving.images.wheels import satchel_wheel
-    from satchel.serving.server.env_workers import EnvWorker, remote_model
+    from satchel.serving.server.env_models import remote_model
+    from satchel.serving.server.env_workers import EnvWorker
 
     try:
         json.dumps(options)

@@ -127,8 +127,8 @@ def remote_model(python: str, model_dir: str, load_options: dict[str, Any],
         if found is not None:
             return found[1]
         here = python if Path(python).exists() else _build_here(python, model_dir, wheels)
+        from satchel.serving.server.env_models import remote_model as _remote
         from satchel.serving.server.env_workers import EnvWorker
-        from satchel.serving.server.env_workers import remote_model as _remote
 
         worker = EnvWorker(Path(here), [{"name": "model", "path": model_dir,
                                          "options": load_options}],

@@ -39,8 +39,9 @@ def config(plane: DataPlane, served: ServedModel) -> dict[str, Any]:
         ModelNotReadyError: the model is not loaded.
     """
     batching = None
-    if plane.batcher(served) is not None:
-        options = plane.options.batch
+    batcher = plane.batcher(served)
+    if batcher is not None:
+        options = batcher.options  # a worker-backed model's own, larger row limit
         batching = v2_config.Batching(options.max_batch_delay_ms, options.max_batch_size)
     return v2_config.model_config(metadata(served), batching)
 

@@ -161,3 +161,45 @@ def test_models_sharing_an_environment_share_one_worker(
             assert reply.status == 200, reply.body
             assert reply.json()["outputs"][0]["data"] == expected
         assert server.post_json("/invocations", body).json()["predictions"] == expected
+
+
+def test_requests_over_the_batch_limit_share_a_worker_call(
+    iris_model_dir: Path, iris: Any, start_server: Any
+) -> None:
+    """Behind a worker each predict call is a round trip, so requests merge up to
+    ``WORKER_BATCH_FACTOR`` times the batch limit: 150-row requests, which run alone under
+    a 100-row limit in process, share calls; each still gets exactly its own rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import satchel
+    from satchel.serving.server.dataplane import WORKER_BATCH_FACTOR
+    from satchel.serving.server.metrics import parse_page
+
+    X = iris[0]
+    parts = [X.sample(150, random_state=i) for i in range(6)]
+    model = satchel.load_model(iris_model_dir)
+    expected = [model.predict(p).tolist() for p in parts]
+    bodies = [{"dataframe_split": json.loads(p.to_json(orient="split", index=False))}
+              for p in parts]
+    env_cache().ensure(EnvSpec.from_model(iris_model_dir))
+    assert 150 * 2 <= 100 * WORKER_BATCH_FACTOR
+    with start_server(f"m={iris_model_dir}", "--env-manager", "venv", "--max-batch-size",
+                      "100", "--max-batch-delay-ms", "200") as server:
+        config = server.get("/v2/models/m/config").json()
+        assert config["parameters"]["max_batch_rows"]["string_value"] == str(
+            100 * WORKER_BATCH_FACTOR)  # the limit it really merges up to
+        sent = calls = 0
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            for _ in range(10):  # until one round's requests arrive together
+                replies = list(pool.map(lambda b: server.post_json("/invocations", b), bodies))
+                for reply, want in zip(replies, expected):
+                    assert reply.status == 200, reply.body
+                    assert reply.json()["predictions"] == want
+                sent += len(bodies)
+                page = parse_page(server.get("/metrics").body.decode())
+                calls = int(page['satchel_predict_calls_total{model="m"}'])
+                if calls < sent:
+                    break
+        assert calls < sent, "no two 150-row requests ever shared a call"
+        rows = page['satchel_batch_rows_sum{model="m"}']
+        assert rows == 150 * sent  # every row predicted once

@@ -211,7 +211,7 @@ def _add_env_models(args: argparse.Namespace, repository: Any,
     import atexit
 
     from satchel.cli._env_options import env_cache
-    from satchel.serving.server.env_workers import launch_workers
+    from satchel.serving.server.env_models import launch_workers
 
     launch = getattr(args, "env_launch", None)
     if launch is None:
@@ -256,7 +256,7 @@ def _launch_env_workers(args: argparse.Namespace) -> None:
     names = [n for n, _ in specs]
     if len(set(names)) != len(names):
         return
-    from satchel.serving.server.env_workers import launch_workers
+    from satchel.serving.server.env_models import launch_workers
 
     args.env_launch = launch_workers(specs, env_cache(args), load_options(args))
     for w in args.env_launch.workers:
