@@ -208,7 +208,7 @@ def frame_from_rows(rows: list[Any], columns: list[str], where: str,
         # The common numeric body: one float64 block, built in one call.
         block = np.array(rows, dtype=np.float64)
         if index is None:
-            return frames.frame(block, columns)
+            return frames.frame(block, columns, owned=True)
         return pd.DataFrame(block, columns=columns, index=index)
     cols = zip(*rows)
     return pd.DataFrame({name: column(list(vals)) for name, vals in zip(columns, cols)},

@@ -125,6 +125,9 @@ def decode_infer(body: bytes, schema: Schema | None,
     if (binary is None and "content_type" not in parameters and schema is not None
             and not schema.is_tensor and schema.has_names):
         data = float_columns(inputs)
+        if data is not None and not parameters and "outputs" not in obj:
+            # the usual request: nothing else to read (every default below holds)
+            return InferRequest(data, None, request_id)
     if data is None:
         reader = BinaryReader(binary)
         for i, item in enumerate(inputs):

@@ -320,6 +320,50 @@ def test_odd_tensors_answer_as_the_general_path_does(change: dict[str, Any]) -> 
     assert outcome({}) == outcome({"parameters": {}})
 
 
+@pytest.mark.parametrize("change", [
+    {"datatype": ["FP64"]}, {"datatype": {"t": "FP64"}}, {"datatype": None},
+    {"name": ["a"]}, {"name": {"n": 1}}, {"shape": [[1]]}, {"shape": [{"d": 1}]},
+    {"shape": None}, {"data": None}])
+def test_hostile_field_types_in_every_column_are_a_400_naming_the_field(
+        change: dict[str, Any]) -> None:
+    """JSON values of another type (lists and objects are unhashable) in the first
+    column or in all of them: the column fast path steps aside, the general path names
+    the field; never a TypeError (a 500)."""
+    from satchel.serving.protocols.v2 import decode_infer
+    from satchel.serving.protocols.v2_tensors import float_columns
+
+    schema = Schema([ColSpec(DataType.double, n) for n in "abc"])
+    for first_only in (True, False):
+        inputs: list[dict[str, Any]] = [
+            {"name": n, "shape": [1], "datatype": "FP64", "data": [0.5]} for n in "abc"]
+        for item in inputs[:1] if first_only else inputs:
+            item.update(change)
+        body = json.dumps({"inputs": inputs}).encode()
+        assert float_columns(json.loads(body)["inputs"]) is None
+        with pytest.raises(InputFormatError, match=next(iter(change))):
+            decode_infer(body, schema)
+
+
+def test_column_names_seen_before_are_still_checked_per_request() -> None:
+    """The fast path remembers names it has checked; a request repeating them with a
+    duplicate or an empty name is still refused as the general path refuses it."""
+    from satchel.serving.protocols.v2 import decode_infer
+
+    schema = Schema([ColSpec(DataType.double, n) for n in "abc"])
+
+    def body(names: str | list[str]) -> bytes:
+        return json.dumps({"inputs": [{"name": n, "shape": [1], "datatype": "FP64",
+                                       "data": [float(i)]} for i, n in enumerate(names)]
+                           }).encode()
+
+    for _ in range(2):
+        assert decode_infer(body("abc"), schema).data.values.tolist() == [[0.0, 1.0, 2.0]]
+    with pytest.raises(InputFormatError, match="'a' is given twice"):
+        decode_infer(body("aab"), schema)
+    with pytest.raises(InputFormatError, match="needs a 'name'"):
+        decode_infer(body(["a", "", "b"]), schema)
+
+
 @pytest.mark.parametrize("output", [
     np.array([1.5, np.nan, np.inf, -np.inf, 1e-300, 0.1]),
     np.array([[1, -2], [3, 2**62]], dtype=np.int64), np.array([2**64 - 1], dtype=np.uint64),

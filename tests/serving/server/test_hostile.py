@@ -156,6 +156,15 @@ def test_duplicate_keys(target: Any) -> None:
           "duplicate key")
 
 
+@pytest.mark.parametrize("datatype", [["FP64"], {"t": "FP64"}])
+def test_a_v2_datatype_that_is_a_list_or_an_object(target: Any, datatype: Any) -> None:
+    """Unhashable where a string belongs, in every column: a 400 naming the field (the
+    column fast path once raised TypeError here, a 500)."""
+    body = {"inputs": [{"name": c, "shape": [1], "datatype": datatype, "data": [1.0]}
+                       for c in COLUMNS]}
+    check(post(target, json.dumps(body), "/v2/models/iris/infer"), 400, "datatype")
+
+
 def test_an_empty_body(target: Any) -> None:
     check(post(target, b""), 400, "empty")
     check(post(target, b"", content_type="text/csv"), 400, "empty")
