@@ -311,14 +311,29 @@ def _growth(before: int | None) -> int | None:
     return None if before is None or after is None else max(after - before, 0)
 
 
+# The young generation's collection threshold a server runs with (CPython's default is
+# 700 net container allocations). Requests in flight hold a few thousand young objects
+# that each collection walks (~80 us); a V2 request of 20 JSON tensors allocates ~60
+# containers, so with 8 batched requests in flight the default collected every ~9
+# requests, ~10 us of each one's CPU (a 1-row /invocations request: ~4 us). Ten times the
+# threshold makes collections ten times rarer at about the same cost each; garbage in
+# cycles waits at most that many more allocations.
+GEN0_THRESHOLD = 7000
+
+
 def freeze_heap() -> None:
-    """Move everything allocated so far (the model) out of the GC's reach.
+    """Move everything allocated so far (the model) out of the GC's reach, and collect
+    the young generation less often (:data:`GEN0_THRESHOLD`; a threshold set lower than
+    that by the embedding process, other than 0 which turns collection off, is raised).
 
     A loaded model is a large, long-lived heap; without this every full collection walks
     it during requests, which is what makes tail latencies spike.
     """
     gc.collect()
     gc.freeze()
+    first, *older = gc.get_threshold()
+    if 0 < first < GEN0_THRESHOLD:
+        gc.set_threshold(GEN0_THRESHOLD, *older)
 
 
 def _plain_name(name: str) -> bool:

@@ -161,3 +161,27 @@ def test_model_repository_flag_mistakes(tmp_path: Path) -> None:
                          text=True, timeout=60)
     assert out.returncode != 0 and "is not a directory" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_freeze_heap_collects_the_young_generation_less_often() -> None:
+    """A server's young-generation threshold is raised to GEN0_THRESHOLD (older
+    generations' thresholds kept); 0, collection turned off by the embedding process,
+    stays off."""
+    import gc
+
+    from satchel.serving.server.repository import GEN0_THRESHOLD, freeze_heap
+
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 11, 12)
+        freeze_heap()
+        assert gc.get_threshold() == (GEN0_THRESHOLD, 11, 12)
+        gc.set_threshold(0, 11, 12)
+        freeze_heap()
+        assert gc.get_threshold() == (0, 11, 12)
+        gc.set_threshold(GEN0_THRESHOLD * 2, 10, 10)  # a higher one is kept
+        freeze_heap()
+        assert gc.get_threshold() == (GEN0_THRESHOLD * 2, 10, 10)
+    finally:
+        gc.set_threshold(*saved)
+        gc.unfreeze()
