@@ -16,7 +16,7 @@ it moves much less than req/s does.
 
     flock /work/bench.lock .venv/bin/python benchmarks/v2rest_bench.py --before main
         [--duration 4] [--rounds 3] [--models lr,rf30] [--rows 1,100] [--conns 8,32]
-        [--modes off,on]
+        [--modes off,on] [--after REV]
 
 Prints medians and medians of paired ratios; never run as a test.
 """
@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", default="1,100")
     ap.add_argument("--conns", default="8,32")
     ap.add_argument("--modes", default="off,on", help="off: unbatched, on: batched (5 ms)")
+    ap.add_argument("--after", default="",
+                    help="git revision served as 'after' (default: the working tree)")
     ap.add_argument("--before-only", action="store_true",
                     help="serve only --before's tree (a baseline of it alone)")
     args = ap.parse_args(argv)
@@ -81,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
                      "after": {}}
             if args.before_only:
                 del trees["after"]
+        if args.after and "after" in trees:
+            site = snapshot(args.after, work / "after")
+            trees["after"] = {"PYTHONPATH": f"{site}{os.pathsep}"
+                                            f"{os.environ.get('PYTHONPATH', '')}"}
         models = mb.make_models(work, names)
         for name in names:
             path, plain, X = models[name]
@@ -161,7 +167,8 @@ def report(results: dict[tuple[str, int, int, str, str, str], list[mb.Run]],
                  f"{tree} cpu us/req inv/v2", f"{tree} v2-inv cpu"]
     print(f"\nV2 REST vs /invocations, satchel one worker; wrk -t1, {args.rounds} interleaved "
           f"rounds of {args.duration:g} s; medians; v2/inv is the median of paired runs; "
-          f"before: {args.before or '-'}; batched: 5 ms; load average (1 min) during the "
+          f"before: {args.before or '-'}; after: {args.after or 'working tree'}; "
+          f"batched: 5 ms; load average (1 min) during the "
           f"run {min(load_avg, default=0):.1f}-{max(load_avg, default=0):.1f}; "
           f"{os.cpu_count()} cores shared with wrk\n")
     print(lg.table(table, [*head, "errors"]))
