@@ -10,7 +10,8 @@ call when the handler does no work, loaded as ``mlserver_bench.py`` loads them.
   (``grpc.optimization_target=throughput``, BDP probes, retries and channelz off);
 - ``grpcio aio legacy endpoints``: the same with grpcio's EventEngine listener and
   endpoints switched off (``GRPC_EXPERIMENTS``), grpcio's older I/O path;
-- ``grpcio sync``: grpcio's thread-pool server, one thread;
+- ``grpcio sync``: grpcio's thread-pool server, one thread (and 8, and 64 threads: more
+  threads cost no more per call with constant replies);
 - ``uvicorn``: a bare ASGI app answering a constant JSON reply on uvicorn as satchel runs
   it (its default loop and HTTP parser), wrk -t1 with the 1-row ``dataframe_split`` body
   of ``/invocations``: the HTTP side's floor.
@@ -70,7 +71,8 @@ if kind.startswith("aio"):
 else:
     handlers = {"ModelInfer": grpc.unary_unary_rpc_method_handler(
         lambda request, context: REPLY, request_deserializer=pb.ModelInferRequest.FromString)}
-    server = grpc.server(futures.ThreadPoolExecutor(1), options=options)
+    threads = int(kind.split("-")[1]) if "-" in kind else 1
+    server = grpc.server(futures.ThreadPoolExecutor(threads), options=options)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
@@ -103,6 +105,8 @@ GRPC_SERVERS: dict[str, tuple[str, list[tuple[str, object]], dict[str, str]]] = 
     "grpcio aio +options": ("aio", OPTIONS, {}),
     "grpcio aio legacy endpoints": ("aio", [], LEGACY),
     "grpcio sync": ("sync", [], {}),
+    "grpcio sync, 8 threads": ("sync-8", [], {}),
+    "grpcio sync, 64 threads": ("sync-64", [], {}),
 }
 
 

@@ -155,14 +155,19 @@ def test_every_serving_folder_is_a_packaged_package() -> None:
     assert {f.name for f in folders} >= set(SERVING_PACKAGES)
 
 
+# the gRPC transport: its rules, and the server that carries its calls
+GRPCIO_MODULES = frozenset({"grpc.py", "grpc_server.py"})
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "serving").rglob("*.py")), ids=_rel)
 def test_grpcio_only_in_the_grpc_transport(path: Path) -> None:
     """grpcio in the gRPC transport only; protobuf in it, the gRPC codec and the generated
     module; so no other serving module (and never core) loads them."""
     for mod, _ in imports(path):
         if mod.split(".")[0] == "grpc":
-            assert path.parent.name == "server" and path.name == "grpc.py", (
-                f"{_rel(path)} imports {mod}: only serving/server/grpc.py may")
+            assert path.parent.name == "server" and path.name in GRPCIO_MODULES, (
+                f"{_rel(path)} imports {mod}: only serving/server/"
+                f"{{{','.join(sorted(GRPCIO_MODULES))}}} may")
         if mod.startswith("google.protobuf") or mod.endswith("_pb2"):
             assert path.name.startswith("grpc") or path.name.endswith("_pb2.py"), (
                 f"{_rel(path)} imports {mod}: only the gRPC modules may")

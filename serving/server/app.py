@@ -88,7 +88,7 @@ def create_app(model_or_path: Model | str | os.PathLike[str] | ModelRepository, 
         if plane.options.grpc_port is not None:
             # imported here: grpcio is only loaded when gRPC is asked for, and only in the
             # process that serves (a worker, after the fork)
-            from satchel.serving.server.grpc import start_grpc
+            from satchel.serving.server.grpc_server import start_grpc
 
             grpc_server = await start_grpc(plane)
         monitoring.start()

@@ -1,10 +1,11 @@
-"""The gRPC transport: KServe's ``inference.GRPCInferenceService`` on grpcio's asyncio server.
+"""The gRPC transport's rules: KServe's ``inference.GRPCInferenceService`` methods wrapped
+with auth, limits, error mapping and metrics.
 
 Thin by design: each method reads its message, calls the data plane (the same lookup,
 decode, batching, predict, encode and metrics as HTTP, through the gRPC codec of
-:mod:`satchel.serving.protocols.grpc`) and sends the reply. This module is the only
-place that knows gRPC status codes; the rest of satchel raises
-:mod:`satchel.errors` classes, mapped here:
+:mod:`satchel.serving.protocols.grpc`) and returns the reply. The server that carries the
+calls is in :mod:`.grpc_server`. This module and that one are the only places that know
+gRPC status codes; the rest of satchel raises :mod:`satchel.errors` classes, mapped here:
 
 ======================================  =====================
 error                                   status
@@ -24,13 +25,6 @@ too many requests held                  UNAVAILABLE
 over the time limit                     DEADLINE_EXCEEDED
 anything else (the server's fault)      INTERNAL
 ======================================  =====================
-
-The server runs on the event loop of the HTTP server it sits beside (started and
-stopped by the app's lifespan), so both transports share one process's batchers,
-thread pool and metrics. With several worker processes every worker runs one, all
-bound to the gRPC port with ``SO_REUSEPORT`` (grpcio's default on Linux): the kernel
-spreads connections over workers as it does for HTTP. grpcio is started only in the
-worker, after the fork (its threads and polling engine do not survive a fork).
 """
 
 from __future__ import annotations
@@ -45,7 +39,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import grpc.aio
 
 from satchel.errors import (
     FlavorNotFoundError,
@@ -63,7 +56,7 @@ from satchel.errors import (
 from satchel.serving.protocols import grpc as codec
 from satchel.serving.protocols.grpc import pb
 from satchel.serving.server import deadline
-from satchel.serving.server.grpc_messages import Unreadable, grpcio_receive_limit, reader
+from satchel.serving.server.grpc_messages import Unreadable
 
 log = logging.getLogger("satchel.serving")
 access_log = logging.getLogger("satchel.access")
@@ -124,15 +117,16 @@ class GrpcLimits:
     json_access_log: bool = False
 
 
-Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
-StreamHandler = Callable[[AsyncIterator[Any], grpc.aio.ServicerContext], AsyncIterator[Any]]
+Handler = Callable[[Any, Any], Awaitable[Any]]
 # Requests of one stream scored at once (so they can share a batch); the stream stops
 # reading while this many are waiting for their answers.
 STREAM_WINDOW = 64
 
 
 class Transport:
-    """The service's methods wrapped with auth, limits, error mapping and metrics.
+    """The service's methods wrapped with auth, limits, error mapping and metrics, as
+    coroutines on the event loop (the server in :mod:`.grpc_server` calls them and sends
+    what they return).
 
     Args:
         backend: what the methods do (a :class:`~satchel.serving.server.grpc_service.
@@ -144,16 +138,13 @@ class Transport:
         self.backend = backend
         self.limits = limits
         self._token = limits.auth_token.encode() if limits.auth_token else None
-        self._held = 0
+        self._held = 0  # scoring calls held (the queue bound)
 
-    def handler(self) -> grpc.GenericRpcHandler:
-        """One generic handler serving every method under KServe's service name."""
-        return grpc.method_handlers_generic_handler(codec.SERVICE, self.method_handlers())
-
-    def method_handlers(self) -> dict[str, grpc.RpcMethodHandler]:
-        """Every method's handler by its name (under KServe's service name)."""
+    def methods(self) -> dict[str, tuple[Handler, Any, bool]]:
+        """The unary methods by name: (the backend's coroutine, its request message class,
+        whether it scores, i.e. counts against the queue bound)."""
         b = self.backend
-        methods: dict[str, tuple[Handler, Any, bool]] = {
+        return {
             "ServerLive": (b.server_live, pb.ServerLiveRequest, False),
             "ServerReady": (b.server_ready, pb.ServerReadyRequest, False),
             "ModelReady": (b.model_ready, pb.ModelReadyRequest, False),
@@ -167,83 +158,64 @@ class Transport:
             "RepositoryModelUnload": (b.repository_unload, pb.RepositoryModelUnloadRequest,
                                       False),
         }
-        limit = self.limits.max_message_size
-        handlers: dict[str, grpc.RpcMethodHandler] = {
-            name: grpc.unary_unary_rpc_method_handler(
-                self._wrap(name, fn, scoring), request_deserializer=reader(message, limit),
-                response_serializer=_serialize)
-            for name, (fn, message, scoring) in methods.items()
-        }
-        handlers["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
-            self._wrap_stream("ModelStreamInfer", b.model_infer),
-            request_deserializer=reader(pb.ModelInferRequest, limit, peek=True),
-            response_serializer=_serialize)
-        return handlers
 
-    def _wrap(self, name: str, fn: Handler, scoring: bool) -> Handler:
+    async def unary(self, name: str, fn: Handler, scoring: bool, request: Any,
+                    context: Any) -> tuple[Any, grpc.StatusCode, str]:
+        """One unary call: (reply, OK, "") or (None, the status, the message to send)."""
         route = f"/{codec.SERVICE}/{name}"
-        check_token = self._token is not None and name not in OPEN_METHODS
+        if self._token is not None and name not in OPEN_METHODS:
+            refused = self.refusal(route, context)
+            if refused is not None:
+                return None, refused.status, str(refused)
+        return await self._invoke(route, fn, request, context, scoring)
 
-        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if check_token:
-                await self._authorize(route, context)
-            reply, status, message = await self._invoke(route, fn, request, context, scoring)
-            if status is not grpc.StatusCode.OK:
-                await context.abort(status, message)
-            return reply
+    async def stream(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+        """``ModelStreamInfer``: a bidirectional stream of scoring requests. Each request is
+        scored as a call of its own (same limits, errors and metrics as ``ModelInfer``),
+        up to ``STREAM_WINDOW`` of them at once so that they can share batches, and
+        answered in the order it came. A request that fails answers with its error
+        message; the stream goes on, also after a message over the size limit or one
+        that does not parse. Only a bad token ends the stream before it starts (raised as
+        :class:`Refused`; grpcio itself ends it for a message over its own, higher limit).
+        """
+        route = f"/{codec.SERVICE}/ModelStreamInfer"
+        if self._token is not None:
+            refused = self.refusal(route, context)
+            if refused is not None:
+                raise refused
+        fn = self.backend.model_infer
+        window = asyncio.Semaphore(STREAM_WINDOW)
+        answers: asyncio.Queue[asyncio.Task[Any] | None] = asyncio.Queue()
 
-        return call
+        async def one(request: Any) -> Any:
+            reply, status, message = await self._invoke(route, fn, request, context, True)
+            if status is grpc.StatusCode.OK:
+                return pb.ModelStreamInferResponse(infer_response=reply)
+            return codec.stream_error(request, message)
 
-    def _wrap_stream(self, name: str, fn: Handler) -> StreamHandler:
-        """A bidirectional stream of scoring requests: each request is scored as a call
-        of its own (same limits, errors and metrics as ``ModelInfer``), up to
-        ``STREAM_WINDOW`` of them at once so that they can share batches, and answered
-        in the order it came. A request that fails answers with its error message; the
-        stream goes on, also after a message over the size limit or one that does not
-        parse. Only a bad token ends the stream before it starts (and grpcio ends it for
-        a message over its own, higher limit)."""
-        route = f"/{codec.SERVICE}/{name}"
-        check_token = self._token is not None
-
-        async def call(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
-                       ) -> AsyncIterator[Any]:
-            if check_token:
-                await self._authorize(route, context)
-            window = asyncio.Semaphore(STREAM_WINDOW)
-            answers: asyncio.Queue[asyncio.Task[Any] | None] = asyncio.Queue()
-
-            async def one(request: Any) -> Any:
-                reply, status, message = await self._invoke(route, fn, request, context, True)
-                if status is grpc.StatusCode.OK:
-                    return pb.ModelStreamInferResponse(infer_response=reply)
-                return codec.stream_error(request, message)
-
-            async def read() -> None:
-                try:
-                    async for request in requests:
-                        await window.acquire()  # the client waits while the window is full
-                        answers.put_nowait(asyncio.ensure_future(one(request)))
-                finally:
-                    answers.put_nowait(None)  # no more requests (or reading failed)
-
-            reader = asyncio.ensure_future(read())
+        async def read() -> None:
             try:
-                while (task := await answers.get()) is not None:
-                    answer = await task
-                    window.release()
-                    yield answer
-                await reader  # a failure to read the stream ends it with that error
+                async for request in requests:
+                    await window.acquire()  # the client waits while the window is full
+                    answers.put_nowait(asyncio.ensure_future(one(request)))
             finally:
-                reader.cancel()
-                while not answers.empty():
-                    if (task := answers.get_nowait()) is not None:
-                        task.cancel()
+                answers.put_nowait(None)  # no more requests (or reading failed)
 
-        return call
+        reader = asyncio.ensure_future(read())
+        try:
+            while (task := await answers.get()) is not None:
+                answer = await task
+                window.release()
+                yield answer
+            await reader  # a failure to read the stream ends it with that error
+        finally:
+            reader.cancel()
+            while not answers.empty():
+                if (task := answers.get_nowait()) is not None:
+                    task.cancel()
 
-    async def _invoke(self, route: str, fn: Handler, request: Any,
-                      context: grpc.aio.ServicerContext, scoring: bool
-                      ) -> tuple[Any, grpc.StatusCode, str]:
+    async def _invoke(self, route: str, fn: Handler, request: Any, context: Any,
+                      scoring: bool) -> tuple[Any, grpc.StatusCode, str]:
         """One call of ``fn`` under the limits, counted in the metrics: (reply, OK, "") or
         (None, the status, the message to send)."""
         start = time.perf_counter()
@@ -293,23 +265,19 @@ class Transport:
             if limits.json_access_log:
                 _log_access(route, status, time.perf_counter() - start, context)
 
-    def _count(self, route: str, status: grpc.StatusCode, seconds: float,
-               context: grpc.aio.ServicerContext) -> None:
-        """Count a call refused before it was invoked (a bad token)."""
-        self.backend.begin()
-        self.backend.end(route, status.name, seconds)
-        if self.limits.json_access_log:
-            _log_access(route, status, seconds, context)
-
-    async def _authorize(self, route: str, context: grpc.aio.ServicerContext) -> None:
-        """End the call (counted, with the refusal's status) unless its token is right."""
+    def refusal(self, route: str, context: Any) -> Refused | None:
+        """None when the call's token is right; else the refusal, counted (on the loop)."""
         try:
             self._check_token(context)
         except Refused as exc:
-            self._count(route, exc.status, 0.0, context)
-            await context.abort(exc.status, str(exc))
+            self.backend.begin()
+            self.backend.end(route, exc.status.name, 0.0)
+            if self.limits.json_access_log:
+                _log_access(route, exc.status, 0.0, context)
+            return exc
+        return None
 
-    def _check_token(self, context: grpc.aio.ServicerContext) -> None:
+    def _check_token(self, context: Any) -> None:
         assert self._token is not None
         auth = None
         for key, value in context.invocation_metadata() or ():
@@ -326,7 +294,7 @@ class Transport:
 
 
 def _log_access(route: str, status: grpc.StatusCode, seconds: float,
-                context: grpc.aio.ServicerContext) -> None:
+                context: Any) -> None:
     request_id = next((str(v)[:128] for k, v in context.invocation_metadata() or ()
                        if k == "x-request-id"), None) or os.urandom(16).hex()
     access_log.info("gRPC %s %s", route, status.name, extra={
@@ -334,82 +302,3 @@ def _log_access(route: str, status: grpc.StatusCode, seconds: float,
         "status": status.name, "duration_ms": round(seconds * 1000, 3),
         "client": context.peer(),
     })
-
-
-def _serialize(message: Any) -> bytes:
-    data: bytes = message.SerializeToString()
-    return data
-
-
-def server_options(limits: GrpcLimits) -> list[tuple[str, Any]]:
-    """grpcio channel arguments for the server (message size limit, port sharing)."""
-    return [("grpc.max_receive_message_length",
-             grpcio_receive_limit(limits.max_message_size)),
-            ("grpc.max_send_message_length", -1),
-            ("grpc.so_reuseport", 1)]
-
-
-class GrpcServer:
-    """A running gRPC server (on the current event loop).
-
-    Args:
-        backend: see :class:`Transport`.
-        limits: see :class:`GrpcLimits`.
-        host, port: where to listen (port 0: any free port, see :attr:`port`).
-    """
-
-    def __init__(self, backend: Any, limits: GrpcLimits, *, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
-        self.transport = Transport(backend, limits)
-        self.host, self.requested_port = host, port
-        self.port = 0
-        self._server: grpc.aio.Server | None = None
-
-    async def start(self) -> int:
-        """Bind and start serving; the bound port.
-
-        Raises:
-            OSError: the address cannot be bound.
-        """
-        server = grpc.aio.server(options=server_options(self.transport.limits))
-        # registered with grpcio's core, which matches a call's method itself instead of
-        # asking a Python handler for each call (benchmarks/grpcio_floor.py)
-        server.add_registered_method_handlers(codec.SERVICE, self.transport.method_handlers())
-        address = f"[{self.host}]" if ":" in self.host else self.host
-        try:
-            self.port = server.add_insecure_port(f"{address}:{self.requested_port}")
-        except RuntimeError as exc:
-            raise OSError(f"cannot listen for gRPC on {self.host}:{self.requested_port}: "
-                          f"{exc}") from None
-        await server.start()
-        self._server = server
-        log.info("serving gRPC on %s:%d", self.host, self.port)
-        return self.port
-
-    async def stop(self, grace: float | None = 5.0) -> None:
-        """Stop accepting calls; calls in flight get ``grace`` seconds to finish."""
-        if self._server is not None:
-            await self._server.stop(grace)
-            self._server = None
-
-
-async def start_grpc(plane: Any) -> GrpcServer:
-    """Start the gRPC server beside an HTTP app, on its event loop, over its data plane
-    (models, batchers, thread pool, metrics) and with its limits (called from the app's
-    lifespan; ``plane.options.grpc_port`` says where).
-
-    Raises:
-        OSError: the port cannot be bound.
-    """
-    from satchel.serving.server.grpc_service import InferenceService
-
-    options = plane.options
-    limits = options.limits
-    server = GrpcServer(InferenceService(plane),
-                        GrpcLimits(max_message_size=limits.max_body_size,
-                                   timeout=limits.timeout, max_queue=limits.max_queue,
-                                   auth_token=limits.auth_token,
-                                   json_access_log=limits.json_access_log),
-                        host=options.grpc_host, port=options.grpc_port)
-    await server.start()
-    return server
