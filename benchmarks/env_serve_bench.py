@@ -7,7 +7,9 @@ several connections, the servers alternating round by round (ratios are of paire
 rounds), at 1 row and at 1,000 rows a request. The front's HTTP work and the worker's
 predict can overlap on two cores; in-process they share one interpreter. The CPU the
 front process and the model worker each used per request is reported beside it
-(warm-up requests are in the CPU, not in the count: a small overstatement).
+(warm-up requests are in the CPU, not in the count: a small overstatement), with the
+requests per predict call and the ratio of the CPU per request, which is what the req/s
+ratio tends to on a machine whose cores other work keeps busy.
 
     flock /work/bench.lock .venv/bin/python benchmarks/env_serve_bench.py \\
         [--duration 8] [--rounds 5] [--connections 8] [--rows 1,1000]
@@ -65,6 +67,12 @@ def cpu(pid: int) -> tuple[float, float]:
     return loadgen.cpu_seconds(pid), kids
 
 
+def predict_calls(port: int) -> float:
+    """Predict calls the server made so far (merged requests count once)."""
+    return sum(v for k, v in loadgen.metrics(port).items()
+               if k.startswith("satchel_predict_calls_total"))
+
+
 def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
@@ -101,22 +109,33 @@ def main() -> None:
             assert len(set(answers.values())) == 1, "the two servers answer differently"
             script = loadgen.wrk_script(work, payload)
             cpu0 = {n: cpu(s.proc.pid) for n, s in servers.items()}
+            calls0 = {n: predict_calls(s.port) for n, s in servers.items()}
             results = loadgen.paired_loads(servers, script, conns, args.rounds, args.duration,
                                            args.warmup)
             cpu1 = {n: cpu(s.proc.pid) for n, s in servers.items()}
+            calls1 = {n: predict_calls(s.port) for n, s in servers.items()}
             loads.append(os.getloadavg())
+            base_cpu = 0.0
             for row in loadgen.paired_rows(results, conns, list(servers), "in-process"):
                 name, c = row[1], row[0]
                 total = sum(r.requests for r in results[(name, c)])
                 front, worker = ((b - a) / max(total, 1) * 1e6
                                  for a, b in zip(cpu0[name], cpu1[name]))
-                rows_out.append([rows, *row[:6], f"{front:.0f}", f"{worker:.0f}",
-                                 row[6], row[7]])
+                if name == "in-process":
+                    base_cpu = front + worker
+                # warm-up requests are in the calls too, as in the CPU: a ratio, not a count
+                merged = total / max(calls1[name] - calls0[name], 1)
+                rows_out.append([rows, *row[:6], f"{merged:.1f}", f"{front:.0f}",
+                                 f"{worker:.0f}", row[6], f"{base_cpu / (front + worker):.2f}",
+                                 row[7]])
         print(f"\nServed throughput, iris LogisticRegression, wrk -t1, {args.rounds} "
               f"interleaved rounds of {args.duration:g} s, {os.cpu_count()} shared cores\n")
         print(loadgen.table(rows_out, ["rows", "conns", "server", "req/s", "p50 ms", "p99 ms",
-                                       "errors", "front CPU us/req", "worker CPU us/req",
-                                       "req/s vs in-process", "p99 vs in-process"]))
+                                       "errors", "req/call", "front CPU us/req",
+                                       "worker CPU us/req", "req/s vs in-process",
+                                       "CPU/req in-process/this", "p99 vs in-process"]))
+        print("\nreq/call: requests per predict call (merged by the batcher); "
+              "CPU/req in-process/this: the req/s ratio a CPU-bound machine would give")
         print("\nload average during the runs (1/5/15 min): "
               + "; ".join(" ".join(f"{x:.2f}" for x in la) for la in loads))
         print(f"after: {uptime()}")
