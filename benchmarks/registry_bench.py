@@ -300,7 +300,7 @@ def _scale_one(work: Path, label: str, db: str) -> list[list[Any]]:
                            stage="Production" if n == 99 else "None")
                 batch.append(row)
             s.execute(insert(V), batch)
-    close_all()  # reopen, as a new process would (SQLite: planner statistics refreshed)
+    close_all()  # reopen, as a new process would: planner statistics refreshed (both)
     reg = Registry(db, actor="bench", artifact_root=art)
     reg.set_alias("fraud-042", "champion", 77)
     reg.set_version_tag("fraud-042", 77, "validated", "yes")

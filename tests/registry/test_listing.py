@@ -125,3 +125,91 @@ def test_sqlite_gets_planner_statistics_when_the_table_grows(
         plan = " ".join(str(r[-1]) for r in conn.execute(text("EXPLAIN QUERY PLAN " + sql)))
         assert "TEMP B-TREE" not in plan, plan
     assert len(reopened.search_versions(max_results=1000)) == 200
+
+
+
+@pytest.mark.postgres
+def test_postgres_gets_planner_statistics_when_the_table_grows(
+    postgres_server: str, tmp_path: Path, iris_model_dir: Path
+) -> None:
+    from satchel.registry import Registry
+    from satchel.registry.api import close_all
+    from satchel.registry.convert import V
+    from tests.registry.conftest import new_postgres_db
+
+    url = new_postgres_db(postgres_server)
+    registry = Registry(url, actor="alice", artifact_root=tmp_path / "art")
+    with registry.store.engine.begin() as conn:
+        # autovacuum must not take the statistics first
+        for table in ("registry_models", "registry_versions"):
+            conn.exec_driver_sql(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+    _bulk_versions(registry, iris_model_dir, 1, 40)
+
+    def grow_to(last: int) -> None:
+        with Registry(url, actor="alice").store.write() as s:
+            template = s.execute(select(V).where(V.c.version == 1)).one()._asdict()
+            template.pop("id")
+            first = s.execute(text("SELECT max(version) FROM registry_versions")).scalar_one()
+            s.execute(insert(V), [{**template, "version": n}
+                                  for n in range(first + 1, last + 1)])
+        close_all()
+
+    def planner_rows() -> float:
+        # opening the registry is what refreshes the statistics
+        with Registry(url, actor="alice").store.engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT reltuples FROM pg_class WHERE oid = 'registry_versions'::regclass"
+            )).scalar_one()
+        close_all()
+        return float(rows)
+
+    close_all()
+    assert planner_rows() < 0  # 40 versions, never analyzed: left to autovacuum
+    grow_to(300)
+    assert planner_rows() == 300  # never analyzed and 64 or more: analyzed at open
+    grow_to(320)
+    assert planner_rows() == 300  # grown, but not doubled: left as it was
+    grow_to(1500)
+    assert planner_rows() == 1500  # more than doubled: analyzed again
+    assert len(Registry(url, actor="alice").search_versions(max_results=2000)) == 1500
+
+
+
+@pytest.mark.postgres
+def test_postgres_registry_opens_while_its_tables_are_locked_for_maintenance(
+    postgres_server: str, tmp_path: Path, iris_model_dir: Path
+) -> None:
+    """A session holding the lock ANALYZE needs (a VACUUM, CREATE INDEX CONCURRENTLY)
+    does not hold up opening the registry: it opens and lists without new statistics."""
+    import time
+
+    import sqlalchemy as sa
+
+    from satchel.registry import Registry
+    from satchel.registry.api import close_all
+    from tests.registry.conftest import new_postgres_db
+
+    url = new_postgres_db(postgres_server)
+    registry = Registry(url, actor="alice", artifact_root=tmp_path / "art")
+    with registry.store.engine.begin() as conn:
+        for table in ("registry_models", "registry_versions"):
+            conn.exec_driver_sql(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+    _bulk_versions(registry, iris_model_dir, 2, 50)
+    close_all()
+    other = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with other.connect() as holder:
+            holder.exec_driver_sql(
+                "LOCK TABLE registry_versions IN SHARE UPDATE EXCLUSIVE MODE")
+            started = time.monotonic()
+            reader = Registry(url, actor="alice")
+            assert len(reader.search_versions(max_results=1000)) == 100
+            assert time.monotonic() - started < 10
+            with reader.store.engine.connect() as conn:
+                assert conn.execute(text(
+                    "SELECT reltuples FROM pg_class "
+                    "WHERE oid = 'registry_versions'::regclass")).scalar_one() < 0
+            holder.rollback()
+    finally:
+        other.dispose()
+        close_all()
