@@ -461,7 +461,7 @@ def test_calls_wait_for_a_batch_only_under_concurrent_load() -> None:
             return self.address
 
     service = InferenceService(DataPlane(ModelRepository()))
-    assert service.gather_seconds == 0.0005
+    assert service.gather_seconds == 0.001
     alone = Peer("ipv4:127.0.0.1:5000")
     assert not any(service._expect_more(alone) for _ in range(5))
     assert service._expect_more(Peer("ipv4:127.0.0.1:5001"))  # another client, just now
