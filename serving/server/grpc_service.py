@@ -32,8 +32,8 @@ class InferenceService:
         plane: the data plane.
         gather_seconds: how long a ModelInfer call for a batched model waits, while other
             calls are in flight, for calls behind it to join its batch (capped by the
-            batch delay; 1 ms served 1-row batched calls ~10% faster than 0.5 ms and
-            2 ms: benchmarks/grpc_paired_bench.py).
+            batch delay; benchmarks/grpc_paired_bench.py: 1 ms against 0.5 ms was
+            0.87-1.18x on 1-row batched cells at load 4.5, 0.98-1.02x at load 1.4).
     """
 
     def __init__(self, plane: DataPlane, *, gather_seconds: float = 0.001) -> None:
