@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 import satchel
 from satchel.model import Prediction
 from satchel.schema import ColSpec, DataType, ParamSchema, ParamSpec, Schema, Signature
-from satchel.serving.server.batching import Batcher, BatchOptions, batch_key, concat, split
+from satchel.serving.server.batching import Batcher, BatchOptions
+from satchel.serving.server.layouts import batch_key, concat, split
 
 
 class Recorder:
@@ -465,7 +466,7 @@ def test_closing_cancels_an_awaited_call_in_flight() -> None:
 def test_batch_keys_of_frames_list_their_labels_once_per_index() -> None:
     import pandas as pd
 
-    from satchel.serving.server import batching
+    from satchel.serving.server import layouts as batching
 
     shared = pd.Index(["a", "b"])
     one = pd.DataFrame([[1.0, 2.0]], columns=shared)
