@@ -128,6 +128,22 @@ def test_sqlite_gets_planner_statistics_when_the_table_grows(
 
 
 
+def _postgres_registry_left_unanalyzed(postgres_server: str, tmp_path: Path,
+                                       model_dir: Path, models: int, per_model: int) -> str:
+    """A new PostgreSQL registry of ``models`` x ``per_model`` versions that autovacuum
+    never analyzes (so only the registry can have taken statistics); its URL."""
+    from satchel.registry import Registry
+    from tests.registry.conftest import new_postgres_db
+
+    url = new_postgres_db(postgres_server)
+    registry = Registry(url, actor="alice", artifact_root=tmp_path / "art")
+    with registry.store.engine.begin() as conn:
+        for table in ("registry_models", "registry_versions"):
+            conn.exec_driver_sql(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+    _bulk_versions(registry, model_dir, models, per_model)
+    return url
+
+
 @pytest.mark.postgres
 def test_postgres_gets_planner_statistics_when_the_table_grows(
     postgres_server: str, tmp_path: Path, iris_model_dir: Path
@@ -135,15 +151,8 @@ def test_postgres_gets_planner_statistics_when_the_table_grows(
     from satchel.registry import Registry
     from satchel.registry.api import close_all
     from satchel.registry.convert import V
-    from tests.registry.conftest import new_postgres_db
 
-    url = new_postgres_db(postgres_server)
-    registry = Registry(url, actor="alice", artifact_root=tmp_path / "art")
-    with registry.store.engine.begin() as conn:
-        # autovacuum must not take the statistics first
-        for table in ("registry_models", "registry_versions"):
-            conn.exec_driver_sql(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
-    _bulk_versions(registry, iris_model_dir, 1, 40)
+    url = _postgres_registry_left_unanalyzed(postgres_server, tmp_path, iris_model_dir, 1, 40)
 
     def grow_to(last: int) -> None:
         with Registry(url, actor="alice").store.write() as s:
@@ -187,14 +196,8 @@ def test_postgres_registry_opens_while_its_tables_are_locked_for_maintenance(
 
     from satchel.registry import Registry
     from satchel.registry.api import close_all
-    from tests.registry.conftest import new_postgres_db
 
-    url = new_postgres_db(postgres_server)
-    registry = Registry(url, actor="alice", artifact_root=tmp_path / "art")
-    with registry.store.engine.begin() as conn:
-        for table in ("registry_models", "registry_versions"):
-            conn.exec_driver_sql(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
-    _bulk_versions(registry, iris_model_dir, 2, 50)
+    url = _postgres_registry_left_unanalyzed(postgres_server, tmp_path, iris_model_dir, 2, 50)
     close_all()
     other = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     try:
