@@ -15,6 +15,9 @@ _MAX_INDEXES = 256
 # Longer lists of names are built each time (no common request has them; each cached
 # list would be held as long as the server runs).
 _MAX_NAMES = 1024
+# Nor are names longer than this in all: 256 cached sets of names stay under 16 MiB
+# however long the names a client makes up (a body may be 100 MiB of one name).
+_MAX_NAME_CHARS = 65536
 _indexes: dict[tuple[str, ...], Any] = {}
 _lock = threading.Lock()
 
@@ -39,7 +42,7 @@ def column_index(names: list[str]) -> Any:
     # handed out again.
     if index is not None and index.name is None:
         return index
-    if len(key) > _MAX_NAMES or not all(type(n) is str for n in key):
+    if not cacheable(key):
         return pd.Index(key)
     index = pd.Index(names)
     with _lock:
@@ -47,6 +50,14 @@ def column_index(names: list[str]) -> Any:
             _indexes.clear()
         _indexes[key] = index
     return index
+
+
+def cacheable(names: tuple[Any, ...]) -> bool:
+    """Whether a set of column names may be kept across requests: all ``str``, at most
+    1,024 of them and 64 Ki characters in all (what a server keeps for the names
+    clients send is bounded by count and by size)."""
+    return (len(names) <= _MAX_NAMES and all(type(n) is str for n in names)
+            and sum(map(len, names)) <= _MAX_NAME_CHARS)
 
 
 def frame(block: Any, names: list[str], *, owned: bool = False) -> Any:

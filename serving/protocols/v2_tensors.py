@@ -196,9 +196,10 @@ def _new_names(names: tuple[Any, ...]) -> bool:
     """True (and remembered) when ``names`` are distinct non-empty strings."""
     if set(map(type, names)) != {str} or "" in names or len(set(names)) != len(names):
         return False
-    if len(_NAMES_SEEN) >= _MAX_NAMES_SEEN:
-        _NAMES_SEEN.clear()
-    _NAMES_SEEN[names] = None
+    if frames.cacheable(names):  # too many or too long: checked again next time
+        if len(_NAMES_SEEN) >= _MAX_NAMES_SEEN:
+            _NAMES_SEEN.clear()
+        _NAMES_SEEN[names] = None
     return True
 
 

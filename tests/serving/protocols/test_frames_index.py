@@ -62,3 +62,27 @@ def test_hostile_many_distinct_names_stay_bounded() -> None:
     wide = [f"w{i}" for i in range(ci._MAX_NAMES + 1)]
     one, two = ci.column_index(wide), ci.column_index(wide)
     assert one is not two and one.tolist() == wide  # huge lists are not kept
+
+
+def test_hostile_long_names_are_not_kept() -> None:
+    """Two names of 40 Ki characters each (a made-up body can hold far longer ones) are
+    built per request: neither the Index cache nor V2's checked-names memory keeps them,
+    so what a server holds for clients' names stays bounded in bytes too."""
+    from satchel.serving.protocols import v2, v2_tensors
+
+    long_a, long_b = "a" * 40_960, "b" * 40_960
+    one, two = ci.column_index([long_a, long_b]), ci.column_index([long_a, long_b])
+    assert one is not two and one.tolist() == [long_a, long_b]
+    assert (long_a, long_b) not in ci._indexes
+    schema = Schema([ColSpec(DataType.double, long_a), ColSpec(DataType.double, long_b)])
+    body = json.dumps({"inputs": [{"name": n, "shape": [1], "datatype": "FP64",
+                                   "data": [float(i)]} for i, n in enumerate((long_a, long_b))]
+                       }).encode()
+    for _ in range(2):
+        frame = v2.decode_infer(body, schema).data
+        assert frame.columns.tolist() == [long_a, long_b]
+        assert frame.values.tolist() == [[0.0, 1.0]]
+    assert (long_a, long_b) not in v2_tensors._NAMES_SEEN
+    assert all(sum(map(len, k)) <= ci._MAX_NAME_CHARS for k in ci._indexes)
+    # names of ordinary length are still shared
+    assert ci.column_index(["x", "y"]) is ci.column_index(["x", "y"])
