@@ -12,6 +12,7 @@ import numpy as np
 
 from satchel import _normalize
 from satchel.model import Prediction
+from satchel.serving.protocols import frames
 
 
 class OutputRowsError(ValueError):
@@ -77,6 +78,8 @@ def _names(cols: Any) -> tuple[Any, ...]:
     if hit is not None and hit[0] is cols:
         return hit[1]
     labels = tuple(cols)
+    if not frames.cacheable(labels):  # many or long names: not held past the request
+        return labels
     if len(_LABELS) >= 256:
         _LABELS.clear()
     _LABELS[id(cols)] = (cols, labels)  # the reference keeps the id from being reused

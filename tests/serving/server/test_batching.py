@@ -479,3 +479,8 @@ def test_batch_keys_of_frames_list_their_labels_once_per_index() -> None:
         batching.batch_key(pd.DataFrame([[1.0]], columns=[f"c{i}"]), None)
     assert len(batching._LABELS) <= 256
     assert batching.batch_key(one, None)[0] == keys[0]
+    # names of 40 Ki characters each: keyed alike, but their Index is not held
+    long_names = pd.Index(["a" * 40_960, "b" * 40_960])
+    wide = [pd.DataFrame([[1.0, 2.0]], columns=long_names) for _ in range(2)]
+    assert batching.batch_key(wide[0], None)[0] == batching.batch_key(wide[1], None)[0]
+    assert all(index is not long_names for index, _ in batching._LABELS.values())
