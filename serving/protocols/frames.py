@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-# Requests name their own columns: the cache is bounded so made-up names cannot grow it.
+# Requests name their own columns: each cache of names (see keep) is bounded so made-up
+# names cannot grow it.
 _MAX_INDEXES = 256
 # Longer lists of names are built each time (no common request has them; each cached
 # list would be held as long as the server runs).
@@ -42,22 +43,24 @@ def column_index(names: list[str]) -> Any:
     # handed out again.
     if index is not None and index.name is None:
         return index
-    if not cacheable(key):
-        return pd.Index(key)
-    index = pd.Index(names)
+    index = pd.Index(key)
     with _lock:
-        if len(_indexes) >= _MAX_INDEXES:
-            _indexes.clear()
-        _indexes[key] = index
+        keep(_indexes, key, index, key)
     return index
 
 
-def cacheable(names: tuple[Any, ...]) -> bool:
-    """Whether a set of column names may be kept across requests: all ``str``, at most
-    1,024 of them and 64 Ki characters in all (what a server keeps for the names
-    clients send is bounded by count and by size)."""
-    return (len(names) <= _MAX_NAMES and all(type(n) is str for n in names)
-            and sum(map(len, names)) <= _MAX_NAME_CHARS)
+def keep(cache: dict[Any, Any], key: Any, value: Any, names: tuple[Any, ...]) -> None:
+    """Store ``value`` under ``key`` in a per-server cache of what clients name their
+    columns, when ``names`` may be kept: all ``str``, at most 1,024 of them and 64 Ki
+    characters in all. A full cache (256 entries) is emptied first. Every such cache
+    goes through here, so what a server holds for made-up names is bounded in count
+    and in bytes."""
+    if (len(names) > _MAX_NAMES or not all(type(n) is str for n in names)
+            or sum(map(len, names)) > _MAX_NAME_CHARS):
+        return
+    if len(cache) >= _MAX_INDEXES:
+        cache.clear()
+    cache[key] = value
 
 
 def frame(block: Any, names: list[str], *, owned: bool = False) -> Any:

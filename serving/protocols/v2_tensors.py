@@ -186,20 +186,15 @@ _FIELDS = itemgetter("name", "shape", "datatype", "data")
 
 
 # Column names already found to be distinct non-empty strings: a client sends the same
-# names request after request. Bounded (requests name their own columns); cleared when
-# full, as frames' column indexes are.
+# names request after request (bounded as every cache of names is: frames.keep).
 _NAMES_SEEN: dict[tuple[str, ...], None] = {}
-_MAX_NAMES_SEEN = 256
 
 
 def _new_names(names: tuple[Any, ...]) -> bool:
     """True (and remembered) when ``names`` are distinct non-empty strings."""
     if set(map(type, names)) != {str} or "" in names or len(set(names)) != len(names):
         return False
-    if frames.cacheable(names):  # too many or too long: checked again next time
-        if len(_NAMES_SEEN) >= _MAX_NAMES_SEEN:
-            _NAMES_SEEN.clear()
-        _NAMES_SEEN[names] = None
+    frames.keep(_NAMES_SEEN, names, None, names)  # too many or too long: checked each time
     return True
 
 

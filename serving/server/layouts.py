@@ -78,11 +78,9 @@ def _names(cols: Any) -> tuple[Any, ...]:
     if hit is not None and hit[0] is cols:
         return hit[1]
     labels = tuple(cols)
-    if not frames.cacheable(labels):  # many or long names: not held past the request
-        return labels
-    if len(_LABELS) >= 256:
-        _LABELS.clear()
-    _LABELS[id(cols)] = (cols, labels)  # the reference keeps the id from being reused
+    # the reference to cols keeps its id from being reused; many or long names are not
+    # held past the request (frames.keep)
+    frames.keep(_LABELS, id(cols), (cols, labels), labels)
     return labels
 
 
