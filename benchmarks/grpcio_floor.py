@@ -121,6 +121,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
+    lg.check_serve_extras()  # the uvicorn floor is of uvicorn as satchel[serve] runs it
     work = Path(tempfile.mkdtemp(prefix="grpcio-floor-"))
     X = np.random.default_rng(0).random((1, mb.FEATURES))
     body = mb.bodies(X, 1)

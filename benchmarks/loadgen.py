@@ -63,10 +63,34 @@ class Server:
     started_s: float
 
 
+# What `pip install satchel[serve]` puts beside uvicorn and the server picks up when it is
+# there: uvicorn's C HTTP parser and the JSON reader. Without them a server is slower
+# in ways users never see (uvicorn falls back to h11: ~110 against ~35 us of CPU per
+# request, benchmarks/grpcio_floor.py), which makes every ratio against /invocations
+# look better than it is: figures of this repository's 2026-11-30 sessions were taken
+# in such a venv, and the gRPC and V2 ratios were overstated.
+SERVE_EXTRAS = ("httptools", "orjson")
+
+
+def check_serve_extras() -> None:
+    """Exit naming what is missing when this interpreter lacks the ``serve`` extra's
+    parsers (the servers run on this interpreter's venv)."""
+    import importlib.util
+
+    missing = [m for m in SERVE_EXTRAS if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SystemExit(f"{sys.executable} lacks {', '.join(missing)}, which "
+                         "`pip install satchel[serve]` installs and the server uses: "
+                         "figures taken without them are not what users get. Run "
+                         "`pip install -e '.[serve,grpc,sklearn]'` in this venv first.")
+
+
 def start_server(model: Path | str, *args: str, log: Path, env: dict[str, str] | None = None,
                  timeout: float = 60.0, prefix: tuple[str, ...] = ()) -> Server:
     """``satchel serve -m MODEL ARGS`` on a free port; returns once /ping answers 200.
-    ``prefix`` runs it under a command that execs it (e.g. ``setarch -R``: same pid)."""
+    ``prefix`` runs it under a command that execs it (e.g. ``setarch -R``: same pid).
+    Exits first when the venv lacks the ``serve`` extra (:func:`check_serve_extras`)."""
+    check_serve_extras()
     port = free_port()
     cmd = [*prefix, str(VENV_BIN / "satchel"), "serve", "-m", str(model), "--port", str(port),
            "--no-access-log", "--log-level", "warning", *args]
