@@ -102,7 +102,7 @@ def decoded_bytes(data: Any) -> int:
             return len(data) * sum(len(b.mgr_locs) * _item_bytes(b.dtype) for b in blocks)
         return len(data) * sum(_item_bytes(t) for t in data.dtypes)
     if isinstance(data, np.ndarray):
-        return int(data.size) * (data.itemsize if data.dtype.kind != "O" else _OBJECT_BYTES)
+        return int(data.size) * _item_bytes(data.dtype)
     if isinstance(data, dict):
         return sum(decoded_bytes(v) for v in data.values())
     return 0

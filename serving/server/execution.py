@@ -25,8 +25,6 @@ T = TypeVar("T")
 log = logging.getLogger("satchel.serving")
 
 DEFAULT_THREADS = 16
-# guards the per-model count of predict calls running (calls in threads overlap)
-_overlap_lock = threading.Lock()
 # Set in a worker process of a pre-fork supervisor, which replaces a worker that exits.
 RECYCLE_WHEN_STUCK = False
 
@@ -188,35 +186,21 @@ def predict(served: ServedModel, data: Any, params: dict[str, Any] | None) -> Pr
     model = served.require()
     # CPU time is a syscall, not a vDSO read like perf_counter: sample 1 call in 16.
     served.calls += 1
-    timed = served.calls <= 4 or not served.calls % 16
-    with _overlap_lock:  # every call counts: an untimed one can overlap a timed one
-        running = served.predicting
-        served.predicting += 1
-        served.predict_starts += 1
-        starts = served.predict_starts
-    start, start_cpu = time.perf_counter(), time.thread_time() if timed else 0.0
-    done = False
-    try:
-        result = _predict(model, data, params)
-        done = True  # a call that failed says nothing of the model's cost
-        return result
-    finally:
-        with _overlap_lock:
-            served.predicting -= 1
-            # calls that ran during this one: those running when it started, the ones
-            # started since, and itself
-            overlap = running + served.predict_starts - starts + 1
-        if timed and done:
-            # The calling thread's own CPU, not the process's, and the wall time shared
-            # out over the calls that overlapped: while other predict calls run in
-            # threads beside this one, the process's CPU over this call is theirs too,
-            # and its wall time is mostly waiting for the GIL. Measured whole, a cheap
-            # model first called by several clients at once looked expensive, stayed in
-            # threads and paid for the GIL contention: a 30-tree forest at 1 row cost 3.6
-            # ms of CPU a request instead of 1.9. A model that waits (I/O, sleep) still
-            # shows its wait: calls that wait side by side each see the whole of it.
-            served.note_predict((time.perf_counter() - start) / overlap,
-                                time.thread_time() - start_cpu)
+    if not (served.calls <= 4 or not served.calls % 16):
+        return _predict(model, data, params)
+    start, process, own = time.perf_counter(), time.process_time(), time.thread_time()
+    result = _predict(model, data, params)  # a call that fails measures nothing
+    wall, own = time.perf_counter() - start, time.thread_time() - own
+    # The model's own cost, however the calls came. Its CPU is the calling thread's: the
+    # process's over this call is every thread's. Its wall time leaves out what the
+    # process's other threads ran meanwhile, the time this call may have waited for the
+    # GIL. Measured whole, a cheap model first called by several clients at once, in
+    # threads side by side, looked expensive, stayed in threads and paid for the GIL
+    # contention: a 30-tree forest at 1 row cost 3.6 ms of CPU a request instead of 1.9.
+    # A model that waits (I/O, sleep) keeps its whole wait: waiting costs no CPU.
+    others = time.process_time() - process - own
+    served.note_predict(max(own, wall - others), own)
+    return result
 
 
 def _predict(model: Any, data: Any, params: dict[str, Any] | None) -> Prediction:

@@ -46,8 +46,8 @@ class ServedModel:
         path: the directory it is loaded from, when loaded by the registry.
         state: ``"loading"``, ``"ready"`` or ``"failed"``.
         error: why loading failed.
-        predict_seconds: moving average of ``predict``'s wall time, shared out over the
-            calls that ran at the same time (None before the first).
+        predict_seconds: moving average of ``predict``'s wall time less what the
+            process's other threads ran meanwhile (None before the first).
         predict_cpu_seconds: moving average of the CPU time the calling thread spent in
             it (the model's own threads, if it runs any, are not counted: its wall time
             bounds how long it holds the event loop).
@@ -66,10 +66,6 @@ class ServedModel:
     predict_seconds: float | None = None
     predict_cpu_seconds: float | None = None
     calls: int = 0
-    # predict calls running now, and started so far (execution.predict tells a call that
-    # overlapped another by them)
-    predict_starts: int = 0
-    predicting: int = 0
     load_seconds: float | None = None
     memory_bytes: int | None = None
     load_options: dict[str, Any] = field(default_factory=dict)
@@ -87,15 +83,14 @@ class ServedModel:
             raise ModelNotReadyError(f"model '{self.name}' {why}")
         return self.model
 
-    def note_predict(self, seconds: float | None, cpu_seconds: float | None) -> None:
-        """Count one measured predict call: its wall time (None: not measured, e.g. it
-        overlapped other calls) and its CPU time (None: not measured)."""
+    def note_predict(self, seconds: float, cpu_seconds: float | None) -> None:
+        """Count one measured predict call: its wall time and its CPU time (None: not
+        measured)."""
         # Exponential moving averages: cheap, and they follow a model that slows down.
         # Wall time alone misleads on a busy machine (time spent preempted); CPU time
         # alone misses a model that waits (on I/O, on a lock): executors look at both.
         wall, cpu = self.predict_seconds, self.predict_cpu_seconds
-        if seconds is not None:
-            self.predict_seconds = seconds if wall is None else 0.9 * wall + 0.1 * seconds
+        self.predict_seconds = seconds if wall is None else 0.9 * wall + 0.1 * seconds
         if cpu_seconds is not None:
             self.predict_cpu_seconds = (cpu_seconds if cpu is None
                                         else 0.8 * cpu + 0.2 * cpu_seconds)

@@ -62,8 +62,7 @@ def test_a_cheap_model_first_called_by_many_clients_runs_inline() -> None:
 
 
 def test_a_model_that_waits_leaves_the_loop_also_when_its_calls_overlap() -> None:
-    # 200 ms of waiting a call, four calls side by side: each sees the whole wait, so
-    # sharing a call's wall time out over the calls beside it still leaves ~50 ms
+    # 200 ms of waiting a call, four calls side by side: each keeps its whole wait
     served = _served(_Spin(0.2, sleep=True))
     _concurrently(served, threads=4, calls=1)
     assert served.predict_seconds is not None and served.predict_seconds > 0.02
@@ -103,4 +102,16 @@ def test_a_failed_call_measures_nothing() -> None:
     except RuntimeError:
         pass
     assert served.predict_seconds is None and served.predict_cpu_seconds is None
-    assert served.predicting == 0  # the count of running calls is given back
+
+
+def test_a_model_that_waits_leaves_the_loop_however_many_calls_overlap() -> None:
+    # 32 clients waiting 100 ms each, side by side: no share of the wait is another
+    # call's, so none of it may be divided away
+    served = _served(_Spin(0.1, sleep=True))
+    pool = [threading.Thread(target=predict, args=(served, None, None)) for _ in range(32)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert served.predict_seconds is not None and served.predict_seconds > 0.02
+    assert not Executor().inline(served, 100)
